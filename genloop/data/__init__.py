@@ -1,0 +1,114 @@
+"""Real datasets.  Images travel as uint8 arrays (N, C, H, W) with int64 labels.
+
+A data source is a function ``load(cfg: DataConfig, cache_dir: Path | None) ->
+RealData`` registered in ``DATASETS`` under ``data.name``.  Sources with an
+official train/test split return it; the others return ``split_holdout`` of
+the whole set.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ..config import DataConfig
+from ..registry import Registry
+
+log = logging.getLogger(__name__)
+
+
+class DataError(ValueError):
+    """A missing, malformed or inconsistent dataset file; the message names it."""
+
+
+@dataclass
+class ImageSet:
+    """A set of images: ``images`` uint8 (N, C, H, W); ``labels`` int64 (N,) or None."""
+
+    images: np.ndarray
+    labels: Optional[np.ndarray] = None
+    num_classes: int = 0
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != np.uint8 or self.images.ndim != 4:
+            raise DataError(f"images must be uint8 (N, C, H, W), got {self.images.dtype} {self.images.shape}")
+        if self.labels is not None:
+            self.labels = np.asarray(self.labels, dtype=np.int64)
+            if self.labels.shape != (len(self.images),):
+                raise DataError(f"labels shape {self.labels.shape} does not match {len(self.images)} images")
+            if len(self.labels) and (self.labels.min() < 0 or self.labels.max() >= max(self.num_classes, 1)):
+                raise DataError(f"labels outside the class range 0..{self.num_classes - 1}")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def labelled(self) -> bool:
+        return self.labels is not None and self.num_classes > 0
+
+    def subset(self, index: np.ndarray) -> "ImageSet":
+        return ImageSet(self.images[index], None if self.labels is None else self.labels[index], self.num_classes)
+
+    def class_counts(self) -> np.ndarray:
+        if not self.labelled:
+            return np.zeros(0, dtype=np.int64)
+        return np.bincount(self.labels, minlength=self.num_classes)
+
+    @staticmethod
+    def concat(sets: list["ImageSet"]) -> "ImageSet":
+        sets = [s for s in sets if len(s)]
+        if not sets:
+            raise DataError("cannot concatenate zero image sets")
+        labels = None if any(s.labels is None for s in sets) else np.concatenate([s.labels for s in sets])
+        return ImageSet(np.concatenate([s.images for s in sets]), labels, max(s.num_classes for s in sets))
+
+
+@dataclass
+class RealData:
+    """The real training set and the held-out real test set."""
+
+    train: ImageSet
+    test: ImageSet
+
+
+DATASETS: Registry = Registry("dataset")
+
+
+def split_holdout(full: ImageSet, test_fraction: float, seed: int) -> RealData:
+    """Stratified (when labelled) random split into train and test."""
+    rng = np.random.default_rng(seed)
+    n = len(full)
+    if full.labelled:
+        test_idx = []
+        for c in range(full.num_classes):
+            idx = np.flatnonzero(full.labels == c)
+            rng.shuffle(idx)
+            test_idx.append(idx[: int(round(len(idx) * test_fraction))])
+        test = np.sort(np.concatenate(test_idx))
+    else:
+        test = np.sort(rng.permutation(n)[: int(round(n * test_fraction))])
+    mask = np.ones(n, dtype=bool)
+    mask[test] = False
+    return RealData(train=full.subset(np.flatnonzero(mask)), test=full.subset(test))
+
+
+def load_real(cfg: DataConfig, cache_dir: Optional[Path] = None) -> RealData:
+    """Load ``cfg.name`` and apply ``cfg.limit``."""
+    # Import the built-in sources so that they register themselves.
+    from . import sources  # noqa: F401
+
+    loader = DATASETS.get(cfg.name)
+    real = loader(cfg, cache_dir)
+    if cfg.limit is not None and cfg.limit < len(real.train):
+        rng = np.random.default_rng(cfg.split_seed + 1)
+        keep = np.sort(rng.permutation(len(real.train))[: cfg.limit])
+        real = RealData(real.train.subset(keep), real.test)
+    log.info("data %s: %d train, %d test, shape %s", cfg.name, len(real.train), len(real.test), real.train.shape)
+    return real

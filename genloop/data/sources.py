@@ -1,0 +1,2 @@
+"""Imports every built-in data source so that it registers itself in ``DATASETS``."""
+from . import digits  # noqa: F401
