@@ -65,7 +65,7 @@ class DataConfig:
 class GeneratorConfig:
     name: str = opt("ddpm", "generator (registry `genloop.generators`)")
     network: str = opt("mlp", "denoising network (registry `genloop.models`): mlp (flattened small images) or unet")
-    width: int = opt(512, "hidden width of the MLP / base channels of the U-Net", ge=1)
+    width: int = opt(256, "hidden width of the MLP / base channels of the U-Net", ge=1)
     depth: int = opt(4, "residual blocks of the MLP / blocks per resolution of the U-Net", ge=1)
     channel_mult: list[int] = opt([1, 2, 2], "U-Net channel multipliers per resolution")
     conditional: bool = opt(True, "condition on class labels (needs a labelled dataset)")
@@ -82,16 +82,17 @@ class GeneratorConfig:
 @dataclass
 class SamplerConfig:
     name: str = opt("ddim", "sampler (registry `genloop.diffusion.SAMPLERS`)", choices=("ddim", "ddpm"))
-    steps: int = opt(50, "number of denoising steps (DDIM; DDPM always uses all T)", ge=1)
+    steps: int = opt(25, "number of denoising steps (DDIM; DDPM always uses all T)", ge=1)
     eta: float = opt(0.0, "DDIM eta: 0 deterministic, 1 ancestral-like", ge=0.0, le=1.0)
+    clip_x0: bool = opt(True, "clip the predicted x_0 to [-1, 1] at every step (improved-diffusion's clip_denoised)")
     batch_size: int = opt(2048, "images denoised at once", ge=1)
 
 
 @dataclass
 class TrainConfig:
-    steps: int = opt(600, "optimizer steps per generation", ge=1)
+    steps: int = opt(800, "optimizer steps per generation", ge=1)
     batch_size: int = opt(128, "training batch size", ge=1)
-    lr: float = opt(1e-3, "peak learning rate (AdamW)", gt=0.0)
+    lr: float = opt(2e-3, "peak learning rate (AdamW)", gt=0.0)
     weight_decay: float = opt(0.0, "AdamW weight decay", ge=0.0)
     warmup_steps: int = opt(50, "linear learning-rate warm-up steps", ge=0)
     lr_decay: str = opt("cosine", "learning-rate decay after warm-up", choices=("cosine", "linear", "none"))

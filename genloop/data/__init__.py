@@ -26,15 +26,18 @@ class DataError(ValueError):
 
 @dataclass
 class ImageSet:
-    """A set of images: ``images`` uint8 (N, C, H, W); ``labels`` int64 (N,) or None."""
+    """A set of images: ``images`` uint8 (N, C, H, W); ``labels`` int64 (N,) or None.
+
+    Low-dimensional vector data (for the analytic generators) travels the same
+    way as float32 (N, D, 1, 1)."""
 
     images: np.ndarray
     labels: Optional[np.ndarray] = None
     num_classes: int = 0
 
     def __post_init__(self) -> None:
-        if self.images.dtype != np.uint8 or self.images.ndim != 4:
-            raise DataError(f"images must be uint8 (N, C, H, W), got {self.images.dtype} {self.images.shape}")
+        if self.images.dtype not in (np.uint8, np.float32) or self.images.ndim != 4:
+            raise DataError(f"images must be uint8 (or float32 vectors) (N, C, H, W), got {self.images.dtype} {self.images.shape}")
         if self.labels is not None:
             self.labels = np.asarray(self.labels, dtype=np.int64)
             if self.labels.shape != (len(self.images),):

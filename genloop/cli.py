@@ -1,0 +1,251 @@
+"""Command line: ``genloop run | eval | data | presets | config | report``.
+
+Only this module prints; the library logs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+from .config import ConfigError, expand, load_raw, preset_path, presets, reference
+
+log = logging.getLogger("genloop")
+
+
+def _fmt_row(row: dict) -> str:
+    parts = [f"{row['chain']}", f"gen {row['generation']:>2}",
+             f"{row.get('total_seconds', float('nan')):6.1f}s (train {row.get('train_seconds', 0):.1f}, "
+             f"sample {row.get('sample_seconds', 0):.1f}, score {row.get('score_seconds', 0):.1f})"]
+    for key, label, fmt in (("accuracy", "acc", ".3f"), ("cross_entropy", "ce", ".3f"), ("fid", "fid", ".2f"),
+                            ("fd_classifier", "fd", ".3f"), ("precision", "prec", ".3f"), ("recall", "rec", ".3f"),
+                            ("variance_ratio", "var", ".3f"), ("frechet", "fd", ".4f")):
+        v = row.get(key)
+        if isinstance(v, (int, float)) and not (isinstance(v, float) and math.isnan(v)):
+            parts.append(f"{label} {v:{fmt}}")
+    return " | ".join(parts)
+
+
+def _config_sources(args) -> list:
+    files: list = []
+    if args.preset:
+        files.append(preset_path(args.preset))
+    if args.config:
+        files.append(Path(args.config))
+    if not files:
+        files.append(preset_path("default"))
+    return files
+
+
+def _default_out(args) -> Path:
+    stem = Path(args.config).stem if args.config else (args.preset or "default")
+    return Path("runs") / stem
+
+
+def cmd_run(args) -> int:
+    import torch
+
+    from .loop import Experiment
+
+    raw = load_raw(_config_sources(args), args.overrides)
+    out = Path(args.out) if args.out else _default_out(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    def on_generation(row: dict) -> None:
+        print(_fmt_row(row), flush=True)
+
+    t0 = time.perf_counter()
+    exp = Experiment(raw, out, force=args.force, progress=not args.no_progress, on_generation=on_generation)
+    print(f"genloop: {len(exp.chains)} chain(s) x {exp.chains[0].config.loop.generations} generation(s) -> {out}", flush=True)
+    workers = getattr(args, "workers", 1) or 1
+    backend = getattr(args, "backend", "local")
+    if workers > 1 or backend != "local":
+        from .sweep import run_sweep
+
+        run_sweep(exp, workers=workers, backend=backend, address=getattr(args, "address", None))
+    else:
+        exp.run()
+    from .report import plot_run
+
+    plots = plot_run(out)
+    report = _write_report(out)
+    print(f"done in {time.perf_counter() - t0:.1f}s")
+    print(f"results: {out}/metrics.csv")
+    if plots:
+        print(f"plots:   {out}/plots/ ({len(plots)} figures)")
+    if report:
+        print(f"report:  {report}")
+    return 0
+
+
+def _write_report(out: Path) -> Optional[Path]:
+    try:
+        from .report import html  # noqa: F401
+    except ImportError:
+        return None
+    return html.write_report(out)
+
+
+def cmd_report(args) -> int:
+    from .report import plot_run
+
+    out = Path(args.run_dir)
+    if not (out / "config.yaml").exists():
+        raise ConfigError(f"{out}: not a genloop run folder (no config.yaml)")
+    plots = plot_run(out)
+    report = _write_report(out)
+    print(f"plots: {len(plots)} in {out}/plots")
+    if report:
+        print(f"report: {report}")
+    return 0
+
+
+def cmd_presets(args) -> int:
+    for name, line in presets().items():
+        print(f"{name:18s} {line}")
+    return 0
+
+
+def cmd_config(args) -> int:
+    if args.reference:
+        print(reference(), end="")
+        return 0
+    from .config import dump_yaml
+
+    raw = load_raw(_config_sources(args), args.overrides)
+    expand(raw)
+    print(dump_yaml(raw), end="")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .data.io import load_path
+    from .metrics.evaluate import evaluate
+
+    real = load_path(args.real)
+    fake = load_path(args.fake)
+    scores = evaluate(real, fake, features=args.features, k=args.k)
+    if args.json:
+        print(json.dumps(scores, indent=2))
+    else:
+        width = max(len(k) for k in scores) if scores else 0
+        for k, v in scores.items():
+            print(f"{k:{width}s}  {v:.6g}" if isinstance(v, float) else f"{k:{width}s}  {v}")
+    return 0
+
+
+def cmd_data(args) -> int:
+    if args.data_cmd == "info":
+        from .config import from_dict
+        from .data import load_real
+        from .data.io import info
+
+        raw = load_raw(None, [f"data.name={args.spec}"] + ([f"data.root={args.root}"] if args.root else []) + args.overrides)
+        cfg = from_dict(raw)
+        print(info(load_real(cfg.data, Path(args.cache) if args.cache else None)))
+        return 0
+    if args.data_cmd == "fetch":
+        from .data.fetch import fetch_mnist
+
+        if args.dataset != "mnist":
+            raise ConfigError(f"data fetch: only 'mnist' can be fetched (got {args.dataset!r}); "
+                              "Flowers-102 and CUB-200 must be downloaded by hand, see the README")
+        kwargs = {"base_url": args.url} if args.url else {}
+        paths = fetch_mnist(Path(args.root), **kwargs)
+        for p in paths:
+            print(p)
+        return 0
+    raise AssertionError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="genloop", description="Simulate generative models trained on their predecessors' output.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    def config_args(sp):
+        sp.add_argument("-c", "--config", help="YAML config file (merged over the preset / defaults)")
+        sp.add_argument("-p", "--preset", help="a shipped preset (see `genloop presets`); default: 'default'")
+        sp.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="dotted overrides, e.g. loop.generations=3; a list makes one chain per value")
+
+    r = sub.add_parser("run", help="run an experiment (default: the paper's MNIST experiment on embedded digits)")
+    config_args(r)
+    r.add_argument("-o", "--out", help="run folder (default: runs/<config or preset name>); rerun to resume")
+    r.add_argument("--force", action="store_true", help="start over in a folder made with a different config")
+    r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    r.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    r.add_argument("--workers", type=int, default=1, help="chains run in parallel processes (default 1)")
+    r.add_argument("--backend", choices=("local", "ray"), default="local", help="where chains run")
+    r.add_argument("--address", help="Ray cluster address (with --backend ray; default: start a local Ray)")
+    r.set_defaults(func=cmd_run)
+
+    e = sub.add_parser("eval", help="score two image sets (folders of images or .npz files)")
+    e.add_argument("--real", required=True, help="real images: folder or .npz")
+    e.add_argument("--fake", required=True, help="generated images: folder or .npz")
+    e.add_argument("--features", default="inception", help="feature extractor: inception, pixels, classifier")
+    e.add_argument("--k", type=int, default=5, help="nearest neighbours for precision/recall/density/coverage")
+    e.add_argument("--json", action="store_true", help="print JSON")
+    e.set_defaults(func=cmd_eval)
+
+    d = sub.add_parser("data", help="dataset tools")
+    dsub = d.add_subparsers(dest="data_cmd", required=True)
+    di = dsub.add_parser("info", help="count, shape, classes and per-class counts of a dataset")
+    di.add_argument("spec", help="data source name: digits, mnist, folder, npz, shapes")
+    di.add_argument("--root", help="data.root")
+    di.add_argument("--cache", help="cache folder for decoded images")
+    di.add_argument("overrides", nargs="*", metavar="key=value", help="more data.* overrides")
+    df = dsub.add_parser("fetch", help="download a dataset that may be fetched (mnist)")
+    df.add_argument("dataset", help="mnist")
+    df.add_argument("--root", required=True, help="folder to put the files in")
+    df.add_argument("--url", help="base URL of the mirror")
+    d.set_defaults(func=cmd_data)
+
+    pr = sub.add_parser("presets", help="list the shipped presets and what each needs")
+    pr.set_defaults(func=cmd_presets)
+
+    c = sub.add_parser("config", help="print the resolved config, or --reference for every key")
+    config_args(c)
+    c.add_argument("--reference", action="store_true", help="print the reference of every key (markdown)")
+    c.set_defaults(func=cmd_config)
+
+    rp = sub.add_parser("report", help="redraw plots and the HTML report of a run folder")
+    rp.add_argument("run_dir")
+    rp.set_defaults(func=cmd_report)
+    return p
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    from .data import DataError
+    from .generators import TrainingDiverged
+
+    try:
+        return args.func(args)
+    except (ConfigError, DataError) as exc:
+        print(f"genloop: error: {exc}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as exc:
+        print(f"genloop: error: {exc}", file=sys.stderr)
+        return 3
+    except KeyError as exc:
+        msg = exc.args[0] if exc.args else str(exc)
+        if isinstance(msg, str) and msg.startswith("unknown "):
+            print(f"genloop: error: {msg}", file=sys.stderr)
+            return 2
+        raise
+    except KeyboardInterrupt:
+        print("genloop: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

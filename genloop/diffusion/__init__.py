@@ -1,0 +1,16 @@
+"""Diffusion building blocks: noise schedules, samplers, guidance.
+
+One algorithm per file.  A sampler never owns the network: it exposes
+``timesteps()`` and ``step(model_out, t, x, generator)`` and the caller
+(``sample_loop``) runs the model.  Classifier-free guidance is a separate
+combiner of (cond, uncond) predictions (``guidance.py``).
+"""
+from ..registry import Registry
+
+SCHEDULES: Registry = Registry("noise schedule")
+SAMPLERS: Registry = Registry("sampler")
+
+from . import schedule, ddpm, ddim  # noqa: E402,F401  (register the built-ins)
+from .guidance import cfg_combine  # noqa: E402,F401
+from .schedule import NoiseSchedule, make_schedule  # noqa: E402,F401
+from .loop import sample_loop  # noqa: E402,F401

@@ -1,0 +1,55 @@
+"""Generators: anything with ``fit(train)`` and ``sample(labels, n)``.
+
+A generator class is registered in ``GENERATORS`` under ``generator.name`` and
+constructed as ``cls(ctx: GenContext)``.  ``fit`` trains it on an ``ImageSet``;
+``sample(labels, n)`` returns an ``ImageSet`` of ``n`` images (conditioned on
+``labels`` when given, else unconditional); ``state_dict()`` returns the
+tensors to save as the generation's checkpoint (safetensors).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Protocol
+
+import numpy as np
+import torch
+
+from ..config import Config
+from ..data import ImageSet
+from ..registry import Registry
+
+GENERATORS: Registry = Registry("generator")
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass
+class GenContext:
+    """What a generator gets: the config, the data geometry, a device, a seed,
+    where to keep its resumable training state, and a progress-bar switch."""
+
+    config: Config
+    shape: tuple[int, int, int]
+    num_classes: int
+    device: torch.device
+    seed: int
+    state_path: Optional[Path] = None
+    progress: bool = False
+    desc: str = ""
+
+
+class Generator(Protocol):
+    def fit(self, train: ImageSet) -> dict: ...
+
+    def sample(self, labels: Optional[np.ndarray], n: int) -> ImageSet: ...
+
+    def state_dict(self) -> dict: ...
+
+
+def build_generator(ctx: GenContext) -> Generator:
+    from . import builtin  # noqa: F401  (register the built-in generators)
+
+    return GENERATORS.get(ctx.config.generator.name)(ctx)

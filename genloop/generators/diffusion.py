@@ -1,0 +1,207 @@
+"""Generator ``ddpm``: a (class-conditional) denoising diffusion model (Ho et al. 2020)
+trained with epsilon prediction, sampled with DDPM or DDIM and classifier-free
+guidance (Ho & Salimans 2022).
+
+Training: x_0 ~ data, t ~ U{0..T-1}, eps ~ N(0, I), x_t = q_sample(x_0, t, eps),
+loss = ||eps - eps_theta(x_t, t, y)||^2 (DDPM Eq. 14; or L1), with y replaced by
+the null label with probability ``generator.label_dropout``.  An EMA of the
+weights (warm-up decay min(decay, (1 + s) / (10 + s))) is used for sampling.
+
+The full training state (weights, EMA, AdamW moments, step, random generator)
+is checkpointed every ``train.checkpoint_every`` steps to ``ctx.state_path``,
+so a run killed inside a generation resumes there with identical numbers.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import time
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ..data import ImageSet
+from ..diffusion import SAMPLERS, make_schedule, sample_loop
+from ..models import build_network
+from ..store import load_weights, save_weights
+from ..utils import chunks, to_model, to_uint8
+from . import GENERATORS, GenContext, TrainingDiverged
+
+log = logging.getLogger(__name__)
+
+_LOSS_WINDOW = 50  # train_loss is the mean over the last 50 steps
+
+
+def lr_at(step: int, cfg) -> float:
+    """Learning rate at ``step``: linear warm-up, then cosine / linear decay / constant."""
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    span = max(cfg.steps - cfg.warmup_steps, 1)
+    frac = min(max(step - cfg.warmup_steps, 0) / span, 1.0)
+    if cfg.lr_decay == "cosine":
+        return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * frac))
+    if cfg.lr_decay == "linear":
+        return cfg.lr * (1.0 - frac)
+    return cfg.lr
+
+
+@GENERATORS.register("ddpm")
+class DiffusionGenerator:
+    def __init__(self, ctx: GenContext) -> None:
+        self.ctx = ctx
+        g = ctx.config.generator
+        self.cfg = g
+        self.conditional = g.conditional and ctx.num_classes > 0
+        self.num_classes = ctx.num_classes if self.conditional else 0
+        self.schedule = make_schedule(g)
+        torch.manual_seed(ctx.seed)  # network initialisation
+        self.net = build_network(g.network, ctx.shape, self.num_classes, g).to(ctx.device)
+        self.ema = copy.deepcopy(self.net).eval().requires_grad_(False)
+
+    # ------------------------------------------------------------------ training
+    def _state(self, opt: torch.optim.Optimizer, step: int, gen: torch.Generator, losses: list) -> dict:
+        tensors = {f"net.{k}": v for k, v in self.net.state_dict().items()}
+        tensors.update({f"ema.{k}": v for k, v in self.ema.state_dict().items()})
+        for i, p in enumerate(self.net.parameters()):
+            st = opt.state.get(p, {})
+            for key, val in st.items():
+                tensors[f"opt.{i}.{key}"] = val if torch.is_tensor(val) else torch.tensor(val)
+        tensors["rng"] = gen.get_state()
+        tensors["step"] = torch.tensor(step, dtype=torch.int64)
+        tensors["recent_losses"] = torch.tensor(losses[-_LOSS_WINDOW:], dtype=torch.float64)
+        return tensors
+
+    def _load_state(self, tensors: dict, opt: torch.optim.Optimizer, gen: torch.Generator, losses: list) -> int:
+        self.net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+        self.ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+        params = list(self.net.parameters())
+        for k, v in tensors.items():
+            if k.startswith("opt."):
+                _, i, key = k.split(".", 2)
+                opt.state[params[int(i)]][key] = v.to(self.ctx.device) if key != "step" else v
+        gen.set_state(tensors["rng"])
+        losses.extend(tensors["recent_losses"].tolist())
+        return int(tensors["step"])
+
+    def fit(self, train: ImageSet) -> dict:
+        ctx, tcfg, g = self.ctx, self.ctx.config.train, self.cfg
+        dev = ctx.device
+        gen = torch.Generator().manual_seed(ctx.seed)
+        x_all = to_model(train.images)
+        y_all = torch.from_numpy(train.labels) if (self.conditional and train.labels is not None) else None
+        opt = torch.optim.AdamW(self.net.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+        start = 0
+        losses: list[float] = []
+        sp = ctx.state_path
+        if sp is not None and sp.exists():
+            meta = _read_meta(sp)
+            if meta.get("fingerprint") == self._fingerprint(train):
+                start = self._load_state(load_weights(sp), opt, gen, losses)
+                log.info("%s: resumed training at step %d from %s", ctx.desc, start, sp)
+            else:
+                log.warning("%s: ignoring training state %s made for other data or settings", ctx.desc, sp)
+        self.net.train()
+        n = len(x_all)
+        bs = min(tcfg.batch_size, n)
+        t0 = time.perf_counter()
+        bar = tqdm(total=tcfg.steps, initial=start, desc=f"{ctx.desc} train", disable=not ctx.progress,
+                   leave=False, dynamic_ncols=True)
+        loss_val = float("nan")
+        for step in range(start, tcfg.steps):
+            idx = torch.randint(0, n, (bs,), generator=gen)
+            x0 = x_all[idx].to(dev)
+            t = torch.randint(0, self.schedule.T, (bs,), generator=gen).to(dev)
+            noise = torch.randn(x0.shape, generator=gen).to(dev)
+            y = None
+            if y_all is not None:
+                y = y_all[idx].clone()
+                drop = torch.rand(bs, generator=gen) < g.label_dropout
+                y[drop] = self.num_classes  # the null label
+                y = y.to(dev)
+            x_t = self.schedule.q_sample(x0, t, noise)
+            pred = self.net(x_t, t, y)
+            loss = F.mse_loss(pred, noise) if g.loss == "mse" else F.l1_loss(pred, noise)
+            loss_val = float(loss.detach())
+            if not math.isfinite(loss_val):
+                raise TrainingDiverged(f"{ctx.desc}: training loss became {loss_val} at step {step} "
+                                       f"(try a lower train.lr than {tcfg.lr} or train.grad_clip > 0)")
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, tcfg)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if tcfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(self.net.parameters(), tcfg.grad_clip)
+            opt.step()
+            self._ema_update(step)
+            losses.append(loss_val)
+            bar.update(1)
+            if step % 50 == 0:
+                bar.set_postfix(loss=f"{loss_val:.4f}")
+            done = step + 1
+            if sp is not None and tcfg.checkpoint_every and done % tcfg.checkpoint_every == 0 and done < tcfg.steps:
+                save_weights(sp, self._state(opt, done, gen, losses), metadata={"fingerprint": self._fingerprint(train)})
+        bar.close()
+        self.net.eval()
+        tail = losses[-_LOSS_WINDOW:] if losses else [loss_val]
+        return {"train_loss": float(np.mean(tail)), "train_steps": tcfg.steps - start,
+                "train_seconds_this_run": time.perf_counter() - t0}
+
+    def _fingerprint(self, train: ImageSet) -> str:
+        from ..utils import digest
+
+        return digest(train.images[:: max(len(train) // 64, 1)], len(train), self.ctx.seed,
+                      self.cfg.__dict__, self.ctx.config.train.__dict__)
+
+    @torch.no_grad()
+    def _ema_update(self, step: int) -> None:
+        if self.cfg.ema_decay <= 0:
+            self.ema.load_state_dict(self.net.state_dict())
+            return
+        decay = min(self.cfg.ema_decay, (1.0 + step) / (10.0 + step))
+        for pe, p in zip(self.ema.parameters(), self.net.parameters()):
+            pe.lerp_(p, 1.0 - decay)
+        for be, b in zip(self.ema.buffers(), self.net.buffers()):
+            be.copy_(b)
+
+    # ------------------------------------------------------------------ sampling
+    @torch.no_grad()
+    def sample(self, labels: Optional[np.ndarray], n: int) -> ImageSet:
+        ctx = self.ctx
+        scfg = ctx.config.sampler
+        sampler = SAMPLERS.get(scfg.name)(self.schedule, steps=scfg.steps, eta=scfg.eta, clip_x0=scfg.clip_x0)
+        gen = torch.Generator().manual_seed(ctx.seed + 1_000_003)
+        use_labels = self.conditional and labels is not None
+        out = []
+        bar = tqdm(total=n, desc=f"{ctx.desc} sample", disable=not ctx.progress, leave=False,
+                   unit="img", dynamic_ncols=True)
+        for s in chunks(n, scfg.batch_size):
+            m = s.stop - s.start
+            y = torch.from_numpy(np.asarray(labels[s], dtype=np.int64)).to(ctx.device) if use_labels else None
+            x = sample_loop(self.ema, sampler, (m, *ctx.shape), y, self.num_classes,
+                            self.cfg.guidance_scale, gen, ctx.device)
+            out.append(to_uint8(x))
+            bar.update(m)
+        bar.close()
+        images = np.concatenate(out) if out else np.zeros((0, *ctx.shape), np.uint8)
+        out_labels = np.asarray(labels, dtype=np.int64) if labels is not None else None
+        return ImageSet(images, out_labels, ctx.num_classes if out_labels is not None else 0)
+
+    def state_dict(self) -> dict:
+        """The EMA weights used for sampling (from the unwrapped module)."""
+        return dict(self.ema.state_dict())
+
+    def load_state_dict(self, tensors: dict) -> None:
+        self.ema.load_state_dict(tensors)
+        self.net.load_state_dict(tensors)
+
+
+def _read_meta(path) -> dict:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return dict(f.metadata() or {})

@@ -1,0 +1,142 @@
+"""The paper's metrics for small grey images: a classifier trained on real data
+scores the generated images.
+
+For samples ``x_i`` generated conditioned on label ``y_i`` and classifier
+probabilities ``p(c | x_i)``:
+
+- ``accuracy``      = mean_i [argmax_c p(c | x_i) == y_i]
+- ``cross_entropy`` = mean_i -log p(y_i | x_i)                (nats)
+- ``entropy``       = mean_i -sum_c p(c | x_i) log p(c | x_i)  (predictive entropy, nats)
+- ``acc_class_k``   = accuracy over the samples conditioned on class k
+- ``pred_frac_k``   = fraction of all samples predicted as class k (histogram)
+
+The reference row applies the same metrics to the real test set.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data import ImageSet
+from ..models.classifier import build_classifier
+from ..utils import chunks, digest, to_model
+from . import METRICS, MetricContext
+
+log = logging.getLogger(__name__)
+
+_BATCH = 1024
+
+
+class DomainClassifier:
+    """A classifier of the real data; ``probs`` and ``features`` take uint8 (N, C, H, W)."""
+
+    def __init__(self, net: torch.nn.Module, device: torch.device) -> None:
+        self.net = net.to(device).eval()
+        self.device = device
+
+    @classmethod
+    def trained(cls, ctx: MetricContext) -> "DomainClassifier":
+        train = ctx.real.train
+        if not train.labelled:
+            raise ValueError("metrics: the classifier metric needs a labelled dataset "
+                             f"({ctx.config.data.name!r} has no labels); use fd/kid/prdc with features=inception or pixels")
+        ccfg = ctx.config.metrics.classifier
+        torch.manual_seed(ctx.seed + 12345)  # initialisation does not depend on earlier work
+        net = build_classifier(train.shape, train.num_classes, ccfg.width)
+        key = digest(train.images, train.labels, ccfg.__dict__, ctx.seed, "classifier-v1")
+        path: Optional[Path] = ctx.cache_dir / f"classifier-{key}.safetensors" if ctx.cache_dir else None
+        if path is not None and path.exists():
+            from ..store import load_weights
+
+            net.load_state_dict(load_weights(path))
+            log.info("classifier loaded from %s", path)
+            return cls(net, ctx.device)
+        fit_classifier(net, train, ccfg, ctx.device, seed=ctx.seed)
+        if path is not None:
+            from ..store import save_weights
+
+            save_weights(path, net.state_dict())
+        return cls(net, ctx.device)
+
+    @torch.inference_mode()
+    def logits(self, images: np.ndarray) -> torch.Tensor:
+        out = [self.net(to_model(images[s]).to(self.device)).float().cpu() for s in chunks(len(images), _BATCH)]
+        return torch.cat(out) if out else torch.zeros(0)
+
+    @torch.inference_mode()
+    def features(self, images: np.ndarray) -> np.ndarray:
+        """Penultimate-layer features, float32 (N, D)."""
+        out = [self.net.features(to_model(images[s]).to(self.device)).float().cpu() for s in chunks(len(images), _BATCH)]
+        return torch.cat(out).numpy()
+
+
+def fit_classifier(net: torch.nn.Module, train: ImageSet, ccfg, device: torch.device, seed: int) -> float:
+    """Train ``net`` with AdamW and a cosine schedule; returns the last loss."""
+    gen = torch.Generator().manual_seed(seed + 12345)
+    torch.manual_seed(seed + 12345)
+    x_all = to_model(train.images)
+    y_all = torch.from_numpy(train.labels)
+    net.to(device).train()
+    opt = torch.optim.AdamW(net.parameters(), lr=ccfg.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, ccfg.steps)
+    loss = torch.zeros(())
+    for _ in range(ccfg.steps):
+        idx = torch.randint(0, len(x_all), (min(ccfg.batch_size, len(x_all)),), generator=gen)
+        x = x_all[idx]
+        # Light augmentation: a little pixel noise, so that slightly noisy samples are scored fairly.
+        x = x + 0.05 * torch.randn(x.shape, generator=gen)
+        loss = F.cross_entropy(net(x.to(device)), y_all[idx].to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+    net.eval()
+    log.info("classifier trained: %d steps, last loss %.4f", ccfg.steps, float(loss.detach()))
+    return float(loss.detach())
+
+
+def classifier_scores(probs: np.ndarray, labels: np.ndarray, num_classes: int) -> dict[str, float]:
+    """Metrics from probabilities ``probs`` float (N, K) and conditioning ``labels`` int (N,)."""
+    eps = 1e-12
+    pred = probs.argmax(1)
+    correct = pred == labels
+    out = {
+        "accuracy": float(correct.mean()),
+        "cross_entropy": float(-np.log(probs[np.arange(len(labels)), labels] + eps).mean()),
+        "entropy": float(-(probs * np.log(probs + eps)).sum(1).mean()),
+    }
+    for k in range(num_classes):
+        sel = labels == k
+        out[f"acc_class_{k}"] = float(correct[sel].mean()) if sel.any() else float("nan")
+    hist = np.bincount(pred, minlength=num_classes) / max(len(pred), 1)
+    for k in range(num_classes):
+        out[f"pred_frac_{k}"] = float(hist[k])
+    return out
+
+
+@METRICS.register("classifier")
+class ClassifierMetric:
+    """Accuracy, cross-entropy, entropy, per-class accuracy and predicted-class histogram."""
+
+    def __init__(self, ctx: MetricContext) -> None:
+        self.clf = ctx.classifier()
+        self.num_classes = ctx.real.train.num_classes
+        self.test = ctx.real.test
+
+    def _score(self, s: ImageSet) -> dict[str, float]:
+        if s.labels is None:
+            raise ValueError("metrics: the classifier metric needs samples with conditioning labels")
+        probs = torch.softmax(self.clf.logits(s.images), 1).numpy().astype(np.float64)
+        return classifier_scores(probs, s.labels, self.num_classes)
+
+    def reference(self) -> dict[str, float]:
+        """The same metrics on the real test set."""
+        return self._score(self.test)
+
+    def __call__(self, fake: ImageSet) -> dict[str, float]:
+        return self._score(fake)

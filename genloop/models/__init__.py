@@ -1,0 +1,17 @@
+"""Networks.  Denoisers are registered in ``NETWORKS`` under ``generator.network``.
+
+A denoiser factory takes ``(shape, num_classes, generator_config)`` and
+returns an ``nn.Module`` called as ``net(x, t, y)`` with ``x`` float (B, C, H, W)
+in [-1, 1] scale, ``t`` int64 (B,) timesteps and ``y`` int64 (B,) labels where
+``num_classes`` is the null label (classifier-free guidance), returning the
+predicted noise with the shape of ``x``.
+"""
+from ..registry import Registry
+
+NETWORKS: Registry = Registry("network")
+
+
+def build_network(name: str, shape, num_classes: int, cfg):
+    from . import mlp, unet  # noqa: F401  (register the built-in networks)
+
+    return NETWORKS.get(name)(shape, num_classes, cfg)

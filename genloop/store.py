@@ -1,0 +1,221 @@
+"""Run-folder I/O.  Every write is atomic (temp file in the same folder + rename),
+so a killed run never leaves a half-written file that looks finished.
+
+Layout of a run folder::
+
+    RUN/
+      config.yaml                 resolved raw config (grid axes kept)
+      chains.json                 chain ids and their varied settings
+      metrics.csv, metrics.jsonl  one row per (chain, generation)
+      reference.csv               metrics of the real test set (reference rows)
+      cache/                      real-data features, the domain classifier
+      plots/                      metric curves (PNG, PDF)
+      report.html
+      chains/<chain>/
+        gen_000/ samples.npz  model.safetensors  grid.png  metrics.json  provenance.npz  DONE
+        train_state/            checkpoint of an unfinished generation's training
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+import numpy as np
+
+
+def _atomic(path: Path, write) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    _atomic(path, lambda f: f.write(data))
+
+
+def write_text(path: Path, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_jsonable) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def _jsonable(o: Any) -> Any:
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON-serialisable: {type(o)}")
+
+
+def save_npz(path: Path, **arrays: np.ndarray) -> None:
+    """Atomically write arrays to ``path`` (no pickled objects)."""
+    def write(f):
+        np.savez(f, **arrays)
+    _atomic(path, write)
+
+
+def load_npz(path: Path) -> dict[str, np.ndarray]:
+    with np.load(Path(path), allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def save_weights(path: Path, tensors: dict, metadata: Optional[dict] = None) -> None:
+    """Save a dict of tensors as safetensors (never pickle)."""
+    from safetensors.torch import save
+
+    clean = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    write_bytes(path, save(clean, metadata={k: str(v) for k, v in (metadata or {}).items()}))
+
+
+def load_weights(path: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def write_csv(path: Path, rows: list[dict], columns: Optional[list[str]] = None) -> None:
+    """Atomically write ``rows`` as CSV; columns are the union of keys in first-seen order."""
+    if columns is None:
+        columns = []
+        for r in rows:
+            for k in r:
+                if k not in columns:
+                    columns.append(k)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: _csv_value(r.get(k)) for k in columns})
+    write_text(path, buf.getvalue())
+
+
+def _csv_value(v: Any) -> Any:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return "nan" if math.isnan(v) else repr(v)
+    if isinstance(v, (list, tuple)):
+        return json.dumps(v)
+    return v
+
+
+def read_csv(path: Path) -> list[dict]:
+    """Rows of a CSV written by ``write_csv``; numbers are converted back."""
+    with open(path, newline="") as f:
+        return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def _parse(v: str) -> Any:
+    if v == "":
+        return None
+    for conv in (int, float):
+        try:
+            return conv(v)
+        except ValueError:
+            pass
+    return v
+
+
+def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
+    write_text(path, "".join(json.dumps(r, default=_jsonable) + "\n" for r in rows))
+
+
+class RunStore:
+    """Paths and typed reads/writes of one run folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    # --- paths
+    @property
+    def config_path(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / "cache"
+
+    @property
+    def plots_dir(self) -> Path:
+        return self.root / "plots"
+
+    def chain_dir(self, chain: str) -> Path:
+        return self.root / "chains" / chain
+
+    def gen_dir(self, chain: str, generation: int) -> Path:
+        return self.chain_dir(chain) / f"gen_{generation:03d}"
+
+    def train_state_path(self, chain: str) -> Path:
+        return self.chain_dir(chain) / "train_state" / "state.safetensors"
+
+    # --- generations
+    def is_done(self, chain: str, generation: int) -> bool:
+        return (self.gen_dir(chain, generation) / "DONE").exists()
+
+    def mark_done(self, chain: str, generation: int) -> None:
+        write_text(self.gen_dir(chain, generation) / "DONE", "")
+
+    def finished_generations(self, chain: str) -> int:
+        """Number of consecutive finished generations from 0."""
+        g = 0
+        while self.is_done(chain, g):
+            g += 1
+        return g
+
+    def save_samples(self, chain: str, generation: int, images: np.ndarray, labels: Optional[np.ndarray]) -> None:
+        arrays = {"images": images}
+        if labels is not None:
+            arrays["labels"] = labels
+        save_npz(self.gen_dir(chain, generation) / "samples.npz", **arrays)
+
+    def load_samples(self, chain: str, generation: int) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        z = load_npz(self.gen_dir(chain, generation) / "samples.npz")
+        return z["images"], z.get("labels")
+
+    def save_gen_metrics(self, chain: str, generation: int, row: dict) -> None:
+        write_json(self.gen_dir(chain, generation) / "metrics.json", row)
+
+    def load_gen_metrics(self, chain: str, generation: int) -> dict:
+        return read_json(self.gen_dir(chain, generation) / "metrics.json")
+
+    def chains(self) -> list[dict]:
+        p = self.root / "chains.json"
+        return read_json(p) if p.exists() else []
+
+    def metric_rows(self) -> list[dict]:
+        """Rows of every finished generation of every chain, in order."""
+        rows = []
+        for ch in self.chains():
+            g = 0
+            while self.is_done(ch["id"], g):
+                rows.append(self.load_gen_metrics(ch["id"], g))
+                g += 1
+        return rows

@@ -1,0 +1,30 @@
+import numpy as np
+import pytest
+import torch
+
+torch.set_num_threads(2)
+
+# A config that exercises the whole loop in seconds.
+TINY = [
+    "loop.generations=2",
+    "loop.sample_count=200",
+    "train.steps=20",
+    "train.batch_size=64",
+    "train.warmup_steps=5",
+    "train.checkpoint_every=10",
+    "generator.width=64",
+    "generator.depth=2",
+    "generator.timesteps=100",
+    "sampler.steps=5",
+    "metrics.classifier.steps=150",
+]
+
+
+@pytest.fixture
+def tiny_overrides():
+    return list(TINY)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)

@@ -1,0 +1,159 @@
+"""End to end: the CLI on a tiny config, every file of the run folder, resume."""
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from genloop.cli import main
+from genloop.config import load_raw
+from genloop.generators import diffusion as diffusion_gen
+from genloop.loop import Experiment
+from genloop.loop.experiment import TIME_COLUMNS
+from genloop.store import RunStore, load_npz, load_weights, read_csv
+
+
+def _results(path):
+    rows = read_csv(path / "metrics.csv")
+    return [{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in rows]
+
+
+def test_cli_run_writes_every_file(tmp_path, tiny_overrides, capsys):
+    out = tmp_path / "run"
+    rc = main(["run", "-o", str(out), "--no-progress", "generator.guidance_scale=[1.0,0.1]", *tiny_overrides])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "gen  1" in printed and "acc " in printed and "ce " in printed
+    assert (out / "config.yaml").exists()
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["generator"]["guidance_scale"] == [1.0, 0.1]
+    chains = json.loads((out / "chains.json").read_text())
+    assert [c["varied"]["generator.guidance_scale"] for c in chains] == [1.0, 0.1]
+    store = RunStore(out)
+    for ch in chains:
+        for g in range(2):
+            d = store.gen_dir(ch["id"], g)
+            z = load_npz(d / "samples.npz")
+            assert z["images"].dtype == np.uint8 and z["images"].shape == (200, 1, 8, 8)
+            assert z["labels"].shape == (200,)
+            w = load_weights(d / "model.safetensors")
+            assert w and all(not k.startswith("_orig_mod") for k in w)
+            img = Image.open(d / "grid.png")
+            assert img.size[0] > 0 and img.size[1] > 0
+            assert (d / "DONE").exists() and (d / "metrics.json").exists() and (d / "provenance.npz").exists()
+        assert not store.train_state_path(ch["id"]).exists()
+    rows = read_csv(out / "metrics.csv")
+    assert len(rows) == 4
+    for r in rows:
+        assert 0.0 <= r["accuracy"] <= 1.0 and r["cross_entropy"] > 0
+        assert "acc_class_9" in r and "pred_frac_0" in r and "generator.guidance_scale" in r
+        assert r["train_seconds"] > 0 and r["sample_seconds"] > 0
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 4
+    ref = read_csv(out / "reference.csv")
+    assert ref[0]["accuracy"] > 0.8  # the classifier on the real test set
+    for stem in ("accuracy", "cross_entropy", "acc_class_1", "acc_class_3", "acc_class_9"):
+        assert (out / "plots" / f"{stem}.png").stat().st_size > 0
+        assert (out / "plots" / f"{stem}.pdf").stat().st_size > 0
+
+
+def test_rerun_refuses_other_config_and_force_starts_over(tmp_path, tiny_overrides, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "-o", str(out), "--no-progress", *tiny_overrides]) == 0
+    rc = main(["run", "-o", str(out), "--no-progress", *tiny_overrides, "train.steps=21"])
+    assert rc == 2
+    assert "train.steps" in capsys.readouterr().err
+    assert main(["run", "-o", str(out), "--no-progress", "--force", *tiny_overrides, "train.steps=21"]) == 0
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ("generator.guidance_scale=strong", "generator.guidance_scale"),
+    ("loop.generations=-1", "loop.generations"),
+    ("generator.label_dropout=2", "generator.label_dropout"),
+    ("generator.nme=x", "generator.nme: unknown key"),
+    ("loop.interaction=nope", "loop.interaction: unknown interaction model 'nope'"),
+])
+def test_bad_input_stops_before_work(tmp_path, override, fragment, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "-o", str(out), override]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_resume_after_generation_gives_same_numbers(tmp_path, tiny_overrides):
+    raw = load_raw(None, tiny_overrides + ["loop.generations=3"])
+    Experiment(raw, tmp_path / "full").run()
+
+    def stop_after_1(row):
+        if row["generation"] == 1:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        Experiment(raw, tmp_path / "cut", on_generation=stop_after_1).run()
+    assert RunStore(tmp_path / "cut").finished_generations("c00") == 2
+    seen = []
+    Experiment(raw, tmp_path / "cut", on_generation=lambda r: seen.append(r["generation"])).run()
+    assert seen == [2]  # only the missing generation ran
+    assert _results(tmp_path / "cut") == _results(tmp_path / "full")
+
+
+def test_resume_inside_a_generation_from_training_checkpoint(tmp_path, tiny_overrides, monkeypatch):
+    raw = load_raw(None, tiny_overrides + ["loop.generations=1", "train.steps=30"])
+    Experiment(raw, tmp_path / "full").run()
+
+    original = diffusion_gen.DiffusionGenerator._ema_update
+    calls = {"n": 0}
+
+    def crash(self, step):
+        original(self, step)
+        calls["n"] += 1
+        if step == 24:
+            raise _Stop  # killed after the checkpoint at step 20
+
+    monkeypatch.setattr(diffusion_gen.DiffusionGenerator, "_ema_update", crash)
+    with pytest.raises(_Stop):
+        Experiment(raw, tmp_path / "cut").run()
+    store = RunStore(tmp_path / "cut")
+    assert store.train_state_path("c00").exists() and not store.is_done("c00", 0)
+    monkeypatch.setattr(diffusion_gen.DiffusionGenerator, "_ema_update", original)
+    Experiment(raw, tmp_path / "cut").run()
+    assert _results(tmp_path / "cut") == _results(tmp_path / "full")
+    a = load_npz(RunStore(tmp_path / "full").gen_dir("c00", 0) / "samples.npz")["images"]
+    b = load_npz(store.gen_dir("c00", 0) / "samples.npz")["images"]
+    assert np.array_equal(a, b)
+
+
+def test_nan_loss_stops_chain_and_keeps_finished_generations(tmp_path, tiny_overrides, monkeypatch, capsys):
+    out = tmp_path / "run"
+    original = diffusion_gen.DiffusionGenerator.fit
+    state = {"fits": 0}
+
+    def fit(self, train):
+        state["fits"] += 1
+        if state["fits"] == 2:  # generation 1 diverges
+            for p in self.net.parameters():
+                p.data.fill_(float("nan"))
+        return original(self, train)
+
+    monkeypatch.setattr(diffusion_gen.DiffusionGenerator, "fit", fit)
+    rc = main(["run", "-o", str(out), "--no-progress", "generator.guidance_scale=1.0", *tiny_overrides])
+    assert rc == 3
+    err = capsys.readouterr().err
+    assert "loss became nan" in err and "finished generations are kept" in err
+    store = RunStore(out)
+    assert store.is_done("c00", 0) and not store.is_done("c00", 1)
+    assert len(read_csv(out / "metrics.csv")) == 1
+
+
+def test_python_api_returns_rows(tmp_path, tiny_overrides):
+    import genloop
+
+    rows = genloop.run(overrides=tiny_overrides + ["loop.generations=1", "generator.guidance_scale=1.0"], out_dir=tmp_path / "api")
+    assert len(rows) == 1 and 0 <= rows[0]["accuracy"] <= 1
