@@ -54,11 +54,17 @@ def section(cls: type, help: str) -> Any:
 class DataConfig:
     name: str = opt("digits", "dataset source (registry `genloop.data`): digits, mnist, folder, npz, shapes")
     root: Optional[str] = opt(None, "folder or file holding the dataset (mnist, folder, npz)")
-    image_size: Optional[int] = opt(None, "resize images to this side length (None: native size)", ge=4)
+    image_size: Optional[int] = opt(None, "resize images to this side length (None: native size; folder 64, shapes 32)", ge=4)
     test_fraction: float = opt(0.2, "fraction of the real images held out as the real test set", gt=0.0, lt=1.0)
     limit: Optional[int] = opt(None, "use at most this many real training images (None: all)", ge=1)
     skip_bad: bool = opt(False, "skip images that cannot be decoded (counted and logged) instead of failing")
     split_seed: int = opt(0, "seed of the train/test split (fixed, independent of the run seed)", ge=0)
+    count: int = opt(1000, "points or images drawn by synthetic sources (gaussian, shapes) before the train/test split", ge=2)
+    dim: int = opt(1, "dimension D of low-dimensional vector data (gaussian): float32 (N, D, 1, 1)", ge=1)
+    gaussian_mean: float = opt(0.0, "mean of every coordinate of the gaussian source")
+    gaussian_std: float = opt(1.0, "standard deviation of every coordinate of the gaussian source", gt=0.0)
+    num_classes: int = opt(5, "shapes: number of shape kinds, one class each (circle, square, triangle, cross, ring, star, hexagon, half-disc); data.count images", ge=1, le=8)
+    workers: int = opt(0, "folder: threads decoding images when the cache is built (0: one per CPU core)", ge=0)
 
 
 @dataclass
@@ -72,18 +78,22 @@ class GeneratorConfig:
     label_dropout: float = opt(0.1, "probability of replacing the label by the null label in training (classifier-free guidance)", ge=0.0, le=1.0)
     guidance_scale: float = opt(1.0, "w in eps = (1 + w) eps(x,t,y) - w eps(x,t,null); 0 = plain conditional. s = 1 + w in the other convention", ge=0.0)
     timesteps: int = opt(1000, "T, number of diffusion steps in training", ge=2)
-    schedule: str = opt("linear", "noise schedule (registry `genloop.diffusion.SCHEDULES`)", choices=("linear", "cosine"))
+    schedule: str = opt("linear", "noise schedule (registry `genloop.diffusion.SCHEDULES`): linear or cosine")
     beta_start: float = opt(1e-4, "first beta of the linear schedule", gt=0.0, lt=1.0)
     beta_end: float = opt(0.02, "last beta of the linear schedule", gt=0.0, lt=1.0)
     loss: str = opt("mse", "noise-prediction loss", choices=("mse", "l1"))
     ema_decay: float = opt(0.999, "decay of the exponential moving average of weights used for sampling (0: no EMA)", ge=0.0, lt=1.0)
+    components: int = opt(4, "gmm: mixture components (per class when conditional; capped at the number of points)", ge=1)
+    covariance_type: str = opt("full", "gmm: covariance of each component (scikit-learn covariance_type)", choices=("full", "diag", "spherical", "tied"))
+    bandwidth: float = opt(0.1, "kde: kernel standard deviation h; a sample is a random training point + h N(0, I) (uint8 images: in [-1, 1] pixel units)", ge=0.0)
 
 
 @dataclass
 class SamplerConfig:
-    name: str = opt("ddim", "sampler (registry `genloop.diffusion.SAMPLERS`)", choices=("ddim", "ddpm"))
+    name: str = opt("ddim", "sampler (registry `genloop.diffusion.SAMPLERS`): ddim or ddpm")
     steps: int = opt(25, "number of denoising steps (DDIM; DDPM always uses all T)", ge=1)
     eta: float = opt(0.0, "DDIM eta: 0 deterministic, 1 ancestral-like", ge=0.0, le=1.0)
+    variance: str = opt("posterior", "DDPM reverse-step variance: posterior (beta~_t) or beta (beta_t)", choices=("posterior", "beta"))
     clip_x0: bool = opt(True, "clip the predicted x_0 to [-1, 1] at every step (improved-diffusion's clip_denoised)")
     batch_size: int = opt(2048, "images denoised at once", ge=1)
 
@@ -91,12 +101,14 @@ class SamplerConfig:
 @dataclass
 class TrainConfig:
     steps: int = opt(800, "optimizer steps per generation", ge=1)
+    epochs: Optional[float] = opt(None, "train for this many passes over the training set instead of train.steps", gt=0.0)
     batch_size: int = opt(128, "training batch size", ge=1)
     lr: float = opt(2e-3, "peak learning rate (AdamW)", gt=0.0)
     weight_decay: float = opt(0.0, "AdamW weight decay", ge=0.0)
     warmup_steps: int = opt(50, "linear learning-rate warm-up steps", ge=0)
     lr_decay: str = opt("cosine", "learning-rate decay after warm-up", choices=("cosine", "linear", "none"))
     grad_clip: float = opt(1.0, "clip the gradient norm at this value (0: off)", ge=0.0)
+    hflip: bool = opt(False, "augment with random horizontal flips (for natural images, not digits)")
     checkpoint_every: int = opt(200, "save the full training state every N steps (0: only at the end)", ge=0)
 
 
@@ -105,6 +117,16 @@ class LoopConfig:
     interaction: str = opt("replace", "interaction model (registry `genloop.loop.INTERACTIONS`)")
     generations: int = opt(10, "number of models trained in a chain (generation 0 trains on real data)", ge=1)
     sample_count: Optional[int] = opt(None, "images sampled per generation (None: as many as the real training set)", ge=1)
+    real_fraction: float = opt(0.5, "mix: fraction of each later generation's training set drawn from the real training set (the rest: the previous generation's samples)", ge=0.0, le=1.0)
+    fresh_fraction: float = opt(0.1, "fresh: fraction of each later generation's training set that is new real images never used before (from a reserve held back from generation 0)", gt=0.0, lt=1.0)
+    fresh_reserve: Optional[float] = opt(None, "fresh: fraction of the real training set held back as the reserve of fresh images (None: just enough that no image is ever reused)", gt=0.0, lt=1.0)
+    curate_threshold: float = opt(0.9, "curate: keep a sample when the domain classifier gives its conditioning label at least this probability", ge=0.0, le=1.0)
+    curate_top_fraction: Optional[float] = opt(None, "curate: keep this fraction of the samples, the most confident ones, instead of a threshold (needed for unlabelled data)", gt=0.0, le=1.0)
+    detector: str = opt("oracle", "detect: oracle (knows provenance, errs at the rates below) or learned (a real-vs-generated logistic classifier trained each generation)", choices=("oracle", "learned"))
+    detector_recall: float = opt(0.9, "detect (oracle): probability that a generated image is detected and removed", ge=0.0, le=1.0)
+    detector_false_positive_rate: float = opt(0.05, "detect (oracle): probability that a real image is wrongly removed", ge=0.0, le=1.0)
+    lineages: Optional[list[dict]] = opt(None, "ecosystem: one mapping of generator overrides per lineage, e.g. [{guidance_scale: 1.0}, {guidance_scale: 0.1}] (None: two lineages with the base generator)")
+    shares: Optional[list[float]] = opt(None, "ecosystem: share of the shared pool each lineage contributes, one per lineage, summing to 1 (None: equal)", gt=0.0, le=1.0)
 
 
 @dataclass
@@ -119,6 +141,14 @@ class ClassifierConfig:
 class MetricsConfig:
     names: list[str] = opt(["classifier"], "metrics computed per generation (registry `genloop.metrics.METRICS`)")
     features: str = opt("classifier", "feature extractor for fd/kid/prdc (registry `genloop.metrics.EXTRACTORS`): inception, classifier, pixels")
+    k: int = opt(5, "nearest neighbours k of precision, recall, density and coverage (prdc's nearest_k)", ge=1)
+    chunk_size: int = opt(1024, "rows per distance block in precision/recall/density/coverage (memory ~ chunk_size x N floats)", ge=1)
+    distance_dtype: str = opt("float64", "precision of the pairwise distances: float64 (same counts as prdc 0.2) or float32 (about 2x faster)", choices=("float64", "float32"))
+    kid_subsets: int = opt(100, "KID: number of random subsets averaged", ge=1)
+    kid_subset_size: int = opt(1000, "KID: images per subset (capped at the smaller set size)", ge=2)
+    inception_weights: Optional[str] = opt(None, "path of pt_inception-2015-12-05-6726825d.pth (or .safetensors); None: $GENLOOP_INCEPTION_WEIGHTS, then the torch hub cache")
+    feature_batch_size: int = opt(50, "images per forward pass of the Inception feature extractor", ge=1)
+    min_samples_warning: int = opt(1000, "log a warning when fd/kid/prdc get fewer samples than this (their estimates are biased or noisy below)", ge=0)
     classifier: ClassifierConfig = section(ClassifierConfig, "the domain classifier trained once on the real training set")
 
 
@@ -300,6 +330,25 @@ def register_validator(fn):
     """Let a layer above add a cross-field check (e.g. registry names) without an import cycle."""
     _VALIDATORS.append(fn)
     return fn
+
+
+@register_validator
+def _check_lineages(cfg: Config) -> None:
+    """``loop.lineages``: each a mapping of GeneratorConfig keys; ``loop.shares``: one per lineage, sum 1."""
+    loop = cfg.loop
+    if loop.lineages is not None:
+        if not loop.lineages:
+            raise ConfigError("loop.lineages: an empty list gives no lineage (use null for the default of two)")
+        base = to_dict(cfg.generator)
+        for i, over in enumerate(loop.lineages):
+            _build(GeneratorConfig, {**base, **over}, f"loop.lineages[{i}]")
+    if loop.shares is not None:
+        n = len(loop.lineages) if loop.lineages is not None else 2
+        if len(loop.shares) != n:
+            raise ConfigError(f"loop.shares: {loop.shares} has {len(loop.shares)} entries but there are {n} lineages "
+                              "(one share per entry of loop.lineages; two when loop.lineages is null)")
+        if abs(sum(loop.shares) - 1.0) > 1e-6:
+            raise ConfigError(f"loop.shares: {loop.shares} sums to {sum(loop.shares):g}, must sum to 1")
 
 
 # --------------------------------------------------------------------------- raw dicts, overrides, grids

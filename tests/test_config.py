@@ -26,7 +26,7 @@ def test_override_types_and_yaml_1e_minus_10():
     ("loop.generations=-1", "loop.generations: -1 is out of range"),
     ("generator.label_dropout=1.5", "generator.label_dropout: 1.5 is out of range (must be <= 1.0)"),
     ("loop.generations=2.5", "loop.generations: 2.5 is not an integer"),
-    ("sampler.name=euler", "sampler.name: 'euler' is not allowed"),
+    ("train.lr_decay=step", "train.lr_decay: 'step' is not allowed"),
     ("generator.conditional=maybe", "generator.conditional: 'maybe' is not a boolean"),
     ("noequals", "must look like key=value"),
 ])
@@ -76,3 +76,10 @@ def test_presets_and_reference():
     assert [c.config.generator.guidance_scale for c in expand(raw)] == [1.0, 0.1, 1e-10]
     ref = reference()
     assert "`generator.guidance_scale`" in ref and "`loop.generations`" in ref
+
+
+def test_docs_config_reference_is_current():
+    from pathlib import Path
+
+    doc = (Path(__file__).parent.parent / "docs" / "config.md").read_text()
+    assert reference() in doc, "docs/config.md is stale: regenerate it with `genloop config --reference`"

@@ -134,3 +134,11 @@ def test_ddim_with_all_steps_and_eta_one_has_ddpm_variance():
 def test_make_schedule_from_config():
     s = make_schedule(GeneratorConfig(timesteps=10, schedule="linear", beta_start=1e-3, beta_end=0.1))
     assert s.T == 10 and float(s.betas[-1]) == pytest.approx(0.1)
+
+
+def test_ddpm_beta_variance_option():
+    s = NoiseSchedule(linear_betas(100))
+    smp = SAMPLERS.get("ddpm")(s, variance="beta", clip_x0=False)
+    x = torch.zeros(200_000, 1)
+    out = smp.step(torch.zeros_like(x), 40, x, generator=torch.Generator().manual_seed(0))
+    assert float(out.var()) == pytest.approx(float(s.betas[40]), rel=2e-2)

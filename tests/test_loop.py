@@ -74,6 +74,7 @@ def test_rerun_refuses_other_config_and_force_starts_over(tmp_path, tiny_overrid
     ("generator.label_dropout=2", "generator.label_dropout"),
     ("generator.nme=x", "generator.nme: unknown key"),
     ("loop.interaction=nope", "loop.interaction: unknown interaction model 'nope'"),
+    ("sampler.name=euler", "sampler.name: unknown sampler 'euler'"),
 ])
 def test_bad_input_stops_before_work(tmp_path, override, fragment, capsys):
     out = tmp_path / "run"

@@ -16,9 +16,11 @@ class DDIMSampler:
     sigma = eta sqrt((1 - abar_{t'}) / (1 - abar_t)) sqrt(1 - abar_t / abar_{t'})   (Eq. 16).
     ``eta = 0`` is deterministic; t' is the next (smaller) timestep, abar = 1 after the last.
     With ``clip_x0``, x0_hat is clamped to [-1, 1] and eps re-derived from it
-    (as improved-diffusion's DDIM does)."""
+    (as improved-diffusion's DDIM does).  ``variance`` is accepted for a uniform
+    signature and ignored (eta sets DDIM's noise)."""
 
-    def __init__(self, schedule: NoiseSchedule, steps: int = 50, eta: float = 0.0, clip_x0: bool = True) -> None:
+    def __init__(self, schedule: NoiseSchedule, steps: int = 50, eta: float = 0.0, clip_x0: bool = True,
+                 variance: str = "posterior") -> None:
         if not 1 <= steps <= schedule.T:
             raise ValueError(f"sampler.steps: {steps} must be between 1 and T = {schedule.T}")
         self.schedule = schedule

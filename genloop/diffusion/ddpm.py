@@ -16,12 +16,17 @@ class DDPMSampler:
     (DDPM Eq. 7) and x0_hat = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t).  Without clipping
     this equals Algorithm 2's mean 1/sqrt(alpha_t) (x_t - beta_t / sqrt(1 - abar_t) eps);
     ``clip_x0`` clamps x0_hat to [-1, 1] first.  No noise is added at t = 0.
+    ``variance``: sigma_t^2 = beta~_t ("posterior") or beta_t ("beta"); DDPM Sec. 3.2 reports
+    similar results for both (Conditional_Diffusion_MNIST, the paper's code, uses beta_t).
     Uses all T steps (``steps`` and ``eta`` are ignored)."""
 
     def __init__(self, schedule: NoiseSchedule, steps: Optional[int] = None, eta: float = 1.0,
-                 clip_x0: bool = True) -> None:
+                 clip_x0: bool = True, variance: str = "posterior") -> None:
+        if variance not in ("posterior", "beta"):
+            raise ValueError(f"sampler.variance: {variance!r} must be 'posterior' or 'beta'")
         self.schedule = schedule
         self.clip_x0 = clip_x0
+        self.var = schedule.posterior_variance if variance == "posterior" else schedule.betas
 
     def timesteps(self) -> list[int]:
         return list(range(self.schedule.T - 1, -1, -1))
@@ -37,4 +42,4 @@ class DDPMSampler:
         if t == 0:
             return mean
         z = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
-        return mean + float(s.posterior_variance[t]) ** 0.5 * z
+        return mean + float(self.var[t]) ** 0.5 * z

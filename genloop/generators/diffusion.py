@@ -37,11 +37,18 @@ log = logging.getLogger(__name__)
 _LOSS_WINDOW = 50  # train_loss is the mean over the last 50 steps
 
 
-def lr_at(step: int, cfg) -> float:
-    """Learning rate at ``step``: linear warm-up, then cosine / linear decay / constant."""
+def total_steps(cfg, n: int) -> int:
+    """Optimizer steps of one generation: ``train.steps``, or ``train.epochs`` passes over ``n`` images."""
+    if cfg.epochs is not None:
+        return max(1, math.ceil(cfg.epochs * n / cfg.batch_size))
+    return cfg.steps
+
+
+def lr_at(step: int, cfg, steps: int) -> float:
+    """Learning rate at ``step`` of ``steps``: linear warm-up, then cosine / linear decay / constant."""
     if cfg.warmup_steps and step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
-    span = max(cfg.steps - cfg.warmup_steps, 1)
+    span = max(steps - cfg.warmup_steps, 1)
     frac = min(max(step - cfg.warmup_steps, 0) / span, 1.0)
     if cfg.lr_decay == "cosine":
         return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * frac))
@@ -109,12 +116,17 @@ class DiffusionGenerator:
         n = len(x_all)
         bs = min(tcfg.batch_size, n)
         t0 = time.perf_counter()
-        bar = tqdm(total=tcfg.steps, initial=start, desc=f"{ctx.desc} train", disable=not ctx.progress,
+        steps = total_steps(tcfg, n)
+        bar = tqdm(total=steps, initial=start, desc=f"{ctx.desc} train", disable=not ctx.progress,
                    leave=False, dynamic_ncols=True)
         loss_val = float("nan")
-        for step in range(start, tcfg.steps):
+        for step in range(start, steps):
             idx = torch.randint(0, n, (bs,), generator=gen)
-            x0 = x_all[idx].to(dev)
+            x0 = x_all[idx]
+            if tcfg.hflip:  # random horizontal flips (natural images only)
+                flip = torch.rand(bs, generator=gen) < 0.5
+                x0 = torch.where(flip.view(-1, 1, 1, 1), x0.flip(-1), x0)
+            x0 = x0.to(dev)
             t = torch.randint(0, self.schedule.T, (bs,), generator=gen).to(dev)
             noise = torch.randn(x0.shape, generator=gen).to(dev)
             y = None
@@ -131,7 +143,7 @@ class DiffusionGenerator:
                 raise TrainingDiverged(f"{ctx.desc}: training loss became {loss_val} at step {step} "
                                        f"(try a lower train.lr than {tcfg.lr} or train.grad_clip > 0)")
             for group in opt.param_groups:
-                group["lr"] = lr_at(step, tcfg)
+                group["lr"] = lr_at(step, tcfg, steps)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if tcfg.grad_clip > 0:
@@ -143,12 +155,12 @@ class DiffusionGenerator:
             if step % 50 == 0:
                 bar.set_postfix(loss=f"{loss_val:.4f}")
             done = step + 1
-            if sp is not None and tcfg.checkpoint_every and done % tcfg.checkpoint_every == 0 and done < tcfg.steps:
+            if sp is not None and tcfg.checkpoint_every and done % tcfg.checkpoint_every == 0 and done < steps:
                 save_weights(sp, self._state(opt, done, gen, losses), metadata={"fingerprint": self._fingerprint(train)})
         bar.close()
         self.net.eval()
         tail = losses[-_LOSS_WINDOW:] if losses else [loss_val]
-        return {"train_loss": float(np.mean(tail)), "train_steps": tcfg.steps - start,
+        return {"train_loss": float(np.mean(tail)), "train_steps": steps - start,
                 "train_seconds_this_run": time.perf_counter() - t0}
 
     def _fingerprint(self, train: ImageSet) -> str:
@@ -173,7 +185,8 @@ class DiffusionGenerator:
     def sample(self, labels: Optional[np.ndarray], n: int) -> ImageSet:
         ctx = self.ctx
         scfg = ctx.config.sampler
-        sampler = SAMPLERS.get(scfg.name)(self.schedule, steps=scfg.steps, eta=scfg.eta, clip_x0=scfg.clip_x0)
+        sampler = SAMPLERS.get(scfg.name)(self.schedule, steps=scfg.steps, eta=scfg.eta, clip_x0=scfg.clip_x0,
+                                             variance=scfg.variance)
         gen = torch.Generator().manual_seed(ctx.seed + 1_000_003)
         use_labels = self.conditional and labels is not None
         out = []

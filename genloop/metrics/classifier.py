@@ -10,6 +10,9 @@ probabilities ``p(c | x_i)``:
 - ``acc_class_k``   = accuracy over the samples conditioned on class k
 - ``pred_frac_k``   = fraction of all samples predicted as class k (histogram)
 
+Unconditional samples (no labels) get only ``entropy`` and ``pred_frac_k``;
+an unlabelled dataset skips the metric (logged).
+
 The reference row applies the same metrics to the real test set.
 """
 from __future__ import annotations
@@ -119,19 +122,41 @@ def classifier_scores(probs: np.ndarray, labels: np.ndarray, num_classes: int) -
     return out
 
 
+def unlabelled_scores(probs: np.ndarray, num_classes: int) -> dict[str, float]:
+    """Label-free scores of probabilities ``probs`` float (N, K): predictive entropy and the
+    predicted-class histogram (its spread shows mode collapse without labels)."""
+    eps = 1e-12
+    hist = np.bincount(probs.argmax(1), minlength=num_classes) / max(len(probs), 1)
+    out = {"entropy": float(-(probs * np.log(probs + eps)).sum(1).mean())}
+    out.update({f"pred_frac_{k}": float(hist[k]) for k in range(num_classes)})
+    return out
+
+
 @METRICS.register("classifier")
 class ClassifierMetric:
     """Accuracy, cross-entropy, entropy, per-class accuracy and predicted-class histogram."""
 
     def __init__(self, ctx: MetricContext) -> None:
-        self.clf = ctx.classifier()
-        self.num_classes = ctx.real.train.num_classes
         self.test = ctx.real.test
+        self.num_classes = ctx.real.train.num_classes
+        self.clf = None
+        if not ctx.real.train.labelled:
+            log.warning("metrics: skipping the classifier metric: dataset %r has no labels", ctx.config.data.name)
+            return
+        self.clf = ctx.classifier()
+        self._warned = False
 
     def _score(self, s: ImageSet) -> dict[str, float]:
-        if s.labels is None:
-            raise ValueError("metrics: the classifier metric needs samples with conditioning labels")
+        if self.clf is None:
+            return {}
         probs = torch.softmax(self.clf.logits(s.images), 1).numpy().astype(np.float64)
+        if s.labels is None:
+            # Unconditional samples: no conditioning label, so only label-free scores.
+            if not self._warned:
+                log.warning("metrics: samples carry no labels (unconditional generator): "
+                            "classifier accuracy, cross-entropy and per-class accuracy are skipped")
+                self._warned = True
+            return unlabelled_scores(probs, self.num_classes)
         return classifier_scores(probs, s.labels, self.num_classes)
 
     def reference(self) -> dict[str, float]:
