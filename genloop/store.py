@@ -14,6 +14,14 @@ Layout of a run folder::
       chains/<chain>/
         gen_000/ samples.npz  model.safetensors  grid.png  metrics.json  provenance.npz  DONE
         train_state/            checkpoint of an unfinished generation's training
+
+With several lineages (interaction ``ecosystem``) ``samples.npz`` holds every
+lineage's kept samples and a ``lineage`` array saying whose each is; lineage
+k > 0 writes ``model_l<k>.safetensors`` and ``grid_l<k>.png`` (lineage 0 the
+plain names) and trains from ``train_state/state_l<k>.safetensors``.
+``provenance.npz`` holds, per training image, ``origin`` (-1 real, else the
+generation that sampled it), ``lineage`` and ``index`` (its position in the
+real training set or in that generation's samples of that lineage).
 """
 from __future__ import annotations
 
@@ -51,12 +59,38 @@ def write_bytes(path: Path, data: bytes) -> None:
     _atomic(path, lambda f: f.write(data))
 
 
+_WRITERS = None  # thread pool of write_files, made on first use
+
+
+def write_files(files: dict) -> None:
+    """Write several files (path -> bytes), each atomically and durably, with their
+    fsyncs running in parallel threads: the file system commits concurrent fsyncs
+    together (one journal commit), which on this kind of disk is about ten times
+    faster than fsyncing them one after the other.  Returns when all are durable."""
+    global _WRITERS
+    items = list(files.items())
+    if len(items) <= 1:
+        for path, data in items:
+            write_bytes(path, data)
+        return
+    if _WRITERS is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _WRITERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="genloop-write")
+    for fut in [_WRITERS.submit(write_bytes, path, data) for path, data in items]:
+        fut.result()
+
+
 def write_text(path: Path, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
+def json_bytes(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=2, sort_keys=False, default=_jsonable) + "\n").encode("utf-8")
+
+
 def write_json(path: Path, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_jsonable) + "\n")
+    write_bytes(path, json_bytes(obj))
 
 
 def read_json(path: Path) -> Any:
@@ -75,6 +109,13 @@ def _jsonable(o: Any) -> Any:
     raise TypeError(f"not JSON-serialisable: {type(o)}")
 
 
+def npz_bytes(**arrays: np.ndarray) -> bytes:
+    """The bytes of an .npz holding ``arrays`` (no pickled objects)."""
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
 def save_npz(path: Path, **arrays: np.ndarray) -> None:
     """Atomically write arrays to ``path`` (no pickled objects)."""
     def write(f):
@@ -87,12 +128,17 @@ def load_npz(path: Path) -> dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
-def save_weights(path: Path, tensors: dict, metadata: Optional[dict] = None) -> None:
-    """Save a dict of tensors as safetensors (never pickle)."""
+def weights_bytes(tensors: dict, metadata: Optional[dict] = None) -> bytes:
+    """A dict of tensors as safetensors bytes (never pickle)."""
     from safetensors.torch import save
 
     clean = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    write_bytes(path, save(clean, metadata={k: str(v) for k, v in (metadata or {}).items()}))
+    return save(clean, metadata={k: str(v) for k, v in (metadata or {}).items()})
+
+
+def save_weights(path: Path, tensors: dict, metadata: Optional[dict] = None) -> None:
+    """Save a dict of tensors as safetensors (never pickle)."""
+    write_bytes(path, weights_bytes(tensors, metadata))
 
 
 def load_weights(path: Path) -> dict:
@@ -153,6 +199,7 @@ class RunStore:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self._row_cache: dict = {}  # (chain, generation) -> ((mtime_ns, size) of metrics.json, row)
 
     # --- paths
     @property
@@ -173,8 +220,9 @@ class RunStore:
     def gen_dir(self, chain: str, generation: int) -> Path:
         return self.chain_dir(chain) / f"gen_{generation:03d}"
 
-    def train_state_path(self, chain: str) -> Path:
-        return self.chain_dir(chain) / "train_state" / "state.safetensors"
+    def train_state_path(self, chain: str, lineage: int = 0) -> Path:
+        name = "state.safetensors" if lineage == 0 else f"state_l{lineage}.safetensors"
+        return self.chain_dir(chain) / "train_state" / name
 
     # --- generations
     def is_done(self, chain: str, generation: int) -> bool:
@@ -190,15 +238,35 @@ class RunStore:
             g += 1
         return g
 
-    def save_samples(self, chain: str, generation: int, images: np.ndarray, labels: Optional[np.ndarray]) -> None:
+    @staticmethod
+    def samples_arrays(images: np.ndarray, labels: Optional[np.ndarray],
+                       lineage: Optional[np.ndarray] = None) -> dict[str, np.ndarray]:
+        """The arrays of a samples.npz; ``lineage`` (int per sample) when several lineages share it."""
         arrays = {"images": images}
         if labels is not None:
             arrays["labels"] = labels
-        save_npz(self.gen_dir(chain, generation) / "samples.npz", **arrays)
+        if lineage is not None:
+            arrays["lineage"] = np.asarray(lineage, dtype=np.int64)
+        return arrays
 
-    def load_samples(self, chain: str, generation: int) -> tuple[np.ndarray, Optional[np.ndarray]]:
-        z = load_npz(self.gen_dir(chain, generation) / "samples.npz")
-        return z["images"], z.get("labels")
+    def save_samples(self, chain: str, generation: int, images: np.ndarray, labels: Optional[np.ndarray],
+                     lineage: Optional[np.ndarray] = None) -> None:
+        """Kept samples; ``lineage`` (int per sample) when several lineages share the file."""
+        save_npz(self.gen_dir(chain, generation) / "samples.npz", **self.samples_arrays(images, labels, lineage))
+
+    def load_sample_arrays(self, chain: str, generation: int) -> dict[str, np.ndarray]:
+        """Every array of a generation's samples.npz (images, labels, lineage when present)."""
+        return load_npz(self.gen_dir(chain, generation) / "samples.npz")
+
+    def load_samples(self, chain: str, generation: int,
+                     lineage: Optional[int] = None) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """(images, labels) of a generation's kept samples: all, or one lineage's."""
+        z = self.load_sample_arrays(chain, generation)
+        images, labels = z["images"], z.get("labels")
+        if lineage is not None:
+            sel = z["lineage"] == lineage if "lineage" in z else np.full(len(images), lineage == 0)
+            images, labels = images[sel], None if labels is None else labels[sel]
+        return images, labels
 
     def save_gen_metrics(self, chain: str, generation: int, row: dict) -> None:
         write_json(self.gen_dir(chain, generation) / "metrics.json", row)
@@ -211,11 +279,19 @@ class RunStore:
         return read_json(p) if p.exists() else []
 
     def metric_rows(self) -> list[dict]:
-        """Rows of every finished generation of every chain, in order."""
+        """Rows of every finished generation of every chain, in order.  Rows already
+        read are reused while their metrics.json is unchanged (same mtime and size)."""
+        cache = self._row_cache
         rows = []
         for ch in self.chains():
             g = 0
             while self.is_done(ch["id"], g):
-                rows.append(self.load_gen_metrics(ch["id"], g))
+                path = self.gen_dir(ch["id"], g) / "metrics.json"
+                st = path.stat()
+                key, stamp = (ch["id"], g), (st.st_mtime_ns, st.st_size)
+                hit = cache.get(key)
+                if hit is None or hit[0] != stamp:
+                    hit = cache[key] = (stamp, self.load_gen_metrics(ch["id"], g))
+                rows.append(dict(hit[1]))
                 g += 1
         return rows

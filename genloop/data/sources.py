@@ -1,2 +1,3 @@
 """Imports every built-in data source so that it registers itself in ``DATASETS``."""
 from . import digits  # noqa: F401
+from . import lowdim  # noqa: F401

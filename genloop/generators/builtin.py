@@ -1,2 +1,3 @@
 """Imports every built-in generator so that it registers itself."""
 from . import diffusion  # noqa: F401
+from . import analytic  # noqa: F401  (gaussian, gmm, kde)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
@@ -23,14 +24,151 @@ from ..data import ImageSet, RealData, load_real
 from ..generators import GenContext, TrainingDiverged, build_generator
 from ..grid import save_grid
 from ..metrics import MetricContext, build_metrics
-from ..store import RunStore, save_npz, save_weights, write_csv, write_json, write_jsonl
+from ..store import (RunStore, json_bytes, npz_bytes, weights_bytes, write_csv, write_files, write_json,
+                     write_jsonl)
 from ..utils import digest, resolve_device
-from .interactions import INTERACTIONS, History
+from .interactions import INTERACTIONS, History, Interaction, Pool, lineage_config
 
 log = logging.getLogger(__name__)
 
 # Per-generation columns that measure time, not results (excluded when comparing runs).
 TIME_COLUMNS = ("train_seconds", "sample_seconds", "score_seconds", "total_seconds")
+
+# metrics.csv / metrics.jsonl are rewritten after a generation at most this often (seconds),
+# and always at the end of a chain, so that long chains of fast generations do not spend
+# their time rewriting tables.
+TABLE_INTERVAL = 2.0
+
+# Kept samples of finished generations are cached in memory up to this many bytes per chain
+# (the accumulating interaction models read every earlier generation each generation).
+SAMPLE_CACHE_BYTES = 512 << 20
+
+
+def lineage_seed(seed: int, generation: int, lineage: int) -> int:
+    """Seed of a generation's generator: ``seed * 100003 + generation`` for lineage 0
+    (as in single-lineage runs), a hash of (seed, generation, lineage) for the others."""
+    if lineage == 0:
+        return seed * 100_003 + generation
+    return int(np.random.SeedSequence([seed, generation, lineage, 0x11AE]).generate_state(1)[0])
+
+
+def lineage_file_suffix(lineage: int) -> str:
+    """File-name suffix of a lineage's model and grid: none for lineage 0 (so single-lineage
+    runs keep their names and every run has ``model.safetensors``), ``_l<k>`` for the others."""
+    return f"_l{lineage}" if lineage else ""
+
+
+@dataclass
+class GenerationResult:
+    """One generation of a chain: the training pool, and per lineage the generator,
+    its samples and the kept samples; ``row`` holds the generation's numbers."""
+
+    pool: Pool
+    generators: list
+    samples: list[ImageSet]
+    kept: list[ImageSet]
+    row: dict
+
+
+def run_generation(cfg: Config, interaction: Interaction, history: History, g: int, real: RealData,
+                   device: torch.device, metrics: list, scorer: Any = None,
+                   state_path: Optional[Callable[[int], Path]] = None, progress: bool = False,
+                   desc: str = "") -> GenerationResult:
+    """Build generation ``g``'s pool, fit and sample every lineage, select, and measure.
+
+    All randomness derives from (``cfg.seed``, ``g``): the interaction's rng and each
+    lineage's generator seed.  Metric columns: with one lineage as the metrics name
+    them; with several, the metrics of all lineages' samples together (unsuffixed) and
+    of each lineage's (suffix ``_l<k>``); the same for the select statistics and
+    ``train_loss`` (unsuffixed: mean over lineages)."""
+    t0 = time.perf_counter()
+    rng = np.random.default_rng([cfg.seed, g, 7])
+    pool = interaction.training_set(g, history, rng)
+    labels, n = interaction.sample_labels(g, rng)
+    overrides = interaction.lineages()
+    parts = interaction.split_samples(g, labels, n)
+    if len(parts) != len(overrides):
+        raise ValueError(f"{type(interaction).__name__}: split_samples gave {len(parts)} parts for {len(overrides)} lineages")
+    nl = len(overrides)
+    train_s = time.perf_counter() - t0
+    sample_s = score_s = 0.0
+    gens, samples, kept, fits, sel = [], [], [], [], []
+    for lin, (over, (lab, m)) in enumerate(zip(overrides, parts)):
+        lcfg = lineage_config(cfg, over, lin)
+        ta = time.perf_counter()
+        gctx = GenContext(config=lcfg, shape=real.train.shape,
+                          num_classes=real.train.num_classes if lcfg.generator.conditional else 0, device=device,
+                          seed=lineage_seed(cfg.seed, g, lin), state_path=state_path(lin) if state_path else None,
+                          progress=progress, desc=desc + (f" lineage {lin}" if nl > 1 else ""))
+        gen = build_generator(gctx)
+        fits.append(gen.fit(pool.data))
+        tb = time.perf_counter()
+        s = gen.sample(lab, m)
+        tc = time.perf_counter()
+        k, st = interaction.select(g, s, rng, scorer)
+        td = time.perf_counter()
+        train_s, sample_s, score_s = train_s + tb - ta, sample_s + tc - tb, score_s + td - tc
+        gens.append(gen)
+        samples.append(s)
+        kept.append(k)
+        sel.append(st)
+    tm = time.perf_counter()
+    row: dict[str, Any] = {}
+    if nl == 1:
+        for _, metric in metrics:
+            row.update(metric(samples[0]))
+    else:
+        full = [s for s in samples if len(s)]
+        everything = ImageSet.concat(full)
+        for _, metric in metrics:
+            row.update(metric(everything))
+        for lin, s in enumerate(samples):
+            if len(s):
+                for _, metric in metrics:
+                    row.update({f"{k}_l{lin}": v for k, v in metric(s).items()})
+    score_s += time.perf_counter() - tm
+    row.update(pool.composition(nl))
+    row.update(pool.stats)
+    losses = [f.get("train_loss", float("nan")) for f in fits]
+    if nl == 1:
+        row.update(sel[0])
+        row["train_loss"] = losses[0]
+    else:
+        for lin, st in enumerate(sel):
+            row.update({f"{k}_l{lin}": v for k, v in st.items()})
+        finite = [x for x in losses if isinstance(x, (int, float)) and np.isfinite(x)]
+        row["train_loss"] = float(np.mean(finite)) if finite else float("nan")
+        row.update({f"train_loss_l{lin}": x for lin, x in enumerate(losses)})
+        row.update({f"samples_l{lin}": float(len(s)) for lin, s in enumerate(samples)})
+    row.update({"train_seconds": train_s, "sample_seconds": sample_s, "score_seconds": score_s,
+                "total_seconds": time.perf_counter() - t0})
+    return GenerationResult(pool, gens, samples, kept, row)
+
+
+def simulate(cfg: Config, real: Optional[RealData] = None, metrics: Union[bool, list] = True,
+             device: Optional[torch.device] = None,
+             on_generation: Optional[Callable[[GenerationResult], None]] = None) -> list[dict]:
+    """Run one chain in memory (no run folder): the same generations, numbers and
+    columns as ``Experiment.run_chain`` (less the chain id, the varied settings and
+    the timing columns' values), for fast generators (``gaussian``, ``gmm``, ``kde``) and tests.  ``metrics``: True for
+    ``cfg.metrics.names``, False for none, or a list of (name, metric) pairs.
+    ``on_generation(result)`` sees every generation's ``GenerationResult``."""
+    real = real if real is not None else load_real(cfg.data)
+    device = device or resolve_device(cfg.device)
+    interaction = INTERACTIONS.get(cfg.loop.interaction)(cfg, real)
+    ctx = MetricContext(config=cfg, real=real, device=device, seed=cfg.data.split_seed)  # also the select() scorer
+    metric_list = build_metrics(ctx) if metrics is True else (metrics or [])
+    kept: dict[tuple[int, int], ImageSet] = {}
+    history = History(real, lambda g, lin=0: kept[(g, lin)], len(interaction.lineages()))
+    rows = []
+    for g in range(cfg.loop.generations):
+        res = run_generation(cfg, interaction, history, g, real, device, metric_list, ctx)
+        for lin, k in enumerate(res.kept):
+            kept[(g, lin)] = k
+        rows.append({"seed": cfg.seed, "generation": g, **res.row})
+        if on_generation is not None:
+            on_generation(res)
+    return rows
 
 
 def check_names(cfg: Config) -> None:
@@ -52,6 +190,10 @@ def check_names(cfg: Config) -> None:
     for key, value, reg in checks:
         if value not in reg:
             raise ConfigError(f"{key}: unknown {reg.kind} {value!r} (known: {', '.join(reg.names())})")
+    for i, over in enumerate(cfg.loop.lineages or []):  # per-lineage generator overrides
+        for key, reg in (("name", GENERATORS), ("network", NETWORKS)):
+            if key in over and over[key] not in reg:
+                raise ConfigError(f"loop.lineages[{i}].{key}: unknown {reg.kind} {over[key]!r} (known: {', '.join(reg.names())})")
 
 
 class RunFolderMismatch(ConfigError):
@@ -159,57 +301,68 @@ class Experiment:
         interaction = INTERACTIONS.get(cfg.loop.interaction)(cfg, real)
         device = resolve_device(cfg.device)
         metrics = self.metrics_for(cfg)
-        num_classes = real.train.num_classes if cfg.generator.conditional else 0
+        nl = len(interaction.lineages())
+        cache: dict[int, dict] = {}
 
-        def load(g: int) -> ImageSet:
-            images, labels = store.load_samples(chain.id, g)
+        def load(g: int, lineage: int = 0) -> ImageSet:
+            if g not in cache:
+                arrays = store.load_sample_arrays(chain.id, g)
+                while cache and sum(a.nbytes for z in cache.values() for a in z.values()) > SAMPLE_CACHE_BYTES:
+                    cache.pop(next(iter(cache)))
+                cache[g] = arrays
+            z = cache[g]
+            images, labels = z["images"], z.get("labels")
+            if "lineage" in z:
+                sel = z["lineage"] == lineage
+                images, labels = images[sel], None if labels is None else labels[sel]
+            elif lineage:
+                images, labels = images[:0], None if labels is None else labels[:0]
             return ImageSet(images, labels, real.train.num_classes if labels is not None else 0)
 
-        history = History(real, load)
+        history = History(real, load, nl)
         start = store.finished_generations(chain.id)
         if start:
             log.info("chain %s: generations 0..%d already finished, resuming at %d", chain.id, start - 1, start)
+        last_tables = time.perf_counter()
         for g in range(start, cfg.loop.generations):
-            t0 = time.perf_counter()
-            rng = np.random.default_rng([cfg.seed, g, 7])
-            pool = interaction.training_set(g, history, rng)
-            gctx = GenContext(config=cfg, shape=real.train.shape, num_classes=num_classes, device=device,
-                              seed=cfg.seed * 100_003 + g, state_path=store.train_state_path(chain.id),
-                              progress=self.progress, desc=f"{chain.id} gen {g}")
-            gen = build_generator(gctx)
-            fit_stats = gen.fit(pool.data)
-            t1 = time.perf_counter()
-            labels, n = interaction.sample_labels(g, rng)
-            samples = gen.sample(labels, n)
-            t2 = time.perf_counter()
-            kept, select_stats = interaction.select(g, samples, rng, self._metric_ctx.get(self._metric_key(cfg)))
+            res = run_generation(cfg, interaction, history, g, real, device, metrics,
+                                 self._metric_ctx.get(self._metric_key(cfg)),
+                                 state_path=lambda lin: store.train_state_path(chain.id, lin),
+                                 progress=self.progress, desc=f"{chain.id} gen {g}")
             row: dict[str, Any] = {"chain": chain.id, "seed": cfg.seed, "generation": g}
             row.update(chain.varied)
-            for _, metric in metrics:
-                row.update(metric(samples))
-            t3 = time.perf_counter()
-            row.update(pool.composition())
-            row.update(select_stats)
-            row["train_loss"] = fit_stats.get("train_loss", float("nan"))
-            row.update({"train_seconds": t1 - t0, "sample_seconds": t2 - t1, "score_seconds": t3 - t2,
-                        "total_seconds": t3 - t0})
+            row.update(res.row)
             d = store.gen_dir(chain.id, g)
-            store.save_samples(chain.id, g, kept.images, kept.labels)
-            save_npz(d / "provenance.npz", origin=pool.origin, lineage=pool.lineage)
-            state = gen.state_dict()
-            if state:
-                save_weights(d / "model.safetensors", state, metadata={"generation": g, "chain": chain.id})
-            if samples.images.dtype == np.uint8:
-                save_grid(d / "grid.png", samples.images, samples.labels, samples.num_classes)
-            store.save_gen_metrics(chain.id, g, row)
+            if nl == 1:
+                arrays = store.samples_arrays(res.kept[0].images, res.kept[0].labels)
+            else:
+                labels = None if any(k.labels is None for k in res.kept) else np.concatenate([k.labels for k in res.kept])
+                arrays = store.samples_arrays(np.concatenate([k.images for k in res.kept]), labels,
+                                              np.concatenate([np.full(len(k), lin) for lin, k in enumerate(res.kept)]))
+            pool = res.pool
+            files = {d / "samples.npz": npz_bytes(**arrays),
+                     d / "provenance.npz": npz_bytes(origin=pool.origin, lineage=pool.lineage, index=pool.index),
+                     d / "metrics.json": json_bytes(row)}
+            for lin, (gen, samples) in enumerate(zip(res.generators, res.samples)):
+                suffix = lineage_file_suffix(lin)
+                state = gen.state_dict()
+                if state:
+                    meta = {"generation": g, "chain": chain.id, **({"lineage": lin} if nl > 1 else {})}
+                    files[d / f"model{suffix}.safetensors"] = weights_bytes(state, meta)
+                if samples.images.dtype == np.uint8 and len(samples):
+                    save_grid(d / f"grid{suffix}.png", samples.images, samples.labels, samples.num_classes)
+            write_files(files)  # all durable before the DONE marker
             store.mark_done(chain.id, g)
-            sp = store.train_state_path(chain.id)
-            if sp.exists():
-                sp.unlink()
+            for lin in range(nl):
+                sp = store.train_state_path(chain.id, lin)
+                if sp.exists():
+                    sp.unlink()
             log.info("chain %s generation %d done in %.1fs", chain.id, g, row["total_seconds"])
             if self.on_generation is not None:
                 self.on_generation(row)
-            self.write_tables()
+            if g == cfg.loop.generations - 1 or time.perf_counter() - last_tables >= TABLE_INTERVAL:
+                self.write_tables()
+                last_tables = time.perf_counter()
 
     def write_tables(self) -> None:
         rows = self.store.metric_rows()
