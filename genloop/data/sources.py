@@ -1,3 +1,7 @@
 """Imports every built-in data source so that it registers itself in ``DATASETS``."""
 from . import digits  # noqa: F401
 from . import lowdim  # noqa: F401
+from . import folder  # noqa: F401
+from . import mnist  # noqa: F401
+from . import npz  # noqa: F401
+from . import shapes  # noqa: F401
