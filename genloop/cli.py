@@ -48,14 +48,10 @@ def _default_out(args) -> Path:
 
 
 def cmd_run(args) -> int:
-    import torch
-
     from .loop import Experiment
 
     raw = load_raw(_config_sources(args), args.overrides)
     out = Path(args.out) if args.out else _default_out(args)
-    if args.threads:
-        torch.set_num_threads(args.threads)
 
     def on_generation(row: dict) -> None:
         print(_fmt_row(row), flush=True)
@@ -63,14 +59,12 @@ def cmd_run(args) -> int:
     t0 = time.perf_counter()
     exp = Experiment(raw, out, force=args.force, progress=not args.no_progress, on_generation=on_generation)
     print(f"genloop: {len(exp.chains)} chain(s) x {exp.chains[0].config.loop.generations} generation(s) -> {out}", flush=True)
-    workers = getattr(args, "workers", 1) or 1
-    backend = getattr(args, "backend", "local")
-    if workers > 1 or backend != "local":
-        from .sweep import run_sweep
+    from .sweep import run_sweep
 
-        run_sweep(exp, workers=workers, backend=backend, address=getattr(args, "address", None))
-    else:
-        exp.run()
+    # One at a time in this process (--workers 1), in worker processes, or on Ray;
+    # every chain runs with the same torch thread count in every mode (see genloop.sweep).
+    run_sweep(exp, workers=args.workers, backend=args.backend, address=args.address,
+              retries=args.retries, threads=args.threads or None)
     from .report import plot_run
 
     plots = plot_run(out)
@@ -180,10 +174,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--out", help="run folder (default: runs/<config or preset name>); rerun to resume")
     r.add_argument("--force", action="store_true", help="start over in a folder made with a different config")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
-    r.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
-    r.add_argument("--workers", type=int, default=1, help="chains run in parallel processes (default 1)")
-    r.add_argument("--backend", choices=("local", "ray"), default="local", help="where chains run")
-    r.add_argument("--address", help="Ray cluster address (with --backend ray; default: start a local Ray)")
+    r.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads per chain (default: cores // workers; Ray: 1). "
+                        "Numbers are identical across --workers and backends at equal --threads")
+    r.add_argument("--workers", default=None, metavar="N|auto",
+                   help="chains run at once: N worker processes, or 'auto' = as many as fit the cores "
+                        "(default: 1, one at a time in this process; with --backend ray: no limit)")
+    r.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="where chains run: local processes, or tasks on a Ray cluster (pip install 'genloop[ray]')")
+    r.add_argument("--address", help="Ray cluster address, e.g. auto or ray://head:10001 (with --backend ray; "
+                                     "default: start a local Ray for the run); the run folder must be on shared storage")
+    r.add_argument("--retries", type=int, default=2,
+                   help="times a chain whose worker died is retried, resuming from its last finished generation (default 2)")
     r.set_defaults(func=cmd_run)
 
     e = sub.add_parser("eval", help="score two image sets (folders of images or .npz files)")
@@ -227,6 +229,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     from .data import DataError
     from .generators import TrainingDiverged
+    from .sweep import SweepError
 
     try:
         return args.func(args)
@@ -236,6 +239,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     except TrainingDiverged as exc:
         print(f"genloop: error: {exc}", file=sys.stderr)
         return 3
+    except SweepError as exc:
+        print(f"genloop: error: {exc}", file=sys.stderr)
+        return 4
     except KeyError as exc:
         msg = exc.args[0] if exc.args else str(exc)
         if isinstance(msg, str) and msg.startswith("unknown "):

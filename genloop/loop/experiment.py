@@ -369,6 +369,9 @@ class Experiment:
         if rows:
             write_csv(self.store.root / "metrics.csv", rows)
             write_jsonl(self.store.root / "metrics.jsonl", rows)
+            from .summary import write_summary
+
+            write_summary(self.store, rows)  # summary.csv: mean, std, 95% CI over seeds
 
 
 def run_experiment(config: Union[Config, dict, str, Path, None] = None, out_dir: Union[str, Path] = "runs/default",

@@ -97,3 +97,177 @@ def plot_run(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf")) -> list[P
                 out.append(p)
         plt.close(fig)
     return out
+
+
+# --------------------------------------------------------------------------- over seeds (summary.csv)
+
+
+def _save(fig, base: Path, formats: tuple[str, ...]) -> Optional[Path]:
+    """Save ``fig`` as ``base.<fmt>`` for each format (atomically); returns the PNG path."""
+    base.parent.mkdir(parents=True, exist_ok=True)
+    png = None
+    for fmt in formats:
+        p = base.with_name(f"{base.name}.{fmt}")
+        tmp = p.with_name(f".{p.name}.tmp.{fmt}")
+        fig.savefig(tmp)
+        tmp.replace(p)
+        if fmt == "png":
+            png = p
+    return png
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and not (isinstance(v, float) and math.isnan(v))
+
+
+def _summary(store: RunStore) -> list[dict]:
+    path = store.root / "summary.csv"
+    return read_csv(path) if path.exists() else []
+
+
+def plot_bands(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf")) -> list[Path]:
+    """One figure per metric from ``summary.csv``: one line per setting (the mean over
+    seeds) with its 95% confidence band where a setting has two or more seeds.
+    Written to ``RUN/plots/bands/<metric>.<fmt>``; returns the PNG paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    store = RunStore(Path(run_dir))
+    rows = _summary(store)
+    if not rows:
+        return []
+    refs = read_csv(store.root / "reference.csv") if (store.root / "reference.csv").exists() else []
+    metrics = [c[:-len("_mean")] for c in rows[0] if c.endswith("_mean")]
+    by_setting: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        by_setting[str(r["setting"])].append(r)
+    seeds = max(int(r["n"]) for r in rows)
+    out = []
+    for stem, title, cols, ylabel in metric_panels(metrics):
+        col = cols[0]
+        fig, ax = plt.subplots(figsize=(5.0, 3.4), dpi=120)
+        drawn = False
+        for si, (setting, rs) in enumerate(by_setting.items()):
+            rs = sorted(rs, key=lambda r: r["generation"])
+            xs = [r["generation"] for r in rs]
+            ys = [r.get(f"{col}_mean") for r in rs]
+            if not any(_finite(y) for y in ys):
+                continue
+            ys = [y if _finite(y) else float("nan") for y in ys]
+            color = f"C{si % 10}"
+            ax.plot(xs, ys, "-", marker="o", ms=3, color=color, label=setting)
+            lo = [r.get(f"{col}_ci95_low") for r in rs]
+            hi = [r.get(f"{col}_ci95_high") for r in rs]
+            if any(_finite(a) and _finite(b) for a, b in zip(lo, hi)):
+                ax.fill_between(xs, [a if _finite(a) else y for a, y in zip(lo, ys)],
+                                [b if _finite(b) else y for b, y in zip(hi, ys)], color=color, alpha=0.2, lw=0)
+            drawn = True
+        if not drawn:
+            plt.close(fig)
+            continue
+        for ref in refs:
+            if _finite(ref.get(col)):
+                ax.axhline(ref[col], color="grey", lw=0.8, ls="--", label="real test set")
+                break
+        ax.set_title(title + (f" (mean, 95% CI over {seeds} seeds)" if seeds > 1 else ""), fontsize=9)
+        ax.set_xlabel("generation")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        png = _save(fig, store.plots_dir / "bands" / stem, formats)
+        plt.close(fig)
+        if png:
+            out.append(png)
+    return out
+
+
+def plot_per_class(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf")) -> Optional[Path]:
+    """Heat maps of the classifier's accuracy per class (rows) and generation
+    (columns), one panel per setting, mean over seeds: ``RUN/plots/per_class_accuracy``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    store = RunStore(Path(run_dir))
+    rows = _summary(store)
+    if not rows:
+        return None
+    classes = sorted(int(c[len("acc_class_"):-len("_mean")]) for c in rows[0]
+                     if c.startswith("acc_class_") and c.endswith("_mean") and c[len("acc_class_"):-len("_mean")].isdigit())
+    if not classes:
+        return None
+    by_setting: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        by_setting[str(r["setting"])].append(r)
+    n = len(by_setting)
+    gens = max(int(r["generation"]) for r in rows) + 1
+    fig, axes = plt.subplots(1, n, figsize=(max(2.8, 0.32 * gens + 1.6) * n, 0.3 * len(classes) + 1.4),
+                             dpi=120, squeeze=False)
+    im = None
+    for ax, (setting, rs) in zip(axes[0], by_setting.items()):
+        grid = np.full((len(classes), gens), np.nan)
+        for r in rs:
+            for i, k in enumerate(classes):
+                v = r.get(f"acc_class_{k}_mean")
+                if _finite(v):
+                    grid[i, int(r["generation"])] = v
+        im = ax.imshow(grid, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto", interpolation="nearest")
+        ax.set_title(setting, fontsize=8)
+        ax.set_xlabel("generation", fontsize=8)
+        ax.set_yticks(range(len(classes)), [str(k) for k in classes], fontsize=7)
+        ax.set_xticks(range(gens), [str(g) for g in range(gens)], fontsize=7)
+    axes[0][0].set_ylabel("class", fontsize=8)
+    if im is not None:
+        fig.colorbar(im, ax=list(axes[0]), fraction=0.03, pad=0.02, label="accuracy")
+    fig.suptitle("Classifier accuracy per class (mean over seeds)", fontsize=9)
+    png = _save(fig, store.plots_dir / "per_class_accuracy", formats)
+    plt.close(fig)
+    return png
+
+
+TIME_PARTS = (("train_seconds", "train"), ("sample_seconds", "sample"), ("score_seconds", "score"))
+
+
+def plot_timing(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf")) -> Optional[Path]:
+    """Stacked bars of the seconds each generation took (train, sample, score),
+    mean over the chains that finished it: ``RUN/plots/timing``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    store = RunStore(Path(run_dir))
+    path = store.root / "metrics.csv"
+    if not path.exists():
+        return None
+    rows = read_csv(path)
+    if not rows or not any(c in rows[0] for c, _ in TIME_PARTS):
+        return None
+    gens = sorted({int(r["generation"]) for r in rows})
+    fig, ax = plt.subplots(figsize=(5.0, 3.0), dpi=120)
+    bottom = [0.0] * len(gens)
+    for i, (col, label) in enumerate(TIME_PARTS):
+        means = []
+        for g in gens:
+            xs = [r[col] for r in rows if int(r["generation"]) == g and _finite(r.get(col))]
+            means.append(sum(xs) / len(xs) if xs else 0.0)
+        ax.bar(gens, means, bottom=bottom, color=f"C{i}", label=label)
+        bottom = [b + m for b, m in zip(bottom, means)]
+    ax.set_title(f"Seconds per generation (mean over {len({r['chain'] for r in rows})} chains)", fontsize=9)
+    ax.set_xlabel("generation")
+    ax.set_ylabel("seconds")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    png = _save(fig, store.plots_dir / "timing", formats)
+    plt.close(fig)
+    return png

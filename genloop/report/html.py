@@ -1,0 +1,327 @@
+"""``RUN/report.html``: one self-contained page about a run folder.
+
+Every picture is embedded as a base64 ``data:`` URI and the styles are inline,
+so the file can be mailed or opened offline; nothing is fetched.  Sections: the
+config (YAML), the settings (chains, their varied values, generations
+finished), metric curves (mean and 95% confidence band over seeds, one line per
+setting), the sample grids of every generation side by side per chain, accuracy
+per class, the training-pool composition (accumulating interaction models, when
+``genloop.report.composition`` is present) and the seconds each generation
+took.  The figures are also saved under ``RUN/plots`` as PNG and PDF.
+
+The report reads the run folder through ``genloop.store`` only; it can be
+redrawn at any time, also while a run is going on (``genloop report RUN``).
+"""
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import logging
+import math
+from pathlib import Path
+from typing import Any, Iterable, Optional, Union
+
+from ..store import RunStore, read_csv, write_text
+from . import plots
+
+log = logging.getLogger(__name__)
+
+CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0 auto; max-width: 1280px;
+       padding: 0 1.5em 3em; color: #1d1d1f; line-height: 1.4; }
+h1 { font-size: 1.6em; margin: 1em 0 0.2em; } h2 { font-size: 1.25em; margin-top: 2em; border-bottom: 1px solid #ddd; }
+h3 { font-size: 1em; margin: 1.2em 0 0.4em; }
+nav a { margin-right: 1em; } .muted { color: #666; font-size: 0.9em; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }
+th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: right; white-space: nowrap; }
+th { background: #f5f5f7; } td.l, th.l { text-align: left; }
+pre { background: #f5f5f7; padding: 0.8em; overflow: auto; font-size: 0.8em; max-height: 32em; }
+.figs { display: flex; flex-wrap: wrap; gap: 0.8em; } .figs figure { margin: 0; }
+.figs img { max-width: 600px; width: 100%; height: auto; border: 1px solid #eee; }
+.strip { display: flex; gap: 0.5em; overflow-x: auto; padding-bottom: 0.4em; }
+.strip figure { margin: 0; flex: 0 0 auto; text-align: center; font-size: 0.75em; }
+.strip img { width: 150px; height: auto; image-rendering: pixelated; border: 1px solid #eee; }
+figcaption { font-size: 0.8em; color: #555; } .done { color: #207520; } .part { color: #a06000; }
+"""
+
+
+def _e(x: Any) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def data_uri(path: Path) -> str:
+    """A file as a ``data:`` URI (PNG, JPEG, SVG by suffix)."""
+    mime = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".svg": "image/svg+xml"}.get(
+        Path(path).suffix.lower(), "application/octet-stream")
+    return f"data:{mime};base64,{base64.b64encode(Path(path).read_bytes()).decode('ascii')}"
+
+
+def _img(path: Path, alt: str, cls: str = "") -> str:
+    return f'<img src="{data_uri(path)}" alt="{_e(alt)}" title="{_e(alt)}"{f" class={cls!r}" if cls else ""}>'
+
+
+def _figure(path: Path, caption: str, root: Path) -> str:
+    links = []
+    pdf = path.with_suffix(".pdf")
+    if pdf.exists():
+        links.append(f'<a href="{_e(pdf.relative_to(root).as_posix())}">PDF</a>')
+    extra = f" ({', '.join(links)})" if links else ""
+    return f"<figure>{_img(path, caption)}<figcaption>{_e(caption)}{extra}</figcaption></figure>"
+
+
+def _fmt(v: Any, digits: int = 4) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "–"
+        return f"{v:.{digits}g}"
+    if isinstance(v, list):
+        return ", ".join(_fmt(x, digits) for x in v)
+    return str(v)
+
+
+def _table(header: list[str], rows: Iterable[list[Any]], left: int = 1) -> str:
+    th = "".join(f'<th{" class=l" if i < left else ""}>{_e(h)}</th>' for i, h in enumerate(header))
+    body = []
+    for r in rows:
+        body.append("<tr>" + "".join(f'<td{" class=l" if i < left else ""}>{c if isinstance(c, _Raw) else _e(_fmt(c))}</td>'
+                                     for i, c in enumerate(r)) + "</tr>")
+    return f"<table><thead><tr>{th}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+class _Raw(str):
+    """Table cell HTML that is not escaped."""
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _generations(chain: dict, raw: dict) -> Optional[int]:
+    g = chain.get("varied", {}).get("loop.generations", (raw.get("loop") or {}).get("generations"))
+    if isinstance(g, list):
+        g = max(g) if g else None
+    return int(g) if isinstance(g, (int, float)) else None
+
+
+def _settings_section(store: RunStore, chains: list[dict], raw: dict, rows: list[dict]) -> str:
+    keys: list[str] = []
+    for ch in chains:
+        for k in ch.get("varied", {}):
+            if k != "seed" and k not in keys:
+                keys.append(k)
+    last: dict[str, dict] = {}
+    for r in rows:
+        last[r["chain"]] = r
+    out = []
+    for ch in chains:
+        total = _generations(ch, raw)
+        done = store.finished_generations(ch["id"])
+        cls = "done" if total is not None and done >= total else "part"
+        status = _Raw(f'<span class="{cls}">{done} / {total if total is not None else "?"}</span>')
+        acc = last.get(ch["id"], {}).get("accuracy")
+        out.append([ch["id"], *[ch.get("varied", {}).get(k) for k in keys], ch.get("seed"), status, acc])
+    header = ["chain", *[k for k in keys], "seed", "generations finished", "last accuracy"]
+    return _table(header, out, left=1)
+
+
+def _final_table(summary: list[dict]) -> str:
+    """Per setting: the last generation's mean [95% CI] of the main metrics."""
+    if not summary:
+        return ""
+    cols = [c[:-5] for c in summary[0] if c.endswith("_mean")]
+    main = [c for c in ("accuracy", "cross_entropy", "entropy", "fid", "fd_classifier", "kid", "precision",
+                        "recall", "density", "coverage") if c in cols]
+    if not main:
+        return ""
+    last: dict[str, dict] = {}
+    for r in summary:
+        if r["setting"] not in last or r["generation"] >= last[r["setting"]]["generation"]:
+            last[r["setting"]] = r
+    body = []
+    for setting, r in last.items():
+        cells: list[Any] = [setting, r["generation"], r["n"]]
+        for m in main:
+            mean, lo, hi = r.get(f"{m}_mean"), r.get(f"{m}_ci95_low"), r.get(f"{m}_ci95_high")
+            txt = _fmt(mean)
+            if isinstance(lo, float) and isinstance(hi, float) and not (math.isnan(lo) or math.isnan(hi)):
+                txt += f" [{_fmt(lo, 3)}, {_fmt(hi, 3)}]"
+            cells.append(txt)
+        body.append(cells)
+    return ("<h3>Last finished generation (mean [95% CI] over seeds)</h3>"
+            + _table(["setting", "generation", "seeds", *main], body, left=1))
+
+
+def _curves_section(store: RunStore, summary: list[dict]) -> str:
+    root = store.root
+    pngs = plots.plot_bands(root) if summary else []
+    note = ""
+    if not pngs:  # no summary.csv (an older run folder): the per-chain curves
+        pngs = plots.plot_run(root)
+        note = '<p class="muted">One line per chain (no summary.csv in this run folder).</p>'
+    seeds = max((int(r["n"]) for r in summary), default=1)
+    if summary and seeds > 1:
+        note = (f'<p class="muted">One line per setting: the mean over {seeds} seeds; the shaded band is the '
+                "95% confidence interval (Student's t over seeds). Numbers: summary.csv.</p>")
+    if not pngs:
+        return '<p class="muted">No finished generation yet.</p>'
+    figs = "".join(_figure(p, p.stem.replace("_", " "), root) for p in pngs)
+    return note + f'<div class="figs">{figs}</div>' + _final_table(summary)
+
+
+def _samples_section(store: RunStore, chains: list[dict]) -> str:
+    out = []
+    for ch in chains:
+        n = store.finished_generations(ch["id"])
+        figs = []
+        for g in range(n):
+            d = store.gen_dir(ch["id"], g)
+            for p in sorted(d.glob("grid*.png")):
+                lineage = p.stem[len("grid"):].lstrip("_")
+                cap = f"gen {g}" + (f" ({lineage})" if lineage else "")
+                alt = f"{ch['id']} {cap}"
+                figs.append(f"<figure>{_img(p, alt)}<figcaption>{_e(cap)}</figcaption></figure>")
+        if not figs:
+            continue
+        out.append(f"<h3>{_e(ch['id'])}</h3><div class=\"strip\">{''.join(figs)}</div>")
+    if not out:
+        return '<p class="muted">No sample grids (no finished generation, or samples that are not images).</p>'
+    return ('<p class="muted">Samples of every generation, one row per class where labelled; '
+            "generation 0 is trained on real data.</p>" + "".join(out))
+
+
+def _per_class_section(store: RunStore, summary: list[dict]) -> str:
+    png = plots.plot_per_class(store.root) if summary else None
+    if png is None:
+        return '<p class="muted">No per-class accuracy in this run (it comes with the classifier metric).</p>'
+    classes = sorted(int(c[10:-5]) for c in summary[0] if c.startswith("acc_class_") and c.endswith("_mean")
+                     and c[10:-5].isdigit())
+    last: dict[str, dict] = {}
+    for r in summary:
+        if r["setting"] not in last or r["generation"] >= last[r["setting"]]["generation"]:
+            last[r["setting"]] = r
+    body = [[s, r["generation"], *[r.get(f"acc_class_{k}_mean") for k in classes]] for s, r in last.items()]
+    table = _table(["setting", "generation", *[f"class {k}" for k in classes]], body, left=1)
+    return (f'<div class="figs">{_figure(png, "accuracy per class and generation", store.root)}</div>'
+            "<h3>Last finished generation, mean over seeds</h3>" + table)
+
+
+def _as_paths(result: Any) -> list[Path]:
+    if result is None:
+        return []
+    if isinstance(result, (str, Path)):
+        return [Path(result)]
+    if isinstance(result, dict):
+        result = list(result.values())
+    out: list[Path] = []
+    for x in result:
+        out += _as_paths(x)
+    return out
+
+
+def _composition_section(store: RunStore) -> Optional[str]:
+    """Pool composition figures of ``genloop.report.composition`` (when it exists)."""
+    try:
+        from .composition import plot_composition
+    except ImportError:
+        return None
+    try:
+        paths = [p for p in _as_paths(plot_composition(store.root)) if p.suffix.lower() == ".png" and p.exists()]
+    except Exception as exc:  # noqa: BLE001 - the rest of the report is still worth writing
+        log.warning("report: pool composition figure failed: %s", exc)
+        return f'<p class="muted">The pool composition figure could not be drawn: {_e(exc)}</p>'
+    if not paths:
+        return None
+    figs = "".join(_figure(p, p.stem.replace("_", " "), store.root) for p in paths)
+    return ('<p class="muted">Where each generation\'s training images came from (real data or earlier '
+            f'generations).</p><div class="figs">{figs}</div>')
+
+
+def _timing_section(store: RunStore, rows: list[dict]) -> str:
+    png = plots.plot_timing(store.root)
+    if png is None:
+        return '<p class="muted">No timings yet.</p>'
+    per_chain: dict[str, dict[str, float]] = {}
+    for r in rows:
+        t = per_chain.setdefault(r["chain"], {"n": 0, "train": 0.0, "sample": 0.0, "score": 0.0, "total": 0.0})
+        t["n"] += 1
+        for col, name in (("train_seconds", "train"), ("sample_seconds", "sample"), ("score_seconds", "score"),
+                          ("total_seconds", "total")):
+            v = r.get(col)
+            if isinstance(v, (int, float)) and not math.isnan(v):
+                t[name] += v
+    body = [[c, t["n"], t["train"], t["sample"], t["score"], t["total"], t["total"] / max(t["n"], 1)]
+            for c, t in per_chain.items()]
+    body = [[b[0], b[1], *[float(f"{x:.1f}") for x in b[2:]]] for b in body]
+    table = _table(["chain", "generations", "train s", "sample s", "score s", "total s", "s / generation"], body)
+    return f'<div class="figs">{_figure(png, "seconds per generation", store.root)}</div>' + table
+
+
+def _reference_section(store: RunStore) -> str:
+    path = store.root / "reference.csv"
+    if not path.exists():
+        return ""
+    refs = read_csv(path)
+    if not refs:
+        return ""
+    cols = [c for c in refs[0] if not c.startswith(("acc_class_", "pred_frac_"))]
+    return _table(cols, [[r.get(c) for c in cols] for r in refs], left=2)
+
+
+# --------------------------------------------------------------------------- the page
+
+
+def render(run_dir: Union[str, Path]) -> str:
+    """The report's HTML text (draws the figures into ``RUN/plots`` as a side effect)."""
+    import yaml
+
+    store = RunStore(Path(run_dir))
+    root = store.root
+    config_text = store.config_path.read_text() if store.config_path.exists() else ""
+    raw = (yaml.safe_load(config_text) or {}) if config_text else {}
+    chains = store.chains()
+    rows = read_csv(root / "metrics.csv") if (root / "metrics.csv").exists() else []
+    summary = read_csv(root / "summary.csv") if (root / "summary.csv").exists() else []
+    name = raw.get("name") or root.name
+    total = sum(_generations(c, raw) or 0 for c in chains)
+    done = sum(store.finished_generations(c["id"]) for c in chains)
+    seeds = sorted({c.get("seed") for c in chains}, key=str)
+    n_settings = len({tuple(sorted((k, str(v)) for k, v in c.get("varied", {}).items() if k != "seed")) for c in chains})
+
+    sections: list[tuple[str, str, str]] = [
+        ("config", "Config", f"<pre>{_e(config_text)}</pre>"),
+        ("settings", "Settings", _settings_section(store, chains, raw, rows)),
+        ("curves", "Metric curves", _curves_section(store, summary)),
+        ("samples", "Samples per generation", _samples_section(store, chains)),
+        ("per-class", "Accuracy per class", _per_class_section(store, summary)),
+    ]
+    comp = _composition_section(store)
+    if comp is not None:
+        sections.append(("composition", "Training pool composition", comp))
+    sections.append(("timing", "Time per generation", _timing_section(store, rows)))
+    ref = _reference_section(store)
+    if ref:
+        sections.append(("reference", "Reference (real test set)", ref))
+
+    nav = "".join(f'<a href="#{sid}">{_e(title)}</a>' for sid, title, _ in sections)
+    body = "".join(f'<section id="{sid}"><h2>{_e(title)}</h2>{content}</section>' for sid, title, content in sections)
+    when = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    head = (f"<h1>genloop report: {_e(name)}</h1>"
+            f'<p class="muted">Run folder <code>{_e(root.resolve())}</code> · {len(chains)} chain(s), '
+            f"{n_settings} setting(s) x {len(seeds)} seed(s) · {done} of {total} generations finished · "
+            f"drawn {when}</p><nav>{nav}</nav>")
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>genloop: {_e(name)}</title>"
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<style>{CSS}</style></head><body>{head}{body}</body></html>\n")
+
+
+def write_report(run_dir: Union[str, Path]) -> Path:
+    """Write ``RUN/report.html`` (and its figures under ``RUN/plots``); returns its path."""
+    store = RunStore(Path(run_dir))
+    path = store.root / "report.html"
+    write_text(path, render(store.root))
+    return path

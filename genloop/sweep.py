@@ -1,0 +1,486 @@
+"""Run the chains of an experiment's grid: one at a time, in parallel worker
+processes on this machine, or as tasks on a Ray cluster.
+
+``run_sweep(exp, workers, backend, address, retries, threads)``:
+
+* The parent calls ``exp.prepare()`` first: it checks or creates the run folder,
+  writes the chain list and trains the shared domain classifier once (cached in
+  ``RUN/cache``, where every worker finds it).
+* Chains whose every generation is finished are never run again; the others
+  run through ``Experiment.run_chain``, which resumes at the first unfinished
+  generation (and inside it from the training checkpoint).
+* ``backend="local"``, ``workers=1``: chains run one after the other in this
+  process.  ``workers=N > 1``: each chain runs in a fresh worker process
+  (``spawn``), at most N at once.  ``workers="auto"``: as many workers as fit the
+  cores (at most one per chain).
+* ``backend="ray"``: each chain is a Ray task on the cluster at ``address``
+  (``auto``, ``ray://host:10001``, ...) or on a local Ray started for the run when
+  ``address`` is None.  The run folder must be on storage every Ray node can
+  read and write (the same path), and genloop must be installed on the nodes.
+  Ray is imported only here, only when asked for (``pip install genloop[ray]``).
+* A worker that dies (killed, out of memory, an unexpected exception) is retried
+  up to ``retries`` times; each retry resumes from the chain's last finished
+  generation.  A chain whose training diverged (``TrainingDiverged``) is not
+  retried: it would diverge again.  Failures are raised at the end, after every
+  other chain has finished.
+* Progress: the parent watches the run folder (``DONE`` markers, written last by
+  each generation), calls ``exp.on_generation(row)`` once per newly finished
+  generation of any chain, rewrites the tables and advances one progress bar for
+  the whole sweep (generations finished / total).
+
+Reproducibility: the numbers of a chain do not depend on where or alongside what
+it runs, only on the config and on the number of torch CPU threads (reductions
+are split differently with more threads).  Every chain runs with exactly
+``threads`` torch threads in every mode, so a sweep run with ``--workers 2`` and
+one run one chain at a time give identical numbers *at equal thread counts*
+(``--threads``).  The default, ``threads = cores // workers`` (``cores`` = torch's
+thread count in the parent, by default the physical cores), differs between
+``--workers 1`` and ``--workers 2``; pass ``--threads`` to compare runs.  Ray
+tasks default to 1 thread (and reserve ``num_cpus=threads``).  The shared
+classifier is trained in the parent with the parent's thread count in every mode.
+"""
+from __future__ import annotations
+
+import logging
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("local", "ray")
+DEFAULT_RETRIES = 2
+POLL_SECONDS = 0.5
+
+
+class SweepError(RuntimeError):
+    """Chains failed after every retry (finished generations are kept in the run folder)."""
+
+
+def _config_error(msg: str) -> Exception:
+    from .config import ConfigError
+
+    return ConfigError(msg)
+
+
+def cores() -> int:
+    """CPU threads available to this process for torch: torch's intra-op thread
+    count (the physical cores unless OMP_NUM_THREADS or torch.set_num_threads say otherwise)."""
+    import torch
+
+    return max(1, torch.get_num_threads())
+
+
+def resolve_workers(workers: Union[int, str, None], backend: str, n_chains: int,
+                    threads: Optional[int] = None, ncores: Optional[int] = None) -> tuple[Optional[int], int]:
+    """(chains run at once, torch threads per chain) for a sweep of ``n_chains`` chains.
+
+    Local: ``None`` -> 1 worker; ``"auto"`` -> as many as fit the cores (``cores //
+    threads`` when ``threads`` is given, else one per core), at most one per chain.
+    Threads default to ``cores // workers``.  Ray: ``None`` or ``"auto"`` -> no limit
+    (Ray schedules by ``num_cpus=threads``); threads default to 1.  Neither depends on
+    how many chains are left, so a resumed sweep uses the same thread count."""
+    ncores = ncores or cores()
+    if threads is not None and (isinstance(threads, bool) or int(threads) < 1):
+        raise _config_error(f"--threads: {threads!r} must be a positive integer")
+    if isinstance(workers, str):
+        if workers.strip().lower() != "auto":
+            try:
+                workers = int(workers)
+            except ValueError:
+                raise _config_error(f"--workers: {workers!r} is not a number or 'auto'") from None
+        else:
+            workers = "auto"
+    if workers != "auto" and workers is not None and (isinstance(workers, bool) or int(workers) < 1):
+        raise _config_error(f"--workers: {workers!r} must be a positive integer or 'auto'")
+    if backend == "ray":
+        cap = None if workers in (None, "auto") else int(workers)
+        return cap, int(threads) if threads else 1
+    if workers is None:
+        n = 1
+    elif workers == "auto":
+        n = max(1, min(ncores // int(threads) if threads else ncores, max(n_chains, 1)))
+    else:
+        n = int(workers)
+    return n, int(threads) if threads else max(1, ncores // n)
+
+
+# --------------------------------------------------------------------------- progress
+
+
+class _Progress:
+    """Counts finished generations per chain, reports new ones (``on_generation``),
+    rewrites the tables and drives one tqdm bar for the whole sweep."""
+
+    def __init__(self, exp: Any) -> None:
+        self.exp = exp
+        self.store = exp.store
+        self.known = {ch.id: self.store.finished_generations(ch.id) for ch in exp.chains}
+        self.total = sum(ch.config.loop.generations for ch in exp.chains)
+        self.callback: Optional[Callable[[dict], None]] = exp.on_generation
+        from tqdm.auto import tqdm
+
+        self._tqdm = tqdm
+        self.bar = tqdm(total=self.total, initial=sum(self.known.values()), desc="sweep", unit="gen",
+                        disable=not exp.progress, dynamic_ncols=True, leave=True)
+
+    def report(self, row: dict) -> None:
+        """One finished generation: advance the bar, call the user's callback."""
+        self.known[row["chain"]] = max(self.known.get(row["chain"], 0), int(row["generation"]) + 1)
+        self.bar.update(1)
+        if self.callback is not None:
+            if self.bar.disable:
+                self.callback(row)
+            else:
+                with self._tqdm.external_write_mode():
+                    self.callback(row)
+
+    def poll(self) -> int:
+        """Report generations finished (by any process) since the last poll."""
+        new = 0
+        for ch in self.exp.chains:
+            g = self.known[ch.id]
+            while self.store.is_done(ch.id, g):
+                self.report(self.store.load_gen_metrics(ch.id, g))
+                g += 1
+                new += 1
+        if new:
+            self.exp.write_tables()
+        return new
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+# --------------------------------------------------------------------------- one chain in a worker
+
+
+def run_one_chain(raw: dict, out_dir: str, chain_id: str, threads: int,
+                  log_level: int = logging.WARNING) -> tuple[str, str]:
+    """Run (or resume) one chain of ``raw`` in ``out_dir`` in this process, with
+    ``threads`` torch threads.  Returns ("ok" | "diverged" | "invalid" | "error", message);
+    never raises (a worker's result must reach the parent)."""
+    try:
+        import torch
+
+        torch.set_num_threads(int(threads))
+        logging.basicConfig(level=log_level, format=f"%(levelname)s %(name)s [{chain_id}]: %(message)s")
+        from .config import ConfigError
+        from .data import DataError
+        from .generators import TrainingDiverged
+        from .loop.experiment import Experiment
+
+        exp = Experiment(raw, out_dir)
+        # The parent rewrites the tables as generations finish; workers writing them
+        # too would only race with it (each write is atomic, but could be stale).
+        exp.write_tables = lambda: None  # type: ignore[method-assign]
+        chain = next((c for c in exp.chains if c.id == chain_id), None)
+        if chain is None:
+            return "error", f"chain {chain_id!r} is not in the config"
+        try:
+            exp.run_chain(chain)
+        except TrainingDiverged as exc:
+            return "diverged", str(exc)
+        except (ConfigError, DataError) as exc:  # the same again on a retry
+            return "invalid", f"{type(exc).__name__}: {exc}"
+        return "ok", ""
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which decides
+        if isinstance(exc, KeyboardInterrupt):
+            return "error", "interrupted"
+        return "error", traceback.format_exc()[-6000:]
+
+
+def _die_with_parent() -> None:
+    """Linux: ask the kernel to SIGTERM this worker when the parent dies, so a killed
+    sweep leaves no orphan writing into the run folder."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001 - best effort, not on every platform
+        pass
+
+
+def _local_worker(conn: Any, raw: dict, out_dir: str, chain_id: str, threads: int, log_level: int) -> None:
+    _die_with_parent()
+    result = run_one_chain(raw, out_dir, chain_id, threads, log_level)
+    try:
+        conn.send(result)
+    finally:
+        conn.close()
+
+
+# --------------------------------------------------------------------------- backends
+
+
+@dataclass
+class _Job:
+    chain_id: str
+    attempt: int
+    handle: Any = None
+    extra: dict = field(default_factory=dict)
+
+
+class _LocalBackend:
+    """Each chain attempt in a fresh ``spawn``-ed process (a dead one is just a
+    non-zero exit code; nothing is shared with the parent but the run folder)."""
+
+    name = "local"
+
+    def __init__(self) -> None:
+        import multiprocessing as mp
+
+        self.ctx = mp.get_context("spawn")
+        self.running: dict[str, _Job] = {}
+
+    def submit(self, job: _Job, raw: dict, out_dir: str, threads: int, log_level: int) -> None:
+        recv, send = self.ctx.Pipe(duplex=False)
+        p = self.ctx.Process(target=_local_worker, args=(send, raw, out_dir, job.chain_id, threads, log_level),
+                             name=f"genloop-{job.chain_id}", daemon=True)
+        p.start()
+        send.close()
+        job.handle = p
+        job.extra["conn"] = recv
+        self.running[job.chain_id] = job
+
+    def wait(self, timeout: float) -> list[tuple[_Job, str, str]]:
+        from multiprocessing.connection import wait
+
+        if not self.running:
+            return []
+        wait([j.handle.sentinel for j in self.running.values()], timeout)
+        out = []
+        for cid, job in list(self.running.items()):
+            p, conn = job.handle, job.extra["conn"]
+            if p.is_alive():
+                continue
+            p.join()
+            status, msg = "died", f"worker exited with code {p.exitcode}"
+            try:
+                if conn.poll():
+                    status, msg = conn.recv()
+            except (EOFError, OSError):
+                pass
+            conn.close()
+            del self.running[cid]
+            out.append((job, status, msg))
+        return out
+
+    def shutdown(self) -> None:
+        for job in self.running.values():
+            if job.handle.is_alive():
+                job.handle.terminate()
+        for job in self.running.values():
+            job.handle.join(10)
+            if job.handle.is_alive():
+                job.handle.kill()
+                job.handle.join(5)
+            job.extra["conn"].close()
+        self.running.clear()
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise _config_error("--backend ray needs the optional ray package: pip install 'genloop[ray]' "
+                            "(or pip install 'ray[default]')") from None
+    return ray
+
+
+class _RayBackend:
+    """Each chain attempt is a Ray task (``num_cpus=threads``, no Ray-level retries:
+    the sweep retries, resuming from the run folder)."""
+
+    name = "ray"
+
+    def __init__(self, address: Optional[str], threads: int) -> None:
+        ray = self.ray = import_ray()
+        self.started = False
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "configure_logging": True}
+            if address:
+                ray.init(address=address, **kwargs)
+            else:  # a private local Ray for this run; small object store (chains pass no big objects)
+                ray.init(include_dashboard=False, object_store_memory=200 * 1024 * 1024, **kwargs)
+            self.started = True
+        self.task = ray.remote(num_cpus=threads, max_retries=0)(run_one_chain)
+        self.running: dict[str, _Job] = {}
+
+    def submit(self, job: _Job, raw: dict, out_dir: str, threads: int, log_level: int) -> None:
+        job.handle = self.task.remote(raw, out_dir, job.chain_id, threads, log_level)
+        self.running[job.chain_id] = job
+
+    def wait(self, timeout: float) -> list[tuple[_Job, str, str]]:
+        if not self.running:
+            return []
+        ray = self.ray
+        refs = {j.handle: cid for cid, j in self.running.items()}
+        ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=timeout)
+        out = []
+        for ref in ready:
+            job = self.running.pop(refs[ref])
+            try:
+                status, msg = ray.get(ref)
+            except Exception as exc:  # noqa: BLE001 - worker crashed, node lost, ...
+                status, msg = "died", f"{type(exc).__name__}: {exc}"[-6000:]
+            out.append((job, status, msg))
+        return out
+
+    def shutdown(self) -> None:
+        for job in self.running.values():
+            try:
+                self.ray.cancel(job.handle, force=True)
+            except Exception:  # noqa: BLE001
+                pass
+        self.running.clear()
+        if self.started:
+            self.ray.shutdown()
+
+
+# --------------------------------------------------------------------------- the sweep
+
+
+def run_sweep(exp: Any, workers: Union[int, str, None] = 1, backend: str = "local", address: Optional[str] = None,
+              retries: int = DEFAULT_RETRIES, threads: Optional[int] = None,
+              poll_seconds: float = POLL_SECONDS) -> list[dict]:
+    """Run every unfinished chain of ``exp`` (an ``Experiment``); returns the metric rows.
+
+    See the module docstring for the modes, retries and reproducibility."""
+    from .generators import TrainingDiverged
+
+    if backend not in BACKENDS:
+        raise _config_error(f"--backend: {backend!r} is not a backend (choose one of: {', '.join(BACKENDS)})")
+    if retries is None or int(retries) < 0:
+        raise _config_error(f"--retries: {retries!r} must be 0 or more")
+    if address and backend != "ray":
+        raise _config_error("--address is only used with --backend ray")
+    n_workers, n_threads = resolve_workers(workers, backend, len(exp.chains), threads)
+    if backend == "ray":
+        import_ray()  # a clear error before any work when ray is missing
+    exp.prepare()  # the parent trains the shared classifier once (cached in RUN/cache)
+    store = exp.store
+    pending = [ch for ch in exp.chains if store.finished_generations(ch.id) < ch.config.loop.generations]
+    done_before = len(exp.chains) - len(pending)
+    if done_before:
+        log.info("%d of %d chains already finished; running the other %d", done_before, len(exp.chains), len(pending))
+    progress = _Progress(exp)
+    diverged: list[str] = []
+    failed: list[str] = []
+    try:
+        if not pending:
+            pass
+        elif backend == "local" and n_workers == 1:
+            _run_inline(exp, pending, n_threads, int(retries), progress, diverged, failed, TrainingDiverged)
+        else:
+            _run_pool(exp, pending, backend, address, n_workers, n_threads, int(retries), progress,
+                      diverged, failed, poll_seconds)
+    finally:
+        progress.close()
+        exp.write_tables()
+    if failed:
+        raise SweepError("; ".join(failed) + (f"; {'; '.join(diverged)}" if diverged else "")
+                         + " (finished generations are kept in the run folder; rerun to resume)")
+    if diverged:
+        raise TrainingDiverged("; ".join(diverged) + " (finished generations are kept in the run folder)")
+    return store.metric_rows()
+
+
+class _CallbackError(Exception):
+    """An exception raised by the user's on_generation callback (never retried)."""
+
+
+def _run_inline(exp: Any, pending: list, threads: int, retries: int, progress: _Progress,
+                diverged: list, failed: list, TrainingDiverged: type) -> None:
+    """One chain after the other in this process, with ``threads`` torch threads."""
+    import torch
+
+    from .config import ConfigError
+    from .data import DataError
+
+    saved_threads = torch.get_num_threads()
+    saved_callback = exp.on_generation
+
+    def on_generation(row: dict) -> None:
+        try:
+            progress.report(row)
+        except BaseException as exc:
+            raise _CallbackError() from exc
+
+    exp.on_generation = on_generation
+    torch.set_num_threads(threads)
+    try:
+        for ch in pending:
+            attempt = 0
+            while True:
+                attempt += 1
+                try:
+                    exp.run_chain(ch)
+                    break
+                except _CallbackError as exc:
+                    raise exc.__cause__ from None
+                except (ConfigError, DataError):
+                    raise
+                except TrainingDiverged as exc:
+                    log.error("chain %s stopped: %s", ch.id, exc)
+                    diverged.append(f"{ch.id}: {exc}")
+                    break
+                except Exception as exc:  # noqa: BLE001 - retried, then reported
+                    if attempt > retries:
+                        log.error("chain %s failed after %d attempt(s): %s", ch.id, attempt, exc)
+                        failed.append(f"{ch.id}: {type(exc).__name__}: {exc}")
+                        break
+                    log.warning("chain %s failed (%s: %s); retry %d of %d from its last finished generation",
+                                ch.id, type(exc).__name__, exc, attempt, retries)
+                finally:
+                    exp.write_tables()
+    finally:
+        exp.on_generation = saved_callback
+        torch.set_num_threads(saved_threads)
+
+
+def _run_pool(exp: Any, pending: list, backend: str, address: Optional[str], n_workers: Optional[int],
+              threads: int, retries: int, progress: _Progress, diverged: list, failed: list,
+              poll_seconds: float) -> None:
+    """Chains in worker processes (local) or Ray tasks; the parent polls the run folder."""
+    pool: Any = _LocalBackend() if backend == "local" else _RayBackend(address, threads)
+    raw, out_dir = exp.raw, str(Path(exp.store.root).resolve())
+    log_level = logging.getLogger("genloop").getEffectiveLevel()
+    queue = list(pending)
+    attempts = {ch.id: 0 for ch in pending}
+    try:
+        while queue or pool.running:
+            while queue and (n_workers is None or len(pool.running) < n_workers):
+                ch = queue.pop(0)
+                attempts[ch.id] += 1
+                pool.submit(_Job(ch.id, attempts[ch.id]), raw, out_dir, threads, log_level)
+                log.debug("chain %s: attempt %d started on %s", ch.id, attempts[ch.id], pool.name)
+            finished = pool.wait(poll_seconds)
+            progress.poll()
+            for job, status, msg in finished:
+                if status == "ok":
+                    continue
+                if status == "diverged":
+                    log.error("chain %s stopped: %s", job.chain_id, msg)
+                    diverged.append(f"{job.chain_id}: {msg}")
+                    continue
+                if status == "invalid":  # a config or data error: retrying cannot help
+                    log.error("chain %s failed: %s", job.chain_id, msg)
+                    failed.append(f"{job.chain_id}: {msg}")
+                    continue
+                ch = next(c for c in pending if c.id == job.chain_id)
+                if job.attempt <= retries:
+                    log.warning("chain %s: worker failed (%s); retry %d of %d from its last finished generation",
+                                job.chain_id, msg.strip().splitlines()[-1] if msg.strip() else status,
+                                job.attempt, retries)
+                    queue.insert(0, ch)
+                else:
+                    log.error("chain %s failed after %d attempt(s): %s", job.chain_id, job.attempt, msg)
+                    last = msg.strip().splitlines()[-1] if msg.strip() else status
+                    failed.append(f"{job.chain_id}: {last} (after {job.attempt} attempt(s))")
+        progress.poll()
+    finally:
+        pool.shutdown()

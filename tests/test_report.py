@@ -1,0 +1,202 @@
+"""The HTML report: self-contained, complete, drawn from the run folder through
+genloop.store only, and readable in a real (headless) browser."""
+import ast
+import json
+import re
+import shutil
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import genloop
+from genloop.cli import main
+from genloop.config import dump_yaml, expand, load_raw, preset_path
+from genloop.grid import save_grid
+from genloop.loop.summary import write_summary
+from genloop.report.html import write_report
+from genloop.store import RunStore, write_csv, write_json, write_text
+
+GENS = 3
+
+
+def make_run(root: Path, unfinished_last: bool = True) -> RunStore:
+    """A run folder as a 2 settings x 2 seeds x 3 generations sweep writes it, with
+    made-up numbers (no training); the last chain has finished only 2 generations."""
+    raw = load_raw(preset_path("default"), ["generator.guidance_scale=[1.0,0.1]", "seeds=[0,1]", f"loop.generations={GENS}"])
+    chains = expand(raw)
+    store = RunStore(root)
+    write_text(store.config_path, dump_yaml(raw))
+    write_json(root / "chains.json", [{"id": c.id, "varied": c.varied, "seed": c.config.seed} for c in chains])
+    rng = np.random.default_rng(0)
+    for i, ch in enumerate(chains):
+        gens = GENS - 1 if unfinished_last and i == len(chains) - 1 else GENS
+        for g in range(gens):
+            acc = 0.9 - 0.1 * g * (1 + ch.config.generator.guidance_scale) + rng.normal(0, 0.02)
+            row = {"chain": ch.id, "seed": ch.config.seed, "generation": g, **ch.varied,
+                   "accuracy": acc, "cross_entropy": 0.3 + 0.2 * g + rng.normal(0, 0.05), "entropy": 0.5 - 0.1 * g,
+                   **{f"acc_class_{k}": float(np.clip(acc + rng.normal(0, 0.1), 0, 1)) for k in range(10)},
+                   **{f"pred_frac_{k}": 0.1 for k in range(10)}, "train_loss": 0.05,
+                   "train_seconds": 3.0 + rng.random(), "sample_seconds": 1.0, "score_seconds": 0.2}
+            row["total_seconds"] = row["train_seconds"] + row["sample_seconds"] + row["score_seconds"]
+            store.save_gen_metrics(ch.id, g, row)
+            labels = np.repeat(np.arange(10), 10)
+            images = rng.integers(0, 256, size=(100, 1, 8, 8), dtype=np.uint8)
+            save_grid(store.gen_dir(ch.id, g) / "grid.png", images, labels, 10)
+            store.mark_done(ch.id, g)
+    write_csv(root / "reference.csv", [{"reference": "real test set", "data": "digits", "accuracy": 0.95,
+                                         "cross_entropy": 0.2, "entropy": 0.25}])
+    rows = store.metric_rows()
+    write_csv(root / "metrics.csv", rows)
+    write_summary(store, rows)
+    return store
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    make_run(tmp_path / "run")
+    return tmp_path / "run"
+
+
+def _imgs(text: str) -> list[str]:
+    return re.findall(r'<img src="([^"]*)"', text)
+
+
+def test_report_is_self_contained_and_has_every_section(run_dir):
+    path = write_report(run_dir)
+    assert path == run_dir / "report.html"
+    text = path.read_text()
+    for sid in ("config", "settings", "curves", "samples", "per-class", "timing", "reference"):
+        assert f'<section id="{sid}">' in text
+    srcs = _imgs(text)
+    grids = 3 * GENS + (GENS - 1)
+    bands = sorted((run_dir / "plots" / "bands").glob("*.png"))
+    assert {"accuracy.png", "cross_entropy.png", "acc_class_1.png", "entropy.png"} <= {p.name for p in bands}
+    assert len(srcs) == len(bands) + grids + 2  # + per-class heat map + timing bars
+    assert all(s.startswith("data:image/png;base64,") for s in srcs)
+    for s in srcs:  # every picture decodes
+        import base64
+        import io
+
+        w, h = Image.open(io.BytesIO(base64.b64decode(s.split(",", 1)[1]))).size
+        assert w > 0 and h > 0
+    # nothing to fetch: no external URL, script or style sheet
+    assert not re.search(r'(src|href)="(https?:)?//', text) and "<script" not in text and "<link" not in text
+    assert "guidance_scale: [1.0, 0.1]" in text  # the config, as YAML
+    assert "95% confidence interval" in text and "mean over 2 seeds" in text
+    assert '<span class="part">2 / 3</span>' in text and text.count('<span class="done">3 / 3</span>') == 3
+    for stem in ("per_class_accuracy", "timing", "bands/accuracy"):
+        assert (run_dir / "plots" / f"{stem}.png").stat().st_size > 0
+        assert (run_dir / "plots" / f"{stem}.pdf").stat().st_size > 0
+
+
+def test_cli_report_redraws_and_keeps_the_per_chain_plots(run_dir, capsys):
+    assert main(["report", str(run_dir)]) == 0
+    assert "report:" in capsys.readouterr().out
+    assert (run_dir / "report.html").exists()
+    for fmt in ("png", "pdf"):  # plot_run's outputs are still written
+        assert (run_dir / "plots" / f"accuracy.{fmt}").exists()
+
+
+def test_report_of_a_run_with_nothing_finished(tmp_path):
+    root = tmp_path / "empty"
+    store = make_run(root)
+    for p in (root / "chains").rglob("DONE"):
+        p.unlink()
+    for name in ("metrics.csv", "summary.csv"):
+        (root / name).unlink()
+    text = write_report(root).read_text()
+    assert "No finished generation yet" in text and "0 of 12 generations finished" in text
+    assert store.config_path.exists()
+
+
+def test_pool_composition_figure_is_included_when_its_module_exists(run_dir, monkeypatch):
+    def plot_composition(run_dir):
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots()
+        ax.bar([0, 1, 2], [1.0, 0.5, 0.3])
+        p = Path(run_dir) / "plots" / "composition.png"
+        fig.savefig(p)
+        plt.close(fig)
+        return [p]
+
+    fake = types.ModuleType("genloop.report.composition")
+    fake.plot_composition = plot_composition
+    monkeypatch.setitem(sys.modules, "genloop.report.composition", fake)
+    text = write_report(run_dir).read_text()
+    assert '<section id="composition">' in text and "Training pool composition" in text
+
+
+def test_report_reads_the_run_folder_through_store_only():
+    """Layers: report -> store; nothing imports report but the CLI and the genloop.run API."""
+    pkg = Path(genloop.__file__).parent
+    for name in ("html.py", "plots.py"):
+        tree = ast.parse((pkg / "report" / name).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                assert node.module in ("store", "plots", "composition", None) or node.level == 1, (name, node.module)
+                if node.level == 2:
+                    assert node.module == "store", (name, node.module)
+            if isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                assert not node.module.startswith("genloop") or node.module == "genloop.store", (name, node.module)
+    for path in pkg.rglob("*.py"):
+        rel = path.relative_to(pkg).as_posix()
+        if rel.startswith("report/") or rel in ("cli.py", "__init__.py"):
+            continue
+        text = path.read_text()
+        assert not re.search(r"^\s*(from|import)\s+(genloop\.report|\.+report)\b", text, re.M), rel
+
+
+def _chromium():
+    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+PROBE = """<script>
+function record() {  // after the load event every picture has been decoded (or failed: size 0)
+  const pre = document.createElement("pre");
+  pre.id = "probe";
+  pre.textContent = JSON.stringify(Array.from(document.images).map(i => [i.naturalWidth, i.naturalHeight, i.complete]));
+  document.body.appendChild(pre);
+}
+if (document.readyState === "complete") record(); else window.addEventListener("load", record);
+</script>"""
+
+
+@pytest.mark.browser
+def test_report_renders_in_a_headless_browser(run_dir, tmp_path):
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("no chromium (apt-get install chromium)")
+    report = write_report(run_dir)
+    text = report.read_text()
+    n_img = len(_imgs(text))
+    probe = tmp_path / "probe.html"  # the report plus a script that records each picture's decoded size
+    probe.write_text(text.replace("</body>", PROBE + "</body>"))
+    base = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars",
+            f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=15000"]
+    dom = subprocess.run(base + ["--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=180)
+    m = re.search(r'<pre id="probe">(.*?)</pre>', dom.stdout, re.S)
+    assert m, dom.stderr[-2000:]
+    sizes = json.loads(m.group(1))
+    assert len(sizes) == n_img > 10
+    assert all(w > 0 and h > 0 and complete for w, h, complete in sizes), sizes
+
+    shot = tmp_path / "shot.png"
+    subprocess.run(base + ["--window-size=1280,2600", f"--screenshot={shot}", report.as_uri()],
+                   capture_output=True, text=True, timeout=180)
+    pixels = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    assert pixels.shape[0] >= 2000 and pixels.shape[1] >= 1200
+    not_white = (pixels.min(axis=2) < 240).mean()
+    colourful = ((pixels.max(axis=2) - pixels.min(axis=2)) > 80).sum()  # plot lines, bands, heat map
+    assert not_white > 0.03 and colourful > 2000, (not_white, colourful)
