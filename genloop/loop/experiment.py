@@ -175,7 +175,7 @@ def check_names(cfg: Config) -> None:
     """Every registry name in ``cfg`` must exist; the error names the key and the known names."""
     from ..data import DATASETS
     from ..data import sources  # noqa: F401
-    from ..diffusion import SAMPLERS
+    from ..diffusion import SAMPLERS, SCHEDULES
     from ..generators import GENERATORS
     from ..generators import builtin as _gb  # noqa: F401
     from ..metrics import METRICS
@@ -185,6 +185,7 @@ def check_names(cfg: Config) -> None:
 
     checks = [("data.name", cfg.data.name, DATASETS), ("generator.name", cfg.generator.name, GENERATORS),
               ("generator.network", cfg.generator.network, NETWORKS), ("sampler.name", cfg.sampler.name, SAMPLERS),
+              ("generator.schedule", cfg.generator.schedule, SCHEDULES),
               ("loop.interaction", cfg.loop.interaction, INTERACTIONS)]
     checks += [(f"metrics.names", m, METRICS) for m in cfg.metrics.names]
     for key, value, reg in checks:
