@@ -31,16 +31,27 @@ processes on this machine, or as tasks on a Ray cluster.
 Reproducibility: the numbers of a chain do not depend on where or alongside what
 it runs, only on the config and on the number of torch CPU threads (reductions
 are split differently with more threads).  Every chain runs with exactly
-``threads`` torch threads in every mode, so a sweep run with ``--workers 2`` and
+``threads`` torch threads (and as many BLAS / OpenMP threads for numpy and scipy,
+through threadpoolctl) in every mode, so a sweep run with ``--workers 2`` and
 one run one chain at a time give identical numbers *at equal thread counts*
 (``--threads``).  The default, ``threads = cores // workers`` (``cores`` = torch's
 thread count in the parent, by default the physical cores), differs between
 ``--workers 1`` and ``--workers 2``; pass ``--threads`` to compare runs.  Ray
 tasks default to 1 thread (and reserve ``num_cpus=threads``).  The shared
 classifier is trained in the parent with the parent's thread count in every mode.
+
+When workers pay off: a chain that already keeps every core busy with its torch
+threads gains little from running beside others.  On a 2-core machine the default
+digits job runs a generation in 6.4 s with 2 threads and 10.8 s with 1 thread
+beside a second chain, so ``--workers 2`` is no faster than ``--workers 1``
+(benchmarks/bench_sweep.py); at equal threads it is 1.6x faster.  Many cores or
+small models (poor thread scaling) are where workers help.  In scripts, start a
+sweep with workers under ``if __name__ == "__main__":`` (the workers are spawned
+processes, which import the main module).
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import traceback
 from dataclasses import dataclass, field
@@ -156,15 +167,31 @@ class _Progress:
 # --------------------------------------------------------------------------- one chain in a worker
 
 
+def limit_threads(threads: int) -> Any:
+    """Context: ``threads`` threads for torch and for the BLAS / OpenMP pools numpy and
+    scipy use (threadpoolctl, which scikit-learn brings), restored on exit; the same in
+    every mode, so that no library splits its sums differently in one mode than in another."""
+    import torch
+
+    saved = torch.get_num_threads()
+    stack = contextlib.ExitStack()
+    try:
+        from threadpoolctl import threadpool_limits
+
+        stack.enter_context(threadpool_limits(limits=int(threads)))
+    except Exception:  # noqa: BLE001 - threadpoolctl missing or a library it cannot drive
+        pass
+    torch.set_num_threads(int(threads))
+    stack.callback(torch.set_num_threads, saved)
+    return stack
+
+
 def run_one_chain(raw: dict, out_dir: str, chain_id: str, threads: int,
                   log_level: int = logging.WARNING) -> tuple[str, str]:
     """Run (or resume) one chain of ``raw`` in ``out_dir`` in this process, with
     ``threads`` torch threads.  Returns ("ok" | "diverged" | "invalid" | "error", message);
     never raises (a worker's result must reach the parent)."""
     try:
-        import torch
-
-        torch.set_num_threads(int(threads))
         logging.basicConfig(level=log_level, format=f"%(levelname)s %(name)s [{chain_id}]: %(message)s")
         from .config import ConfigError
         from .data import DataError
@@ -179,7 +206,8 @@ def run_one_chain(raw: dict, out_dir: str, chain_id: str, threads: int,
         if chain is None:
             return "error", f"chain {chain_id!r} is not in the config"
         try:
-            exp.run_chain(chain)
+            with limit_threads(threads):
+                exp.run_chain(chain)
         except TrainingDiverged as exc:
             return "diverged", str(exc)
         except (ConfigError, DataError) as exc:  # the same again on a retry
@@ -396,12 +424,9 @@ class _CallbackError(Exception):
 def _run_inline(exp: Any, pending: list, threads: int, retries: int, progress: _Progress,
                 diverged: list, failed: list, TrainingDiverged: type) -> None:
     """One chain after the other in this process, with ``threads`` torch threads."""
-    import torch
-
     from .config import ConfigError
     from .data import DataError
 
-    saved_threads = torch.get_num_threads()
     saved_callback = exp.on_generation
 
     def on_generation(row: dict) -> None:
@@ -411,35 +436,41 @@ def _run_inline(exp: Any, pending: list, threads: int, retries: int, progress: _
             raise _CallbackError() from exc
 
     exp.on_generation = on_generation
-    torch.set_num_threads(threads)
     try:
-        for ch in pending:
-            attempt = 0
-            while True:
-                attempt += 1
-                try:
-                    exp.run_chain(ch)
-                    break
-                except _CallbackError as exc:
-                    raise exc.__cause__ from None
-                except (ConfigError, DataError):
-                    raise
-                except TrainingDiverged as exc:
-                    log.error("chain %s stopped: %s", ch.id, exc)
-                    diverged.append(f"{ch.id}: {exc}")
-                    break
-                except Exception as exc:  # noqa: BLE001 - retried, then reported
-                    if attempt > retries:
-                        log.error("chain %s failed after %d attempt(s): %s", ch.id, attempt, exc)
-                        failed.append(f"{ch.id}: {type(exc).__name__}: {exc}")
-                        break
-                    log.warning("chain %s failed (%s: %s); retry %d of %d from its last finished generation",
-                                ch.id, type(exc).__name__, exc, attempt, retries)
-                finally:
-                    exp.write_tables()
+        with limit_threads(threads):
+            _inline_chains(exp, pending, retries, diverged, failed, TrainingDiverged, ConfigError, DataError)
     finally:
         exp.on_generation = saved_callback
-        torch.set_num_threads(saved_threads)
+
+
+def _inline_chains(exp: Any, pending: list, retries: int, diverged: list, failed: list,
+                   TrainingDiverged: type, ConfigError: type, DataError: type) -> None:
+    """Chains one after the other; other exceptions than the user's callback's, config or data
+    errors and divergence are retried (resuming), up to ``retries`` times."""
+    for ch in pending:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                exp.run_chain(ch)
+                break
+            except _CallbackError as exc:
+                raise exc.__cause__ from None
+            except (ConfigError, DataError):
+                raise
+            except TrainingDiverged as exc:
+                log.error("chain %s stopped: %s", ch.id, exc)
+                diverged.append(f"{ch.id}: {exc}")
+                break
+            except Exception as exc:  # noqa: BLE001 - retried, then reported
+                if attempt > retries:
+                    log.error("chain %s failed after %d attempt(s): %s", ch.id, attempt, exc)
+                    failed.append(f"{ch.id}: {type(exc).__name__}: {exc}")
+                    break
+                log.warning("chain %s failed (%s: %s); retry %d of %d from its last finished generation",
+                            ch.id, type(exc).__name__, exc, attempt, retries)
+            finally:
+                exp.write_tables()
 
 
 def _run_pool(exp: Any, pending: list, backend: str, address: Optional[str], n_workers: Optional[int],
