@@ -158,3 +158,21 @@ def test_python_api_returns_rows(tmp_path, tiny_overrides):
 
     rows = genloop.run(overrides=tiny_overrides + ["loop.generations=1", "generator.guidance_scale=1.0"], out_dir=tmp_path / "api")
     assert len(rows) == 1 and 0 <= rows[0]["accuracy"] <= 1
+
+
+def test_unconditional_unet_on_colour_shapes_with_image_metrics(tmp_path, tiny_overrides):
+    """The flowers/birds path in miniature: unconditional U-Net DDIM on a labelled colour
+    dataset; samples carry no labels, label-free classifier scores and FD/KID/PRDC are computed."""
+    out = tmp_path / "shapes"
+    rc = main(["run", "-o", str(out), "--no-progress", "-p", "shapes", *tiny_overrides,
+               "data.count=150", "loop.sample_count=60", "generator.width=8", "generator.channel_mult=[1,2]",
+               "metrics.kid_subset_size=50", "metrics.classifier.steps=50", "loop.generations=2"])
+    assert rc == 0
+    rows = read_csv(out / "metrics.csv")
+    assert len(rows) == 2
+    for r in rows:
+        assert "accuracy" not in r and r["entropy"] >= 0
+        for col in ("fd_classifier", "kid_mean_classifier", "precision_classifier", "coverage_classifier"):
+            assert isinstance(r[col], float) and not math.isnan(r[col])
+    z = load_npz(RunStore(out).gen_dir(rows[0]["chain"], 0) / "samples.npz")
+    assert z["images"].shape == (60, 3, 32, 32) and "labels" not in z

@@ -201,8 +201,9 @@ class DiffusionGenerator:
             bar.update(m)
         bar.close()
         images = np.concatenate(out) if out else np.zeros((0, *ctx.shape), np.uint8)
-        out_labels = np.asarray(labels, dtype=np.int64) if labels is not None else None
-        return ImageSet(images, out_labels, ctx.num_classes if out_labels is not None else 0)
+        # An unconditional model ignores requested labels: its samples carry none.
+        out_labels = np.asarray(labels, dtype=np.int64) if use_labels else None
+        return ImageSet(images, out_labels, self.num_classes if out_labels is not None else 0)
 
     def state_dict(self) -> dict:
         """The EMA weights used for sampling (from the unwrapped module)."""

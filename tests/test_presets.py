@@ -1,0 +1,32 @@
+"""Every shipped preset loads, expands and names only registered components."""
+import pytest
+
+from genloop.config import expand, load_raw, preset_path, presets
+from genloop.loop.experiment import check_names
+
+
+@pytest.mark.parametrize("name", sorted(presets()))
+def test_preset_is_valid(name):
+    chains = expand(load_raw(preset_path(name)))
+    assert chains
+    for ch in chains:
+        check_names(ch.config)
+    assert presets()[name], f"preset {name} needs a first comment line saying what it is and needs"
+
+
+def test_paper_presets_match_the_paper():
+    guid = [c.config.generator.guidance_scale for c in expand(load_raw(preset_path("paper-mnist")))]
+    assert guid == [1.0, 0.1, 1e-10]
+    for name in ("paper-flowers", "paper-birds"):
+        (ch,) = expand(load_raw(preset_path(name)))
+        cfg = ch.config
+        assert not cfg.generator.conditional and cfg.data.image_size == 64 and cfg.sampler.steps == 20
+        assert cfg.metrics.features == "inception" and {"fd", "kid", "prdc"} <= set(cfg.metrics.names)
+        assert cfg.loop.generations == 10
+
+
+def test_unknown_preset_lists_known_ones():
+    from genloop.config import ConfigError
+
+    with pytest.raises(ConfigError, match="known presets: .*default"):
+        preset_path("nope")
