@@ -33,13 +33,10 @@ def run(config: Union[str, Path, dict, None] = None, out_dir: Union[str, Path] =
     if report:
         from .report import plot_run
 
+        from .report.html import write_report
+
         plot_run(Path(out_dir))
-        try:
-            from .report.html import write_report
-        except ImportError:
-            pass
-        else:
-            write_report(Path(out_dir))
+        write_report(Path(out_dir))
     return rows
 
 

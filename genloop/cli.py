@@ -79,11 +79,9 @@ def cmd_run(args) -> int:
 
 
 def _write_report(out: Path) -> Optional[Path]:
-    try:
-        from .report import html  # noqa: F401
-    except ImportError:
-        return None
-    return html.write_report(out)
+    from .report.html import write_report
+
+    return write_report(out)
 
 
 def cmd_report(args) -> int:

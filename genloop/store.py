@@ -37,7 +37,9 @@ from typing import Any, Iterable, Optional
 import numpy as np
 
 
-def _atomic(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(f)`` on a temp file beside ``path``, fsync it and rename it over ``path``;
+    on any error the temp file is removed and ``path`` is left as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -56,7 +58,7 @@ def _atomic(path: Path, write) -> None:
 
 
 def write_bytes(path: Path, data: bytes) -> None:
-    _atomic(path, lambda f: f.write(data))
+    atomic_write(path, lambda f: f.write(data))
 
 
 _WRITERS = None  # thread pool of write_files, made on first use
@@ -120,7 +122,7 @@ def save_npz(path: Path, **arrays: np.ndarray) -> None:
     """Atomically write arrays to ``path`` (no pickled objects)."""
     def write(f):
         np.savez(f, **arrays)
-    _atomic(path, write)
+    atomic_write(path, write)
 
 
 def load_npz(path: Path) -> dict[str, np.ndarray]:

@@ -87,20 +87,9 @@ def atomic_save_npz(path: Union[str, Path], compress: bool = False, **arrays: np
     for name, a in arrays.items():
         if np.asarray(a).dtype == object:
             raise DataError(f"{path}: array {name!r} holds Python objects, which .npz files here never store")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            (np.savez_compressed if compress else np.savez)(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    from ..store import atomic_write
+
+    atomic_write(path, lambda f: (np.savez_compressed if compress else np.savez)(f, **arrays))
     return path
 
 

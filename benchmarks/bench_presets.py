@@ -1,0 +1,88 @@
+"""Time one generation of each CPU preset on this machine, to size them.
+
+The real datasets (MNIST, Flowers-102, CUB-200) and the Inception weights cannot be
+downloaded here, so each preset runs on a stand-in of the same tensor shapes and sizes:
+- paper-mnist-cpu: the embedded digits resized to 28x28 (1,437 training images instead of
+  2,000; the time per generation is scaled by 2000/1437 for the data-size-dependent parts:
+  sampling and scoring);
+- paper-flowers-cpu / paper-birds-cpu (identical settings): the embedded `shapes` at 32x32
+  with 1,500 training images, and an Inception network with random weights in the
+  published file format (same cost as the real one);
+- shapes: as shipped.
+A preset's estimated run time = chains x generations x measured seconds per generation.
+
+Command:  python benchmarks/bench_presets.py [PRESET ...]
+RESULTS (2026-11-29, 2 cores, machine otherwise idle; two runs, the first stopped after
+paper-mnist-cpu by a bug since fixed (unconditional samples carried labels)):
+
+    $ python benchmarks/bench_presets.py
+    paper-mnist-cpu    1 generation: train 56.6s, sample 35.5s, score 0.1s (scaled to the preset's size: 106.2s); set-up 2.9s -> estimated 3 chain(s) x 10 generations = 53.1 min
+    $ python benchmarks/bench_presets.py paper-flowers-cpu shapes
+    paper-flowers-cpu  1 generation: train 132.1s, sample 99.4s, score 115.6s (scaled to the preset's size: 347.2s); set-up 152.5s -> estimated 1 chain(s) x 10 generations = 60.4 min
+    shapes             1 generation: train 110.4s, sample 79.0s, score 2.4s (scaled to the preset's size: 191.8s); set-up 88.5s -> estimated 1 chain(s) x 6 generations = 20.7 min
+
+After this run paper-flowers-cpu / paper-birds-cpu were cut from 1,500 to 1,200 training
+images: sampling and Inception scoring scale with the image count, so the estimate becomes
+132 + 0.8 x 215 = 304 s per generation, about 51 min plus about 2.5 min of set-up (not
+re-measured).  Inception-v3 at 299x299 runs at about 13 images/s here; it dominates scoring.
+These are estimates from one measured generation, not full runs.
+"""
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+
+def one_generation(preset: str, overrides: list[str]) -> dict:
+    from genloop.config import load_raw, preset_path
+    from genloop.loop import Experiment
+
+    raw = load_raw(preset_path(preset), overrides + ["loop.generations=1"])
+    out = Path(tempfile.mkdtemp(prefix=f"bench_{preset}_"))
+    exp = Experiment(raw, out)
+    t0 = time.perf_counter()
+    exp.prepare()
+    prep = time.perf_counter() - t0
+    exp.run_chain(exp.chains[0])
+    row = exp.store.metric_rows()[0]
+    row["prepare_seconds"] = prep
+    row["chains"] = len(exp.chains)
+    return row
+
+
+def main() -> int:
+    torch.set_num_threads(2)
+    from genloop.config import from_dict, load_raw, preset_path
+    from genloop.metrics.features.inception import FIDInceptionV3
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench_presets_"))
+    weights = tmp / "pt_inception-2015-12-05-6726825d.pth"
+    torch.save(FIDInceptionV3().state_dict(), weights)
+    cases = [
+        ("paper-mnist-cpu", ["data.name=digits", "data.image_size=28", "data.root=null", "generator.guidance_scale=1.0"], 2000 / 1437),
+        ("paper-flowers-cpu", ["data.name=shapes", "data.count=1875", "data.root=null", f"metrics.inception_weights={weights}"], 1.0),
+        ("shapes", [], 1.0),
+    ]
+    only = set(sys.argv[1:])
+    for preset, ov, scale in cases:
+        if only and preset not in only:
+            continue
+        cfg_chains = len(__import__("genloop").load_config(preset_path(preset)))
+        gens = from_dict({**load_raw(preset_path(preset)), "generator": {**load_raw(preset_path(preset))["generator"],
+                          "guidance_scale": 1.0}}).loop.generations
+        r = one_generation(preset, ov)
+        per_gen = r["train_seconds"] + scale * (r["sample_seconds"] + r["score_seconds"])
+        total = cfg_chains * gens * per_gen + r["prepare_seconds"]
+        print(f"{preset:18s} 1 generation: train {r['train_seconds']:.1f}s, sample {r['sample_seconds']:.1f}s, "
+              f"score {r['score_seconds']:.1f}s (scaled to the preset's size: {per_gen:.1f}s); "
+              f"set-up {r['prepare_seconds']:.1f}s -> estimated {cfg_chains} chain(s) x {gens} generations = "
+              f"{total / 60:.1f} min", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
