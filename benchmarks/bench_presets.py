@@ -11,7 +11,8 @@ downloaded here, so each preset runs on a stand-in of the same tensor shapes and
 - shapes: as shipped.
 A preset's estimated run time = chains x generations x measured seconds per generation.
 
-Command:  python benchmarks/bench_presets.py [PRESET ...]
+Command:  python benchmarks/bench_presets.py [--full] [PRESET ...]
+(--full runs every chain and generation of the preset instead of one generation.)
 RESULTS (2026-11-29, 2 cores, machine otherwise idle; two runs, the first stopped after
 paper-mnist-cpu by a bug since fixed (unconditional samples carried labels)):
 
@@ -54,8 +55,27 @@ def one_generation(preset: str, overrides: list[str]) -> dict:
     return row
 
 
+def full_run(preset: str, overrides: list[str]) -> float:
+    """Run the whole preset (every chain and generation) as `genloop run` does; print a
+    line per generation; return the wall time in seconds."""
+    from genloop.config import load_raw, preset_path
+    from genloop.loop import Experiment
+
+    out = Path(tempfile.mkdtemp(prefix=f"bench_full_{preset}_"))
+    t0 = time.perf_counter()
+
+    def line(row: dict) -> None:
+        print(f"  {preset} {row['chain']} gen {row['generation']}: train {row['train_seconds']:.1f}s, "
+              f"sample {row['sample_seconds']:.1f}s, score {row['score_seconds']:.1f}s, "
+              f"elapsed {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
+
+    Experiment(load_raw(preset_path(preset), overrides), out, on_generation=line).run()
+    return time.perf_counter() - t0
+
+
 def main() -> int:
     torch.set_num_threads(2)
+    full = "--full" in sys.argv[1:]
     from genloop.config import from_dict, load_raw, preset_path
     from genloop.metrics.features.inception import FIDInceptionV3
 
@@ -67,9 +87,13 @@ def main() -> int:
         ("paper-flowers-cpu", ["data.name=shapes", "data.count=1875", "data.root=null", f"metrics.inception_weights={weights}"], 1.0),
         ("shapes", [], 1.0),
     ]
-    only = set(sys.argv[1:])
+    only = set(a for a in sys.argv[1:] if not a.startswith("--"))
     for preset, ov, scale in cases:
         if only and preset not in only:
+            continue
+        if full:
+            wall = full_run(preset, ov)
+            print(f"{preset:18s} full run (every chain and generation): {wall / 60:.1f} min", flush=True)
             continue
         cfg_chains = len(__import__("genloop").load_config(preset_path(preset)))
         gens = from_dict({**load_raw(preset_path(preset)), "generator": {**load_raw(preset_path(preset))["generator"],

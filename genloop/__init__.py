@@ -4,6 +4,7 @@ Python API::
 
     import genloop
     rows = genloop.run("my.yaml", out_dir="runs/x", overrides=["loop.generations=3"])
+    rows = genloop.run("my.yaml", out_dir="runs/y", overrides=["seeds=[0,1,2]"], workers=2)
 
 ``run`` returns the metric rows (one dict per chain and generation) and draws
 the plots and report into the run folder, as ``genloop run`` does.
@@ -11,28 +12,40 @@ the plots and report into the run folder, as ``genloop run`` does.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 __version__ = "0.1.0"
 
 
 def run(config: Union[str, Path, dict, None] = None, out_dir: Union[str, Path] = "runs/default",
         overrides: Optional[list[str]] = None, *, force: bool = False, progress: bool = False,
-        report: bool = True) -> list[dict]:
+        report: bool = True, workers: Union[int, str, None] = 1, backend: str = "local",
+        address: Optional[str] = None, threads: Optional[int] = None, retries: Optional[int] = None,
+        on_generation: Optional[Callable[[dict], None]] = None) -> list[dict]:
     """Run an experiment (a YAML path, a raw dict of keys, a ``Config`` or None for
-    the default preset) into ``out_dir``; return the metric rows."""
+    the default preset) into ``out_dir``; return the metric rows.
+
+    The sweep options are the CLI's: ``workers`` (chains at once in worker processes;
+    1 = one after the other in this process; ``"auto"`` = as many as fit the cores),
+    ``backend="ray"`` with an optional cluster ``address``, ``threads`` (torch threads
+    per chain; default cores // workers), ``retries`` (attempts after a chain dies,
+    each resuming).  With workers, call it under ``if __name__ == "__main__":`` in
+    scripts (workers are spawned).  ``on_generation(row)`` sees every finished
+    generation's row."""
     from .config import Config, load_raw, preset_path, to_dict
     from .loop import Experiment
+    from .sweep import DEFAULT_RETRIES, run_sweep
 
     if config is None:
         config = preset_path("default")
     if isinstance(config, Config):
         config = to_dict(config)
     raw = load_raw(config, overrides)
-    rows = Experiment(raw, out_dir, force=force, progress=progress).run()
+    exp = Experiment(raw, out_dir, force=force, progress=progress, on_generation=on_generation)
+    rows = run_sweep(exp, workers=workers, backend=backend, address=address,
+                     retries=DEFAULT_RETRIES if retries is None else retries, threads=threads)
     if report:
         from .report import plot_run
-
         from .report.html import write_report
 
         plot_run(Path(out_dir))

@@ -65,6 +65,8 @@ class DataConfig:
     gaussian_std: float = opt(1.0, "standard deviation of every coordinate of the gaussian source", gt=0.0)
     num_classes: int = opt(5, "shapes: number of shape kinds, one class each (circle, square, triangle, cross, ring, star, hexagon, half-disc); data.count images", ge=1, le=8)
     workers: int = opt(0, "folder: threads decoding images when the cache is built (0: one per CPU core)", ge=0)
+    bbox_crop: bool = opt(False, "folder, CUB-200-2011: crop each image to the square around its bounding box (bounding_boxes.txt and images.txt next to images/) instead of the centre square")
+    bbox_padding: float = opt(0.25, "folder with data.bbox_crop: the square's side is (1 + padding) x the box's longer side (the paper's birds: 0.25)", ge=0.0)
 
 
 @dataclass
@@ -110,6 +112,10 @@ class TrainConfig:
     grad_clip: float = opt(1.0, "clip the gradient norm at this value (0: off)", ge=0.0)
     hflip: bool = opt(False, "augment with random horizontal flips (for natural images, not digits)")
     checkpoint_every: int = opt(200, "save the full training state every N steps (0: only at the end)", ge=0)
+    select_every: int = opt(0, "keep the EMA weights with the best validation KID, measured every N steps and at the end, instead of the last ones (0: keep the last; the paper's flowers/birds code measures every epoch)", ge=0)
+    select_samples: int = opt(500, "with train.select_every: images held out of each generation's training set as its validation split (at most a fifth of it); as many are sampled for each KID", ge=2)
+    select_steps: Optional[int] = opt(None, "with train.select_every: sampler steps of the validation samples (None: sampler.steps; the Keras DDIM example uses 5)", ge=1)
+    select_features: Optional[str] = opt(None, "with train.select_every: features of the validation KID (None: metrics.features)")
 
 
 @dataclass

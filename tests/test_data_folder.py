@@ -145,6 +145,84 @@ def test_cub_layout(tmp_path):
     assert folder_mod.scan_folder(root).class_names == ["001.Black_footed_Albatross", "002.Laysan_Albatross"]
 
 
+def cub_with_boxes(root: Path, fmt: str = "png") -> tuple[Path, list]:
+    """A CUB-200-2011-like folder: 100x80 grey images, each with a red 20x10 "bird"
+    at a known place, listed in images.txt and bounding_boxes.txt (1-based ids)."""
+    boxes = [(10.0, 20.0, 20.0, 10.0), (80.0, 70.0, 20.0, 10.0), (0.0, 0.0, 20.0, 10.0), (40.0, 30.0, 20.0, 10.0)]
+    names = ["001.A/a0", "001.A/a1", "002.B/b0", "002.B/b1"]
+    lines_img, lines_box = [], []
+    for i, ((x, y, w, h), name) in enumerate(zip(boxes, names), 1):
+        a = np.full((80, 100, 3), 128, np.uint8)
+        a[int(y):int(y + h), int(x):int(x + w)] = (255, 0, 0)
+        path = root / "images" / f"{name}.{fmt}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(a).save(path)
+        lines_img.append(f"{i} {name}.{fmt}")
+        lines_box.append(f"{i} {x} {y} {w} {h}")
+    (root / "images.txt").write_text("\n".join(lines_img) + "\n")
+    (root / "bounding_boxes.txt").write_text("\n".join(lines_box) + "\n")
+    return root, boxes
+
+
+def test_padded_box_formula():
+    from genloop.data.transforms import padded_box
+
+    # centred square of side 1.25 * max(w, h) around the box's centre
+    assert padded_box((40, 30, 20, 10), 100, 80, 0.25) == (37.5, 22.5, 62.5, 47.5)
+    # sticking out at the top left: shifted inside, same side
+    assert padded_box((0, 0, 20, 10), 100, 80, 0.25) == (0.0, 0.0, 25.0, 25.0)
+    # at the bottom right
+    assert padded_box((80, 70, 20, 10), 100, 80, 0.25) == (75.0, 55.0, 100.0, 80.0)
+    # larger than the image: capped at the short side
+    assert padded_box((0, 0, 100, 80), 100, 80, 0.25) == (10.0, 0.0, 90.0, 80.0)
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpg"])
+def test_cub_bounding_box_crop(tmp_path, fmt):
+    root, boxes = cub_with_boxes(tmp_path / "CUB_200_2011", fmt)
+    c = folder_mod.load_folder_set(root, 16, cache_dir=tmp_path / "c")  # centre crops
+    b = folder_mod.load_folder_set(root, 16, cache_dir=tmp_path / "c", bbox_crop=True, bbox_padding=0.25)
+    also = folder_mod.load_folder_set(root / "images", 16, cache_dir=tmp_path / "c", bbox_crop=True)
+    np.testing.assert_array_equal(b.images, also.images)
+    red = lambda im: (im[:, 0].astype(int) > 200) & (im[:, 1].astype(int) < 60)  # noqa: E731
+    # The bird fills 20/25 of the crop's width and 10/25 of its height, wherever it is
+    for k, (x, y, w, h) in enumerate(boxes):
+        mask = red(b.images[k:k + 1])[0]
+        assert 0.25 < mask.mean() < 0.4, (k, mask.mean())  # 20*10 / 25^2 = 0.32
+        if k == 3:  # a box in the middle: the bird sits in the crop's middle
+            ys, xs = np.nonzero(mask)
+            assert abs(xs.mean() - 7.5) < 1 and abs(ys.mean() - 7.5) < 1
+    assert red(c.images).mean() < 0.1  # centre crops of a 100x80 image show the bird small
+    # a different padding is another cache entry
+    wide = folder_mod.load_folder_set(root, 16, cache_dir=tmp_path / "c", bbox_crop=True, bbox_padding=1.0)
+    assert red(wide.images[3:4]).mean() < red(b.images[3:4]).mean()
+
+
+def test_cub_bounding_box_errors(tmp_path):
+    root, _ = cub_with_boxes(tmp_path / "CUB_200_2011")
+    (root / "bounding_boxes.txt").rename(root / "bb.txt")
+    with pytest.raises(DataError, match="no images.txt and bounding_boxes.txt") as e:
+        folder_mod.load_folder_set(root, 8, use_cache=False, bbox_crop=True)
+    one_line(e)
+    (root / "bounding_boxes.txt").write_text("1 10 20 20 10\n2 80 70 20 10\n3 0 0 20 10\n")
+    with pytest.raises(DataError, match="image id 4 has no line") as e:
+        folder_mod.load_folder_set(root, 8, use_cache=False, bbox_crop=True)
+    (root / "bounding_boxes.txt").write_text("1 10 20 20 10\n2 80 70 20 10\n3 0 0 twenty 10\n4 1 1 1 1\n")
+    with pytest.raises(DataError, match=r"bounding_boxes.txt:3: .* is not four numbers"):
+        folder_mod.load_folder_set(root, 8, use_cache=False, bbox_crop=True)
+    (root / "bounding_boxes.txt").write_text("1 10 20 20 10\n2 80 70 20 10\n3 0 0 20 0\n4 1 1 1 1\n")
+    with pytest.raises(DataError, match="positive width and height"):
+        folder_mod.load_folder_set(root, 8, use_cache=False, bbox_crop=True)
+    (root / "bounding_boxes.txt").write_text("1 10 20 20 10\n2 80 70 20 10\n3 0 0 20 10\n4 1 1 1 1\n")
+    (root / "images.txt").write_text("1 001.A/a0.png\n2 001.A/a1.png\n3 002.B/b0.png\n")
+    with pytest.raises(DataError, match=r"b1.png: not listed in .*images.txt"):
+        folder_mod.load_folder_set(root, 8, use_cache=False, bbox_crop=True)
+    # through the config, as a user runs it
+    (root / "images.txt").write_text("1 001.A/a0.png\n2 001.A/a1.png\n3 002.B/b0.png\n4 002.B/b1.png\n")
+    real = load_real(cfg(root, image_size=8, bbox_crop=True, test_fraction=0.5), tmp_path / "c")
+    assert len(real.train) == 2 and real.train.images.shape[1:] == (3, 8, 8)
+
+
 def oxford(root: Path, labels, n_images=None) -> Path:
     import scipy.io
 

@@ -176,3 +176,78 @@ def test_unconditional_unet_on_colour_shapes_with_image_metrics(tmp_path, tiny_o
             assert isinstance(r[col], float) and not math.isnan(r[col])
     z = load_npz(RunStore(out).gen_dir(rows[0]["chain"], 0) / "samples.npz")
     assert z["images"].shape == (60, 3, 32, 32) and "labels" not in z
+
+
+SELECT = ["loop.generations=1", "train.steps=30", "train.select_every=10", "train.select_samples=100",
+          "train.select_steps=3", "metrics.features=pixels", "metrics.kid_subsets=10"]
+
+
+def test_checkpoint_selection_keeps_the_best_validation_kid(tmp_path, tiny_overrides, monkeypatch):
+    """train.select_every: a validation split is held out, the EMA weights are scored
+    every 10 steps and at the end, and the best ones are kept (their step and KID land
+    in metrics.csv); the model file holds exactly those weights."""
+    seen = []
+    original = diffusion_gen.DiffusionGenerator._validate
+
+    def spy(self, val, step):
+        score = original(self, val, step)
+        seen.append((step, score, len(val)))
+        return score
+
+    monkeypatch.setattr(diffusion_gen.DiffusionGenerator, "_validate", spy)
+    raw = load_raw(None, tiny_overrides + SELECT + ["generator.guidance_scale=1.0"])
+    rows = Experiment(raw, tmp_path / "sel").run()
+    assert [s for s, *_ in seen] == [10, 20, 30]
+    assert all(n == 100 for _, _, n in seen)  # select_samples images held out (the set has 1,437)
+    best_step, best = min(((s, k) for s, k, _ in seen), key=lambda x: x[1])
+    assert rows[0]["ckpt_step"] == best_step and rows[0]["ckpt_val_kid"] == pytest.approx(best)
+    # without selection the last weights are kept and there are no ckpt_ columns
+    plain = Experiment(load_raw(None, tiny_overrides + SELECT[:2] + ["metrics.features=pixels",
+                                                                     "generator.guidance_scale=1.0"]),
+                       tmp_path / "plain").run()
+    assert "ckpt_step" not in plain[0]
+
+
+def test_checkpoint_selection_picks_the_lowest_score_and_resumes(tmp_path, tiny_overrides, monkeypatch):
+    """A scripted validation score (best at step 20 of 30) decides which EMA weights
+    are saved; a run killed after the step-20 checkpoint resumes with the same choice."""
+    scores = {10: 0.5, 20: 0.1, 30: 0.3}
+    kept = {}
+    original_validate = diffusion_gen.DiffusionGenerator._validate
+
+    def scripted(self, val, step):
+        self.ctx.select_score = lambda real, fake: scores[step]
+        s = original_validate(self, val, step)
+        if step == 20:
+            kept["ema"] = {k: v.clone() for k, v in self.ema.state_dict().items()}
+        return s
+
+    monkeypatch.setattr(diffusion_gen.DiffusionGenerator, "_validate", scripted)
+    raw = load_raw(None, tiny_overrides + SELECT + ["generator.guidance_scale=1.0"])
+    rows = Experiment(raw, tmp_path / "full").run()
+    assert rows[0]["ckpt_step"] == 20 and rows[0]["ckpt_val_kid"] == pytest.approx(0.1)
+    saved = load_weights(RunStore(tmp_path / "full").gen_dir("c00", 0) / "model.safetensors")
+    for k, v in kept["ema"].items():
+        assert np.array_equal(saved[k].numpy(), v.numpy()), k
+
+    original_ema = diffusion_gen.DiffusionGenerator._ema_update
+
+    def crash(self, step):
+        original_ema(self, step)
+        if step == 24:
+            raise _Stop  # after the checkpoint at step 20, which holds the best weights so far
+
+    monkeypatch.setattr(diffusion_gen.DiffusionGenerator, "_ema_update", crash)
+    with pytest.raises(_Stop):
+        Experiment(raw, tmp_path / "cut").run()
+    monkeypatch.setattr(diffusion_gen.DiffusionGenerator, "_ema_update", original_ema)
+    again = Experiment(raw, tmp_path / "cut").run()
+    assert again[0]["ckpt_step"] == 20
+    assert _results(tmp_path / "cut") == _results(tmp_path / "full")
+
+
+def test_checkpoint_selection_bad_features_is_a_config_error(tmp_path, tiny_overrides, capsys):
+    rc = main(["run", "-o", str(tmp_path / "x"), "--no-progress", *tiny_overrides, "train.select_every=10",
+               "train.select_features=nonsense"])
+    assert rc == 2
+    assert "train.select_features: unknown feature extractor 'nonsense'" in capsys.readouterr().err

@@ -23,6 +23,10 @@ def test_paper_presets_match_the_paper():
         assert not cfg.generator.conditional and cfg.data.image_size == 64 and cfg.sampler.steps == 20
         assert cfg.metrics.features == "inception" and {"fd", "kid", "prdc"} <= set(cfg.metrics.names)
         assert cfg.loop.generations == 10
+        # the Keras DDIM example keeps the checkpoint with the best validation KID (5 sampling steps)
+        assert cfg.train.select_every > 0 and cfg.train.select_steps == 5
+    birds = expand(load_raw(preset_path("paper-birds")))[0].config.data
+    assert birds.bbox_crop and birds.bbox_padding == 0.25  # birds cropped to their box + 25 %
 
 
 def test_unknown_preset_lists_known_ones():

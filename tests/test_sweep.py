@@ -183,3 +183,16 @@ def test_ray_backend_gives_the_same_numbers(tmp_path, sweep_raw, sequential):
     rows = run_sweep(Experiment(sweep_raw, out, on_generation=seen.append), backend="ray", threads=1)
     assert len(seen) == 8 and _keys(seen) == _keys(rows)
     assert _results(out) == _results(sequential)
+
+
+def test_python_api_runs_a_sweep_with_workers(tmp_path, sequential):
+    """genloop.run(..., workers=2) runs the same sweep as the CLI and gives the numbers of
+    the one-at-a-time run at equal threads; on_generation sees every generation."""
+    import genloop
+    from conftest import TINY
+
+    seen = []
+    rows = genloop.run(preset_path("default"), tmp_path / "api", TINY + GRID, workers=2, threads=1,
+                       report=False, on_generation=seen.append)
+    assert len(rows) == 8 and len(seen) == 8
+    assert _results(tmp_path / "api") == _results(sequential)

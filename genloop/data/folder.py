@@ -6,7 +6,11 @@ Layouts of ``data.root`` that are recognised, in this order:
   ``imagelabels.mat`` (read with ``scipy.io.loadmat``; labels 1..102 become
   0..101).  ``data.root`` may be that folder or its ``jpg/`` sub-folder.
 * **CUB-200-2011**: ``images/001.Black_footed_Albatross/...``; ``data.root``
-  may be the ``images/`` folder or the folder that contains it.
+  may be the ``images/`` folder or the folder that contains it.  With
+  ``data.bbox_crop=true`` each bird is cropped to the square around its
+  bounding box, padded by ``data.bbox_padding`` (the paper: 25 %), read from
+  ``images.txt`` and ``bounding_boxes.txt`` next to ``images/`` (see
+  ``transforms.padded_box``).
 * **One sub-folder per class** (ImageFolder style): classes are the
   sub-folders sorted by name, numbered from 0; their images are found
   recursively.  A class folder without any image is an error.
@@ -184,6 +188,52 @@ def scan_folder(root: Path) -> FolderLayout:
     return FolderLayout(root, "classes", files, np.concatenate(labels), [d.name for d in subdirs])
 
 
+def read_cub_boxes(layout: FolderLayout) -> np.ndarray:
+    """Bounding boxes (x, y, width, height; float64 (N, 4)) of ``layout.files`` from
+    CUB-200-2011's ``images.txt`` (``<id> <path under images/>``) and
+    ``bounding_boxes.txt`` (``<id> <x> <y> <width> <height>``), found in the folder
+    that holds ``images/`` or in ``layout.root`` itself."""
+    names = ("images.txt", "bounding_boxes.txt")
+    candidates = [layout.root.parent, layout.root] if layout.root.name == "images" else [layout.root]
+    base = next((c for c in candidates if all((c / n).is_file() for n in names)), None)
+    if base is None:
+        raise DataError(f"data.bbox_crop: no {' and '.join(names)} in {' or '.join(str(c) for c in candidates)} "
+                        "(CUB-200-2011 ships them next to images/); set data.bbox_crop=false to centre-crop instead")
+
+    def rows(name: str, width: int) -> list[list[str]]:
+        out = []
+        for ln, line in enumerate((base / name).read_text(encoding="utf-8").splitlines(), 1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != width:
+                raise DataError(f"{base / name}:{ln}: expected {width} fields, got {len(parts)}: {line.strip()!r}")
+            out.append(parts)
+        return out
+
+    id_of = {path: i for i, path in rows("images.txt", 2)}
+    boxes: dict[str, tuple[float, ...]] = {}
+    for ln, (i, *vals) in enumerate(rows("bounding_boxes.txt", 5), 1):
+        try:
+            box = tuple(float(v) for v in vals)
+        except ValueError:
+            raise DataError(f"{base / 'bounding_boxes.txt'}:{ln}: {' '.join(vals)!r} is not four numbers") from None
+        if not all(np.isfinite(box)) or box[2] <= 0 or box[3] <= 0:
+            raise DataError(f"{base / 'bounding_boxes.txt'}:{ln}: box {box} needs a positive width and height")
+        boxes[i] = box
+    out = np.empty((len(layout.files), 4), dtype=np.float64)
+    for k, f in enumerate(layout.files):
+        rel = f.relative_to(layout.root).as_posix()  # images.txt paths are under images/
+        i = id_of.get(rel)
+        if i is None:
+            raise DataError(f"{f}: not listed in {base / 'images.txt'}, so it has no bounding box "
+                            "(set data.bbox_crop=false, or remove the file)")
+        if i not in boxes:
+            raise DataError(f"{f}: image id {i} has no line in {base / 'bounding_boxes.txt'}")
+        out[k] = boxes[i]
+    return out
+
+
 def default_workers() -> int:
     try:
         return max(1, len(os.sched_getaffinity(0)))
@@ -206,11 +256,14 @@ def _decode_native(path: Path, grey: bool) -> np.ndarray:
 
 def decode_files(files: Sequence[Path], size: Optional[int], *, grey: bool = False, workers: int = 0,
                  skip_bad: bool = False, native_shape: Optional[tuple[int, int]] = None,
-                 desc: str = "decoding", root: Optional[Path] = None) -> tuple[np.ndarray, np.ndarray, list[tuple[Path, str]]]:
+                 desc: str = "decoding", root: Optional[Path] = None, boxes: Optional[np.ndarray] = None,
+                 bbox_padding: float = 0.25) -> tuple[np.ndarray, np.ndarray, list[tuple[Path, str]]]:
     """Decode ``files`` with a pool of ``workers`` threads (0: one per core).
 
-    ``size``: short side resized to it and centre-cropped; None keeps the
-    native size, which must then be ``native_shape`` (H, W) for every file.
+    ``size``: short side resized to it and centre-cropped (or, with ``boxes``
+    (N, 4) of (x, y, width, height), the square around each box padded by
+    ``bbox_padding``); None keeps the native size, which must then be
+    ``native_shape`` (H, W) for every file.
     Returns ``images`` uint8 (n_ok, C, S, S) (C = 1 when ``grey``, else 3),
     ``ok`` bool (N,) marking the files kept, and ``bad`` [(path, reason)].
     Without ``skip_bad`` the first undecodable file raises ``DataError``."""
@@ -233,7 +286,11 @@ def decode_files(files: Sequence[Path], size: Optional[int], *, grey: bool = Fal
         fails = []
         for i in range(lo, hi):
             try:
-                a = decode_square(files[i], size, grey) if size is not None else _decode_native(files[i], grey)
+                if size is None:
+                    a = _decode_native(files[i], grey)
+                else:
+                    a = decode_square(files[i], size, grey, bbox=None if boxes is None else tuple(boxes[i]),
+                                      bbox_padding=bbox_padding)
                 if a.shape[:2] != (h, w):
                     raise ValueError(f"is {a.shape[1]}x{a.shape[0]}, the others {w}x{h}")
                 out[i] = a[None] if grey else a.transpose(2, 0, 1)
@@ -287,14 +344,18 @@ def decode_files(files: Sequence[Path], size: Optional[int], *, grey: bool = Fal
     return (out[ok] if bad else out), ok, bad
 
 
-def _settings(layout: FolderLayout, size: int) -> dict:
-    return {"source": "folder", "kind": layout.kind, "size": size, "mode": "RGB", "draft": 2,
-            "labels": None if layout.labels is None else digest(layout.labels), "classes": layout.class_names}
+def _settings(layout: FolderLayout, size: int, boxes: Optional[np.ndarray] = None, bbox_padding: float = 0.25) -> dict:
+    out = {"source": "folder", "kind": layout.kind, "size": size, "mode": "RGB", "draft": 2,
+           "labels": None if layout.labels is None else digest(layout.labels), "classes": layout.class_names}
+    if boxes is not None:  # centre-cropped caches keep their key
+        out["bbox"] = {"boxes": digest(boxes), "padding": float(bbox_padding)}
+    return out
 
 
-def cache_path_for(layout: FolderLayout, size: int, cache_dir: Optional[Path]) -> Path:
-    """Where the cache of ``layout`` decoded at ``size`` lives."""
-    key = cache_key(fingerprint(layout.root, layout.files), _settings(layout, size))
+def cache_path_for(layout: FolderLayout, size: int, cache_dir: Optional[Path], boxes: Optional[np.ndarray] = None,
+                   bbox_padding: float = 0.25) -> Path:
+    """Where the cache of ``layout`` decoded at ``size`` (cropped to ``boxes`` when given) lives."""
+    key = cache_key(fingerprint(layout.root, layout.files), _settings(layout, size, boxes, bbox_padding))
     return cache_root(cache_dir, layout.root) / f"folder-{key}.npz"
 
 
@@ -309,23 +370,27 @@ def _check_skipped(files: np.ndarray, reasons: np.ndarray, root: Path, n: int, s
 
 
 def load_folder_set(root: Path, image_size: Optional[int] = None, *, skip_bad: bool = False, workers: int = 0,
-                    cache_dir: Optional[Path] = None, use_cache: bool = True) -> ImageSet:
+                    cache_dir: Optional[Path] = None, use_cache: bool = True, bbox_crop: bool = False,
+                    bbox_padding: float = 0.25) -> ImageSet:
     """The whole folder at ``root`` as an ImageSet: uint8 (N, 3, S, S) RGB
     (S = ``image_size`` or 64), labels int64 (N,) or None, decoded once and
-    then read from the ``.npz`` cache."""
+    then read from the ``.npz`` cache.  ``bbox_crop``: crop CUB-200-2011 birds
+    to their padded bounding boxes (``read_cub_boxes``)."""
     layout = scan_folder(root)
     size = image_size or DEFAULT_SIZE
-    path = cache_path_for(layout, size, cache_dir) if use_cache else None
+    boxes = read_cub_boxes(layout) if bbox_crop else None
+    path = cache_path_for(layout, size, cache_dir, boxes, bbox_padding) if use_cache else None
     cached = load_cached(path) if path is not None else None
     if cached is not None and {"images", "skipped_files", "skipped_reasons"} <= set(cached):
         _check_skipped(cached["skipped_files"], cached["skipped_reasons"], layout.root, len(layout.files), skip_bad)
         log.info("folder %s: %d images read from cache %s", layout.root, len(cached["images"]), path)
         labels = cached.get("labels")
         return ImageSet(cached["images"], labels, layout.num_classes if labels is not None else 0)
-    log.info("folder %s (%s): decoding %d images to %dx%d%s", layout.root, layout.kind, len(layout.files), size, size,
-             f", cache {path}" if path else "")
+    log.info("folder %s (%s): decoding %d images to %dx%d%s%s", layout.root, layout.kind, len(layout.files), size, size,
+             f" (bounding-box crops, padding {bbox_padding:g})" if boxes is not None else "", f", cache {path}" if path else "")
     images, ok, bad = decode_files(layout.files, size, workers=workers, skip_bad=skip_bad,
-                                   desc=f"decoding {layout.root.name}", root=layout.root)
+                                   desc=f"decoding {layout.root.name}", root=layout.root, boxes=boxes,
+                                   bbox_padding=bbox_padding)
     labels = None if layout.labels is None else layout.labels[ok]
     if len(images) == 0:
         raise DataError(f"data.root: none of the {len(layout.files)} images in {layout.root} can be decoded")
@@ -354,5 +419,6 @@ def load_folder(cfg: DataConfig, cache_dir: Optional[Path] = None) -> RealData:
     if not cfg.root:
         raise DataError("data.root: folder needs data.root, a folder with one sub-folder of images per class "
                         "(or images directly in it for an unlabelled set)")
-    full = load_folder_set(Path(cfg.root), cfg.image_size, skip_bad=cfg.skip_bad, workers=cfg.workers, cache_dir=cache_dir)
+    full = load_folder_set(Path(cfg.root), cfg.image_size, skip_bad=cfg.skip_bad, workers=cfg.workers, cache_dir=cache_dir,
+                           bbox_crop=cfg.bbox_crop, bbox_padding=cfg.bbox_padding)
     return split_holdout(full, cfg.test_fraction, cfg.split_seed)

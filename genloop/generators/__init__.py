@@ -29,7 +29,9 @@ class TrainingDiverged(RuntimeError):
 @dataclass
 class GenContext:
     """What a generator gets: the config, the data geometry, a device, a seed,
-    where to keep its resumable training state, and a progress-bar switch."""
+    where to keep its resumable training state, a progress-bar switch, and
+    (for ``train.select_every``) ``select_score(real, fake) -> float``, lower is
+    better, on uint8 image arrays: the loop passes the validation KID."""
 
     config: Config
     shape: tuple[int, int, int]
@@ -39,6 +41,7 @@ class GenContext:
     state_path: Optional[Path] = None
     progress: bool = False
     desc: str = ""
+    select_score: Optional[Callable[[np.ndarray, np.ndarray], float]] = None
 
 
 class Generator(Protocol):

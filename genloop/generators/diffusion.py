@@ -10,6 +10,15 @@ weights (warm-up decay min(decay, (1 + s) / (10 + s))) is used for sampling.
 The full training state (weights, EMA, AdamW moments, step, random generator)
 is checkpointed every ``train.checkpoint_every`` steps to ``ctx.state_path``,
 so a run killed inside a generation resumes there with identical numbers.
+
+Checkpoint selection (``train.select_every`` > 0), as in the Keras DDIM example
+the paper's flowers and birds code derives from: ``train.select_samples``
+images (at most a fifth) are held out of the generation's training set as a
+validation split; every ``select_every`` steps and at the end, as many images
+are sampled from the EMA weights (``train.select_steps`` sampler steps, their
+own random stream) and scored by ``ctx.select_score`` (the validation KID);
+the EMA weights with the lowest score are the ones kept for sampling.  The best
+weights so far are part of the training state, so resuming keeps them.
 """
 from __future__ import annotations
 
@@ -69,6 +78,7 @@ class DiffusionGenerator:
         torch.manual_seed(ctx.seed)  # network initialisation
         self.net = build_network(g.network, ctx.shape, self.num_classes, g).to(ctx.device)
         self.ema = copy.deepcopy(self.net).eval().requires_grad_(False)
+        self._best: Optional[dict] = None  # checkpoint selection: best EMA weights, score, step
 
     # ------------------------------------------------------------------ training
     def _state(self, opt: torch.optim.Optimizer, step: int, gen: torch.Generator, losses: list) -> dict:
@@ -81,6 +91,10 @@ class DiffusionGenerator:
         tensors["rng"] = gen.get_state()
         tensors["step"] = torch.tensor(step, dtype=torch.int64)
         tensors["recent_losses"] = torch.tensor(losses[-_LOSS_WINDOW:], dtype=torch.float64)
+        if self._best is not None:
+            tensors.update({f"best.{k}": v for k, v in self._best["ema"].items()})
+            tensors["best_score"] = torch.tensor(self._best["score"], dtype=torch.float64)
+            tensors["best_step"] = torch.tensor(self._best["step"], dtype=torch.int64)
         return tensors
 
     def _load_state(self, tensors: dict, opt: torch.optim.Optimizer, gen: torch.Generator, losses: list) -> int:
@@ -93,14 +107,55 @@ class DiffusionGenerator:
                 opt.state[params[int(i)]][key] = v.to(self.ctx.device) if key != "step" else v
         gen.set_state(tensors["rng"])
         losses.extend(tensors["recent_losses"].tolist())
+        if "best_score" in tensors:
+            self._best = {"ema": {k[5:]: v for k, v in tensors.items() if k.startswith("best.")},
+                          "score": float(tensors["best_score"]), "step": int(tensors["best_step"])}
         return int(tensors["step"])
+
+    def _validation_split(self, train: ImageSet) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """(indices kept for training, indices of the validation split or None when not selecting)."""
+        tcfg, n = self.ctx.config.train, len(train)
+        every = np.arange(n)
+        if not tcfg.select_every:
+            return every, None
+        if self.ctx.select_score is None:
+            log.warning("%s: train.select_every is set but nothing scores checkpoints here (no select_score); "
+                        "keeping the last weights", self.ctx.desc)
+            return every, None
+        m = min(tcfg.select_samples, n // 5)
+        if m < 2:
+            log.warning("%s: %d training images are too few to hold out a validation split for train.select_every; "
+                        "keeping the last weights", self.ctx.desc, n)
+            return every, None
+        perm = np.random.default_rng([self.ctx.seed, 0x5E1EC7]).permutation(n)
+        return np.sort(perm[m:]), np.sort(perm[:m])
+
+    def _validate(self, val: ImageSet, step: int) -> float:
+        """The validation score (lower is better) of the current EMA weights at ``step``."""
+        tcfg = self.ctx.config.train
+        gen = torch.Generator().manual_seed(self.ctx.seed * 1_000_003 + step)  # not the training stream
+        labels = val.labels if self.conditional and val.labels is not None else None
+        fake = self._draw(labels, len(val), gen, steps=tcfg.select_steps, bar=False)
+        score = float(self.ctx.select_score(val.images, fake))
+        if not math.isfinite(score):
+            raise TrainingDiverged(f"{self.ctx.desc}: validation score {score} at step {step} (samples are not finite?)")
+        if self._best is None or score < self._best["score"]:
+            self._best = {"ema": {k: v.detach().clone() for k, v in self.ema.state_dict().items()},
+                          "score": score, "step": step}
+        log.debug("%s: validation KID %.5f at step %d (best %.5f at %d)", self.ctx.desc, score, step,
+                  self._best["score"], self._best["step"])
+        return score
 
     def fit(self, train: ImageSet) -> dict:
         ctx, tcfg, g = self.ctx, self.ctx.config.train, self.cfg
         dev = ctx.device
         gen = torch.Generator().manual_seed(ctx.seed)
-        x_all = to_model(train.images)
-        y_all = torch.from_numpy(train.labels) if (self.conditional and train.labels is not None) else None
+        self._best = None
+        keep, val_idx = self._validation_split(train)
+        val = train.subset(val_idx) if val_idx is not None else None
+        fit_set = train.subset(keep) if val_idx is not None else train
+        x_all = to_model(fit_set.images)
+        y_all = torch.from_numpy(fit_set.labels) if (self.conditional and fit_set.labels is not None) else None
         opt = torch.optim.AdamW(self.net.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
         start = 0
         losses: list[float] = []
@@ -155,13 +210,23 @@ class DiffusionGenerator:
             if step % 50 == 0:
                 bar.set_postfix(loss=f"{loss_val:.4f}")
             done = step + 1
+            if val is not None and (done % tcfg.select_every == 0 or done == steps):
+                self.net.eval()
+                bar.set_postfix(loss=f"{loss_val:.4f}", val_kid=f"{self._validate(val, done):.4f}")
+                self.net.train()
             if sp is not None and tcfg.checkpoint_every and done % tcfg.checkpoint_every == 0 and done < steps:
                 save_weights(sp, self._state(opt, done, gen, losses), metadata={"fingerprint": self._fingerprint(train)})
         bar.close()
         self.net.eval()
         tail = losses[-_LOSS_WINDOW:] if losses else [loss_val]
-        return {"train_loss": float(np.mean(tail)), "train_steps": steps - start,
-                "train_seconds_this_run": time.perf_counter() - t0}
+        out = {"train_loss": float(np.mean(tail)), "train_steps": steps - start,
+               "train_seconds_this_run": time.perf_counter() - t0}
+        if val is not None and self._best is not None:
+            self.ema.load_state_dict(self._best["ema"])
+            out.update({"ckpt_step": float(self._best["step"]), "ckpt_val_kid": self._best["score"]})
+            log.info("%s: kept the EMA weights of step %d (validation KID %.5f) of %d steps", ctx.desc,
+                     self._best["step"], self._best["score"], steps)
+        return out
 
     def _fingerprint(self, train: ImageSet) -> str:
         from ..utils import digest
@@ -182,25 +247,31 @@ class DiffusionGenerator:
 
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
-    def sample(self, labels: Optional[np.ndarray], n: int) -> ImageSet:
+    def _draw(self, labels: Optional[np.ndarray], n: int, gen: torch.Generator, steps: Optional[int] = None,
+              bar: bool = True) -> np.ndarray:
+        """``n`` uint8 images from the EMA weights (conditioned on ``labels`` when given),
+        with the configured sampler (``steps`` overrides ``sampler.steps``)."""
         ctx = self.ctx
         scfg = ctx.config.sampler
-        sampler = SAMPLERS.get(scfg.name)(self.schedule, steps=scfg.steps, eta=scfg.eta, clip_x0=scfg.clip_x0,
-                                             variance=scfg.variance)
-        gen = torch.Generator().manual_seed(ctx.seed + 1_000_003)
-        use_labels = self.conditional and labels is not None
+        sampler = SAMPLERS.get(scfg.name)(self.schedule, steps=steps or scfg.steps, eta=scfg.eta,
+                                             clip_x0=scfg.clip_x0, variance=scfg.variance)
         out = []
-        bar = tqdm(total=n, desc=f"{ctx.desc} sample", disable=not ctx.progress, leave=False,
-                   unit="img", dynamic_ncols=True)
+        pbar = tqdm(total=n, desc=f"{ctx.desc} sample", disable=not (ctx.progress and bar), leave=False,
+                    unit="img", dynamic_ncols=True)
         for s in chunks(n, scfg.batch_size):
             m = s.stop - s.start
-            y = torch.from_numpy(np.asarray(labels[s], dtype=np.int64)).to(ctx.device) if use_labels else None
+            y = torch.from_numpy(np.asarray(labels[s], dtype=np.int64)).to(ctx.device) if labels is not None else None
             x = sample_loop(self.ema, sampler, (m, *ctx.shape), y, self.num_classes,
                             self.cfg.guidance_scale, gen, ctx.device)
             out.append(to_uint8(x))
-            bar.update(m)
-        bar.close()
-        images = np.concatenate(out) if out else np.zeros((0, *ctx.shape), np.uint8)
+            pbar.update(m)
+        pbar.close()
+        return np.concatenate(out) if out else np.zeros((0, *ctx.shape), np.uint8)
+
+    def sample(self, labels: Optional[np.ndarray], n: int) -> ImageSet:
+        use_labels = self.conditional and labels is not None
+        gen = torch.Generator().manual_seed(self.ctx.seed + 1_000_003)
+        images = self._draw(labels if use_labels else None, n, gen)
         # An unconditional model ignores requested labels: its samples carry none.
         out_labels = np.asarray(labels, dtype=np.int64) if use_labels else None
         return ImageSet(images, out_labels, self.num_classes if out_labels is not None else 0)

@@ -99,7 +99,8 @@ def run_generation(cfg: Config, interaction: Interaction, history: History, g: i
         gctx = GenContext(config=lcfg, shape=real.train.shape,
                           num_classes=real.train.num_classes if lcfg.generator.conditional else 0, device=device,
                           seed=lineage_seed(cfg.seed, g, lin), state_path=state_path(lin) if state_path else None,
-                          progress=progress, desc=desc + (f" lineage {lin}" if nl > 1 else ""))
+                          progress=progress, desc=desc + (f" lineage {lin}" if nl > 1 else ""),
+                          select_score=_select_score(scorer, lcfg))
         gen = build_generator(gctx)
         fits.append(gen.fit(pool.data))
         tb = time.perf_counter()
@@ -130,6 +131,8 @@ def run_generation(cfg: Config, interaction: Interaction, history: History, g: i
     row.update(pool.composition(nl))
     row.update(pool.stats)
     losses = [f.get("train_loss", float("nan")) for f in fits]
+    for lin, f in enumerate(fits):  # the kept checkpoint (train.select_every): its step and validation KID
+        row.update({(k if nl == 1 else f"{k}_l{lin}"): v for k, v in f.items() if k.startswith("ckpt_")})
     if nl == 1:
         row.update(sel[0])
         row["train_loss"] = losses[0]
@@ -143,6 +146,19 @@ def run_generation(cfg: Config, interaction: Interaction, history: History, g: i
     row.update({"train_seconds": train_s, "sample_seconds": sample_s, "score_seconds": score_s,
                 "total_seconds": time.perf_counter() - t0})
     return GenerationResult(pool, gens, samples, kept, row)
+
+
+def _select_score(scorer: Any, cfg: Config) -> Optional[Callable[[np.ndarray, np.ndarray], float]]:
+    """The validation KID for ``train.select_every`` (None when off or without a metric context);
+    one per (context, features), so a chain extracts each validation split's features once."""
+    if not cfg.train.select_every or not isinstance(scorer, MetricContext):
+        return None
+    from ..metrics.image_metrics import ValidationKID
+
+    slot = f"validation_kid:{cfg.train.select_features or cfg.metrics.features}"
+    if slot not in scorer.shared:
+        scorer.shared[slot] = ValidationKID(scorer, cfg.train.select_features)
+    return scorer.shared[slot]
 
 
 def simulate(cfg: Config, real: Optional[RealData] = None, metrics: Union[bool, list] = True,

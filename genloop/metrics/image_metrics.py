@@ -159,6 +159,42 @@ class PRDCMetric(_FeatureMetric):
         return {metric_name(k, self.extractor.name): v for k, v in out.items()}
 
 
+class ValidationKID:
+    """KID (mean over subsets) of generated images against a fixed validation set,
+    for choosing the best checkpoint during training (``train.select_every``), as
+    the Keras DDIM example the paper's flowers/birds code derives from does.
+
+    Call with uint8 images ``real`` (N, C, H, W) and ``fake`` (M, C, H, W); the
+    features of the last ``real`` set are kept, so repeated calls during one
+    generation extract them once.  Features: ``features`` or ``metrics.features``;
+    subsets as in the ``kid`` metric."""
+
+    def __init__(self, ctx: MetricContext, features: Optional[str] = None) -> None:
+        self.ctx, self.mcfg = ctx, ctx.config.metrics
+        self.extractor = extractor_for(ctx, features)
+        self._key: Optional[str] = None
+        self._real: Optional[np.ndarray] = None
+
+    def __call__(self, real: np.ndarray, fake: np.ndarray) -> float:
+        key = digest(real, self.extractor.key)
+        if key != self._key:
+            self._real, self._key = np.ascontiguousarray(self.extractor(real), dtype=np.float32), key
+        feats = np.ascontiguousarray(self.extractor(fake), dtype=np.float32)
+        mean, _ = kid(self._real, feats, subsets=self.mcfg.kid_subsets, subset_size=self.mcfg.kid_subset_size,
+                      seed=self.ctx.seed, device=self.ctx.device)
+        return mean
+
+
+@register_validator
+def _check_select_features(cfg) -> None:
+    """``train.select_features`` (or ``metrics.features``) must name an extractor when checkpoints are selected."""
+    name = cfg.train.select_features or cfg.metrics.features
+    if cfg.train.select_every and name not in EXTRACTORS:
+        key = "train.select_features" if cfg.train.select_features else "metrics.features"
+        raise ConfigError(f"{key}: unknown feature extractor {name!r} for the validation KID of train.select_every "
+                          f"(known: {', '.join(EXTRACTORS.names())})")
+
+
 @register_validator
 def _check_features(cfg) -> None:
     """``metrics.features`` must name a registered extractor when fd/kid/prdc are asked for."""
