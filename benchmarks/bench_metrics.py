@@ -18,29 +18,35 @@ Every PRDC measurement runs in its own subprocess; its peak RSS increase is the 
 high-water mark (VmHWM, reset through /proc/self/clear_refs once the features exist and the
 libraries are warm) minus the RSS at that point.
 
-Command and output of the last full run (2 CPU cores, AMD EPYC, shared with other jobs: see the
-load averages).  Timings on this machine varied by up to 4x with the load: the sqrtm route took
-9.8 s, 36 s and 42 s in three runs (the 25x below is flattered by that; an unloaded check gave
-9.3 s vs 1.6 s for an eigh-only version of our route, about 6x), and in two earlier runs PRDC
-float32 took 1.27x and 1.05x the bare products and was 3.2x and 3.5x faster than prdc.
+Command and output of the last full run (2026-11-29, 2 CPU cores, AMD EPYC, machine otherwise
+idle).  Timings on this machine vary by up to 4x when other jobs share it: an earlier run under
+load (load average 3-4) measured the sqrtm route at 41.7 s against 1.66 s (25x), PRDC float32 at
+15.3 s = 1.21x the bare products and 3.1x faster than prdc (float64 2.8x), the 50,000 case in
+231 s, and Inception at 6.9 images/s.
 
     $ python benchmarks/bench_metrics.py
-    torch 2.13.0+cpu, 2 threads, 2 CPUs, load average 3.1
-    [fd] D=2048 (covariances of 5000 samples): eigenvalue route 1.66 s, sqrtm route 41.70 s -> 25.2x faster (goal >= 5x); value 303.564359 vs 303.564359, relative difference 1.3e-10 (goal <= 1e-6)
+    torch 2.13.0+cpu, 2 threads, 2 CPUs, load average 1.1
+    [fd] D=2048 (covariances of 5000 samples): eigenvalue route 0.66 s, sqrtm route 8.23 s -> 12.4x faster (goal >= 5x); value 303.564359 vs 303.564359, relative difference 1.3e-10 (goal <= 1e-6)
     [prdc] N=M=10,000, D=2048, k=5, chunk_size=1024 (each in its own process)
-      bare chunked float32 products it needs (real-real and fake-fake upper triangles, real-fake): 12.6 s
-      genloop float32: 15.3 s = 1.21x the bare products (goal <= 1.5x), peak RSS +275 MiB (total 667 MiB); P=0.4437, R=0.4567, D=0.9548, C=0.9644
-      genloop float64: 16.9 s, peak RSS +505 MiB; P=0.4437, R=0.4567, D=0.9548, C=0.9644
-      prdc 0.2:        46.8 s, peak RSS +1326 MiB; P=0.4437, R=0.4567, D=0.9548, C=0.9644
-      speed-up over prdc: float32 3.1x, float64 2.8x (goal >= 3x)
+      bare chunked float32 products it needs (real-real and fake-fake upper triangles, real-fake): 4.1 s
+      genloop float32: 4.6 s = 1.12x the bare products (goal <= 1.5x), peak RSS +275 MiB (total 667 MiB); P=0.4437, R=0.4567, D=0.9548, C=0.9644
+      genloop float64: 7.8 s, peak RSS +506 MiB; P=0.4437, R=0.4567, D=0.9548, C=0.9644
+      prdc 0.2:        17.9 s, peak RSS +1317 MiB; P=0.4437, R=0.4567, D=0.9548, C=0.9644
+      speed-up over prdc: float32 3.9x, float64 2.3x (goal >= 3x)
       float32 vs float64: largest difference 4.0e-05; count differences {'precision': 0, 'recall': 0, 'density': -2, 'coverage': 0}
       prdc (float32 input, distances rounded to float32) vs genloop float64: count differences {'precision': 0, 'recall': 0, 'density': -2, 'coverage': 0}
-    [prdc] N=M=50,000, D=2048, float32: 231 s, peak RSS 2297 MiB (features 781 MiB, increase +1280 MiB; goal: total <= 8192 MiB); P=0.3817, R=0.3830, D=1.0009, C=0.9687
-    [features] inception         6.9 images/s  (100 images, random weights, 3x64x64 -> 299x299, D=2048, batch 50)
-    [features] classifier      980.5 images/s  (5,000 images, CNN for 3x32x32 colour images, width 256, D=256, batch 1024)
-    [features] classifier   848118.9 images/s  (100,000 images, MLP for 1x8x8 digits (MLP up to 1,024 values, e.g. 28x28), width 256, D=256, batch 1024)
-    [features] pixels         9522.3 images/s  (20,000 images, 3x64x64, D=12288, batch 4096)
-    total 514 s, load average at the end 4.1
+    [prdc] N=M=50,000, D=2048, float32: 112 s, peak RSS 2281 MiB (features 781 MiB, increase +1264 MiB; goal: total <= 8192 MiB); P=0.3817, R=0.3830, D=1.0009, C=0.9687
+    [features] inception        12.4 images/s  (100 images, random weights, 3x64x64 -> 299x299, D=2048, batch 50)
+    [features] classifier     1087.1 images/s  (5,000 images, CNN for 3x32x32 colour images, width 256, D=256, batch 1024)
+    [features] classifier   914118.8 images/s  (100,000 images, MLP for 1x8x8 digits (MLP up to 1,024 values, e.g. 28x28), width 256, D=256, batch 1024)
+    [features] pixels         9465.0 images/s  (20,000 images, 3x64x64, D=12288, batch 4096)
+    total 192 s, load average at the end 2.0
+
+Reading: every goal is met by the float32 path (12.4x for the Fréchet distance; PRDC 3.9x
+faster than prdc at 1.12x the bare products and +275 MiB; 50,000 in 2.2 GiB).  The float64
+path, which gives prdc's exact counts and is the default (``metrics.distance_dtype``), is
+2.3x faster than prdc here: float64 products run at half the float32 rate on this CPU.  The
+float32 path differed from the exact counts by 2 of 50,000 density counts (points on a radius).
 """
 from __future__ import annotations
 

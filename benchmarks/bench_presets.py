@@ -27,6 +27,25 @@ images: sampling and Inception scoring scale with the image count, so the estima
 132 + 0.8 x 215 = 304 s per generation, about 51 min plus about 2.5 min of set-up (not
 re-measured).  Inception-v3 at 299x299 runs at about 13 images/s here; it dominates scoring.
 These are estimates from one measured generation, not full runs.
+
+A FULL run of paper-flowers-cpu (1,200 training images, 10 generations, same stand-ins:
+shapes at 32x32, Inception with random weights), 2026-11-29, machine otherwise idle:
+
+    $ python benchmarks/bench_presets.py --full paper-flowers-cpu
+      paper-flowers-cpu c00 gen 0: train 130.9s, sample 80.6s, score 103.1s, elapsed 7.4 min
+      paper-flowers-cpu c00 gen 1: train 129.7s, sample 75.8s, score 101.3s, elapsed 12.5 min
+      paper-flowers-cpu c00 gen 2: train 133.9s, sample 84.4s, score 96.6s, elapsed 17.8 min
+      paper-flowers-cpu c00 gen 3: train 122.2s, sample 81.7s, score 96.6s, elapsed 22.8 min
+      paper-flowers-cpu c00 gen 4: train 131.3s, sample 85.3s, score 102.8s, elapsed 28.1 min
+      paper-flowers-cpu c00 gen 5: train 133.8s, sample 77.1s, score 102.3s, elapsed 33.4 min
+      paper-flowers-cpu c00 gen 6: train 131.0s, sample 78.8s, score 99.1s, elapsed 38.5 min
+      paper-flowers-cpu c00 gen 7: train 143.2s, sample 84.0s, score 106.3s, elapsed 44.1 min
+      paper-flowers-cpu c00 gen 8: train 137.1s, sample 78.4s, score 104.5s, elapsed 49.4 min
+      paper-flowers-cpu c00 gen 9: train 140.0s, sample 81.0s, score 105.6s, elapsed 54.8 min
+    paper-flowers-cpu  full run (every chain and generation): 54.8 min
+
+(about 2.2 min of set-up - the real set's Inception features - then 5.2 min per generation:
+train 2.2, sample 1.3, score 1.7.)  paper-birds-cpu has the same settings and sizes.
 """
 from __future__ import annotations
 

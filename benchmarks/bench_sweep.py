@@ -24,40 +24,39 @@ at once).  "CPU: this run" counts the CPU time of `genloop run` and its worker
 processes; Ray's workers are not its children, so for ray their time shows up
 under "other processes".
 
-The full benchmark (3 guidance x 3 seeds x 10 generations, 4 modes) takes about
-50 minutes on this 2-core machine.  RESULTS below are from a REDUCED run: 3
-guidance values x 3 seeds x 2 generations (9 chains, 18 generations per mode
-instead of 90); every generation is full size (800 training steps, 1,437 samples,
-25 DDIM steps).  Machine: 2-core VM (torch 2.13 CPU), shared with other jobs; the
-"other processes" column shows they were idle during local1 and local2.
+RESULTS of the full benchmark (3 guidance values x 3 seeds x 10 generations = 9 chains,
+90 full-size generations per mode: 800 training steps, 1,437 samples, 25 DDIM steps),
+2026-11-29, 2-core VM (torch 2.13 CPU), machine otherwise idle (see "other processes"):
 
-    $ python benchmarks/bench_sweep.py --generations 2 --seeds 3 --out /tmp/bench_sweep3
-    bench_sweep: default preset, guidance [1.0, 0.1, 1e-10], seeds [0,1,2], 2 generation(s); torch 2.13.0+cpu, 2 torch threads, 2 CPUs; load average 2.67
+    $ python benchmarks/bench_sweep.py --generations 10 --seeds 3 --out /tmp/bench_sweep10
+    bench_sweep: default preset, guidance [1.0, 0.1, 1e-10], seeds [0,1,2], 10 generation(s); torch 2.13.0+cpu, 2 torch threads, 2 CPUs; load average 0.29
     classifier + reference (once per run folder, then cached): 3.2s
-    local1   workers 1   threads cores    wall  118.8s  18 gens,   6.4s per generation in a chain; CPU: this run  230.3s, other processes    0.8s  (load 2.61 -> 2.00)
-    local2   workers 2   threads cores//2 wall  120.5s  18 gens,  10.8s per generation in a chain; CPU: this run  215.8s, other processes    0.8s  (load 2.00 -> 1.71)
-    local1t1 workers 1   threads 1        wall  194.5s  18 gens,  10.5s per generation in a chain; CPU: this run  193.0s, other processes   75.0s  (load 1.71 -> 2.43)
-    ray      workers ray threads 1        wall  140.6s  18 gens,  13.0s per generation in a chain; CPU: this run    9.5s, other processes  245.3s  (load 2.43 -> 1.89)
+    local1   workers 1   threads cores    wall  681.3s  90 gens,   7.5s per generation in a chain; CPU: this run 1333.0s, other processes   10.2s  (load 0.43 -> 1.80)
+    local2   workers 2   threads cores//2 wall  574.2s  90 gens,  11.2s per generation in a chain; CPU: this run 1032.5s, other processes    4.2s  (load 1.80 -> 1.20)
+    local1t1 workers 1   threads 1        wall  905.2s  90 gens,  10.0s per generation in a chain; CPU: this run  903.1s, other processes    3.0s  (load 1.20 -> 1.00)
+    ray      workers ray threads 1        wall  535.3s  90 gens,  10.5s per generation in a chain; CPU: this run   21.1s, other processes  938.1s  (load 1.00 -> 1.14)
 
     summary:
-      9 chains x 2 generations = 18 generations per mode
-      2 workers vs 1: 118.8s -> 120.5s = 0.99x speed-up (target >= 1.7x)
-      2 workers vs 1 at equal threads (1 per chain): 194.5s -> 120.5s = 1.61x speed-up
+      9 chains x 10 generations = 90 generations per mode
+      2 workers vs 1: 681.3s -> 574.2s = 1.19x speed-up (target >= 1.7x)
+      2 workers vs 1 at equal threads (1 per chain): 905.2s -> 574.2s = 1.58x speed-up
       1 worker and 2 workers at 1 thread per chain give identical numbers: True
-      Ray backend vs 2 local workers: 140.6s vs 120.5s = +20.1s (+16.7%) overhead
+      Ray backend vs 2 local workers: 535.3s vs 574.2s = -38.9s (-6.8%) overhead
       Ray and 2 local workers (both 1 thread per chain) give identical numbers: True
 
 Reading: the 1.7x target is NOT met against the default one-at-a-time run on this
-machine, and cannot be: one chain already keeps both cores busy (2 torch threads
-train a generation in 6.4 s, 1 thread in 10.5 s, 1.64x), so two 1-thread chains
-side by side (10.8 s each) deliver at most 2 x 6.4 / 10.8 = 1.19x more, less the
-imbalance of 9 chains on 2 workers (5 rounds instead of 4.5) and about 3 s per
-chain to start a worker process (import torch, load the data and classifier).
-Against the same thread count, 2 workers give 1.61x (the 9-on-2 imbalance alone
-caps it at 1.8x).  Extra workers pay off where one chain cannot use the cores
-(many cores, small models).  Ray costs +17% here: its own processes (raylet, GCS,
-dashboard agent) share the 2 cores with the chains (13.0 s per generation against
-10.8 s) and it takes a few seconds to start.
+machine, and cannot be: one chain already keeps both cores busy (2 torch threads run a
+generation in 7.5 s, 1 thread in 10.0 s), so two 1-thread chains side by side (11.2 s
+each) deliver at most 2 x 7.5 / 11.2 = 1.34x, less the imbalance of 9 chains on 2
+workers (5 rounds instead of 4.5).  Measured: 1.19x.  At equal threads (1 per chain) 2
+workers give 1.58x; the 9-on-2 imbalance alone caps that at 1.8x, and each chain's fresh
+worker process pays its start (import torch, load the data and the cached classifier).
+Extra workers pay off where one chain cannot use the cores (many cores, small models).
+Ray had no overhead here: it was 6.8 % faster than 2 local workers (10.5 s per generation
+against 11.2 s), as its worker processes are reused across tasks instead of started per
+chain; it needs a few seconds to start a local Ray.  An earlier REDUCED run (2 generations
+per chain) on a machine shared with other jobs gave 0.99x, 1.61x and +17 % for Ray: with
+two generations per chain the start-up costs weigh more.
 """
 from __future__ import annotations
 

@@ -42,9 +42,10 @@ classifier is trained in the parent with the parent's thread count in every mode
 
 When workers pay off: a chain that already keeps every core busy with its torch
 threads gains little from running beside others.  On a 2-core machine the default
-digits job runs a generation in 6.4 s with 2 threads and 10.8 s with 1 thread
-beside a second chain, so ``--workers 2`` is no faster than ``--workers 1``
-(benchmarks/bench_sweep.py); at equal threads it is 1.6x faster.  Many cores or
+digits job runs a generation in 7.5 s with 2 threads and 11.2 s with 1 thread
+beside a second chain, so ``--workers 2`` is only 1.19x faster than ``--workers 1``
+on 9 chains x 10 generations (benchmarks/bench_sweep.py); at equal threads it is
+1.58x faster.  Many cores or
 small models (poor thread scaling) are where workers help.  In scripts, start a
 sweep with workers under ``if __name__ == "__main__":`` (the workers are spawned
 processes, which import the main module).

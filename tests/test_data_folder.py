@@ -184,6 +184,8 @@ def test_cub_bounding_box_crop(tmp_path, fmt):
     b = folder_mod.load_folder_set(root, 16, cache_dir=tmp_path / "c", bbox_crop=True, bbox_padding=0.25)
     also = folder_mod.load_folder_set(root / "images", 16, cache_dir=tmp_path / "c", bbox_crop=True)
     np.testing.assert_array_equal(b.images, also.images)
+    save_image(root / "segmentations" / "001.A" / "a0.png")  # CUB's separate download, unpacked beside images/
+    assert folder_mod.scan_folder(root).class_names == ["001.A", "002.B"]
     red = lambda im: (im[:, 0].astype(int) > 200) & (im[:, 1].astype(int) < 60)  # noqa: E731
     # The bird fills 20/25 of the crop's width and 10/25 of its height, wherever it is
     for k, (x, y, w, h) in enumerate(boxes):

@@ -162,7 +162,8 @@ def scan_folder(root: Path) -> FolderLayout:
     subdirs = [Path(e.path) for e in _visible(os.scandir(root)) if e.is_dir()]
     if not loose and (root / "images").is_dir():
         others = [d for d in subdirs if d.name != "images" and image_files(d, recursive=True)]
-        if not others:  # CUB-200-2011: root/images/<class>/...
+        if not others or (root / "images.txt").is_file():  # CUB-200-2011: root/images/<class>/...
+            # (images.txt marks CUB even when e.g. its segmentations/ PNGs sit beside images/)
             root = root / "images"
             subdirs = [Path(e.path) for e in _visible(os.scandir(root)) if e.is_dir()]
             loose = image_files(root, recursive=False)
