@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Callable, Mapping, Optional, Union
 
 from . import DataError
+from ..store import atomic_write
 from .mnist import FILES
 
 log = logging.getLogger(__name__)
@@ -51,35 +50,26 @@ def sha256_file(path: Union[str, Path]) -> str:
 
 
 def _download(url: str, dest: Path, expected: Optional[str], opener: Callable, timeout: float) -> str:
-    """Stream ``url`` into ``dest`` (atomically); return its SHA-256; raise on a mismatch."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    """Stream ``url`` into ``dest`` (atomically, ``store.atomic_write``); return its SHA-256;
+    raise on a failed download or a mismatch, leaving ``dest`` as it was."""
     h = hashlib.sha256()
-    try:
-        with os.fdopen(fd, "wb") as out:
-            try:
-                with opener(url, timeout=timeout) as resp:
-                    for block in iter(lambda: resp.read(_CHUNK), b""):
-                        h.update(block)
-                        out.write(block)
-            except (urllib.error.URLError, OSError, ValueError) as exc:
-                reason = getattr(exc, "reason", exc)
-                raise DataError(f"{url}: download failed ({reason}); check the URL "
-                                "(data fetch --url) or copy the files into the folder by hand") from None
-            out.flush()
-            os.fsync(out.fileno())
-        got = h.hexdigest()
-        if expected is not None and got != expected:
-            raise DataError(f"{url}: SHA-256 mismatch (got {got}, expected {expected}); "
-                            "the mirror serves a different or damaged file, nothing was saved")
-        os.replace(tmp, dest)
-    except BaseException:
+
+    def write(out) -> None:
         try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return got
+            with opener(url, timeout=timeout) as resp:
+                for block in iter(lambda: resp.read(_CHUNK), b""):
+                    h.update(block)
+                    out.write(block)
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise DataError(f"{url}: download failed ({reason}); check the URL "
+                            "(data fetch --url) or copy the files into the folder by hand") from None
+        if expected is not None and h.hexdigest() != expected:
+            raise DataError(f"{url}: SHA-256 mismatch (got {h.hexdigest()}, expected {expected}); "
+                            "the mirror serves a different or damaged file, nothing was saved")
+
+    atomic_write(dest, write)
+    return h.hexdigest()
 
 
 def fetch_mnist(root: Union[str, Path], base_url: str = DEFAULT_MNIST_URL, *,

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..store import RunStore, read_csv
+from .plots import save_figure
 
 log = logging.getLogger(__name__)
 
@@ -126,15 +127,8 @@ def plot_composition(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf"),
         if handles:
             ax.legend(handles, labels, fontsize=7, loc="lower left")
         fig.tight_layout()
-        plots = store.plots_dir
-        plots.mkdir(parents=True, exist_ok=True)
         stem = "composition_" + re.sub(r"[^A-Za-z0-9_.=+-]", "", chain)
-        for fmt in formats:
-            p = plots / f"{stem}.{fmt}"
-            tmp = p.with_name(f".{p.name}.tmp.{fmt}")
-            fig.savefig(tmp)
-            tmp.replace(p)
-            out.append(p)
+        out += save_figure(fig, store.plots_dir / stem, formats)
         plt.close(fig)
     return out
 

@@ -47,7 +47,6 @@ def plot_run(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf")) -> list[P
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
 
     store = RunStore(Path(run_dir))
     path = store.root / "metrics.csv"
@@ -81,20 +80,11 @@ def plot_run(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf")) -> list[P
                 if isinstance(ref.get(col), (int, float)):
                     ax.axhline(ref[col], color="grey", lw=0.8, ls="--", label="real test set" if col == cols[0] else None)
                     break
-        ax.set_title(title)
-        ax.set_xlabel("generation")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        style_axes(ax, title, ylabel)
         fig.tight_layout()
-        for fmt in formats:
-            p = store.plots_dir / f"{stem}.{fmt}"
-            tmp = p.with_name(f".{p.name}.tmp.{fmt}")
-            fig.savefig(tmp)
-            tmp.replace(p)
-            if fmt == "png":
-                out.append(p)
+        png = _save(fig, store.plots_dir / stem, formats)
+        if png:
+            out.append(png)
         plt.close(fig)
     return out
 
@@ -102,18 +92,36 @@ def plot_run(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf")) -> list[P
 # --------------------------------------------------------------------------- over seeds (summary.csv)
 
 
-def _save(fig, base: Path, formats: tuple[str, ...]) -> Optional[Path]:
-    """Save ``fig`` as ``base.<fmt>`` for each format (atomically); returns the PNG path."""
+def save_figure(fig, base: Path, formats: tuple[str, ...]) -> list[Path]:
+    """Save ``fig`` as ``base.<fmt>`` for each format (atomically: temp file, then rename);
+    returns the written paths in the order of ``formats``."""
     base.parent.mkdir(parents=True, exist_ok=True)
-    png = None
+    out = []
     for fmt in formats:
         p = base.with_name(f"{base.name}.{fmt}")
         tmp = p.with_name(f".{p.name}.tmp.{fmt}")
         fig.savefig(tmp)
         tmp.replace(p)
-        if fmt == "png":
-            png = p
-    return png
+        out.append(p)
+    return out
+
+
+def _save(fig, base: Path, formats: tuple[str, ...]) -> Optional[Path]:
+    """``save_figure``, returning the PNG path (None when no PNG was asked for)."""
+    return next((p for p in save_figure(fig, base, formats) if p.suffix == ".png"), None)
+
+
+def style_axes(ax, title: str, ylabel: str, title_size: Optional[float] = None) -> None:
+    """The look shared by every metric-per-generation panel: title, axis labels,
+    integer generation ticks, a light grid and a small legend."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_title(title, **({"fontsize": title_size} if title_size else {}))
+    ax.set_xlabel("generation")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
 
 
 def _finite(v) -> bool:
@@ -133,7 +141,6 @@ def plot_bands(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf")) -> list
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
 
     store = RunStore(Path(run_dir))
     rows = _summary(store)
@@ -172,12 +179,7 @@ def plot_bands(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf")) -> list
             if _finite(ref.get(col)):
                 ax.axhline(ref[col], color="grey", lw=0.8, ls="--", label="real test set")
                 break
-        ax.set_title(title + (f" (mean, 95% CI over {seeds} seeds)" if seeds > 1 else ""), fontsize=9)
-        ax.set_xlabel("generation")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        style_axes(ax, title + (f" (mean, 95% CI over {seeds} seeds)" if seeds > 1 else ""), ylabel, title_size=9)
         fig.tight_layout()
         png = _save(fig, store.plots_dir / "bands" / stem, formats)
         plt.close(fig)
