@@ -56,8 +56,15 @@ def cmd_run(args) -> int:
     def on_generation(row: dict) -> None:
         print(_fmt_row(row), flush=True)
 
+    def on_reference(rows: list) -> None:
+        for ref in rows:
+            if isinstance(ref.get("accuracy"), float):
+                print(f"classifier on the real test set ({ref.get('data')}): accuracy {ref['accuracy']:.4f}, "
+                      f"cross-entropy {ref.get('cross_entropy', float('nan')):.4f}", flush=True)
+
     t0 = time.perf_counter()
-    exp = Experiment(raw, out, force=args.force, progress=not args.no_progress, on_generation=on_generation)
+    exp = Experiment(raw, out, force=args.force, progress=not args.no_progress, on_generation=on_generation,
+                     on_reference=on_reference)
     print(f"genloop: {len(exp.chains)} chain(s) x {exp.chains[0].config.loop.generations} generation(s) -> {out}", flush=True)
     from .sweep import run_sweep
 

@@ -84,6 +84,7 @@ class GeneratorConfig:
     beta_start: float = opt(1e-4, "first beta of the linear schedule", gt=0.0, lt=1.0)
     beta_end: float = opt(0.02, "last beta of the linear schedule", gt=0.0, lt=1.0)
     loss: str = opt("mse", "noise-prediction loss", choices=("mse", "l1"))
+    loss_weighting: str = opt("none", "per-timestep loss weight: none, or min_snr (Hang et al. 2023, Min-SNR-5: min(SNR_t, 5) / SNR_t for noise prediction)", choices=("none", "min_snr"))
     ema_decay: float = opt(0.999, "decay of the exponential moving average of weights used for sampling (0: no EMA)", ge=0.0, lt=1.0)
     components: int = opt(4, "gmm: mixture components (per class when conditional; capped at the number of points)", ge=1)
     covariance_type: str = opt("full", "gmm: covariance of each component (scikit-learn covariance_type)", choices=("full", "diag", "spherical", "tied"))
@@ -92,7 +93,7 @@ class GeneratorConfig:
 
 @dataclass
 class SamplerConfig:
-    name: str = opt("ddim", "sampler (registry `genloop.diffusion.SAMPLERS`): ddim or ddpm")
+    name: str = opt("ddim", "sampler (registry `genloop.diffusion.SAMPLERS`): ddim, ddpm or dpm_solver (DPM-Solver++(2M))")
     steps: int = opt(25, "number of denoising steps (DDIM; DDPM always uses all T)", ge=1)
     eta: float = opt(0.0, "DDIM eta: 0 deterministic, 1 ancestral-like", ge=0.0, le=1.0)
     variance: str = opt("posterior", "DDPM reverse-step variance: posterior (beta~_t) or beta (beta_t)", choices=("posterior", "beta"))
@@ -139,8 +140,8 @@ class LoopConfig:
 class ClassifierConfig:
     steps: int = opt(1500, "training steps of the domain classifier", ge=1)
     batch_size: int = opt(128, "its batch size", ge=1)
-    lr: float = opt(1e-3, "its learning rate", gt=0.0)
-    width: int = opt(256, "hidden width of its MLP / base channels of its CNN", ge=1)
+    lr: Optional[float] = opt(None, "its peak learning rate (None: 1e-3 for the MLP, 3e-3 for the CNN)", gt=0.0)
+    width: int = opt(256, "hidden width of its MLP (images of side < 12); its CNN: width/16 base channels, width/2 features", ge=1)
 
 
 @dataclass

@@ -142,3 +142,65 @@ def test_ddpm_beta_variance_option():
     x = torch.zeros(200_000, 1)
     out = smp.step(torch.zeros_like(x), 40, x, generator=torch.Generator().manual_seed(0))
     assert float(out.var()) == pytest.approx(float(s.betas[40]), rel=2e-2)
+
+
+def test_dpm_solver_steps_by_hand():
+    """DPM-Solver++(2M): first step first order, second step with the 2M correction, last step -> x0_hat."""
+    s = NoiseSchedule(linear_betas(100))
+    smp = SAMPLERS.get("dpm_solver")(s, steps=4, clip_x0=False, spacing="time")
+    ts = smp.timesteps()
+    assert ts == [99, 66, 33, 0]
+    ab = [float(s.alpha_bar[t]) for t in ts]
+    a = [v ** 0.5 for v in ab]
+    sg = [(1 - v) ** 0.5 for v in ab]
+    lam = [math.log(a[i] / sg[i]) for i in range(4)]
+    x = torch.tensor([0.7])
+    e1, e2, e3 = torch.tensor([0.2]), torch.tensor([-0.1]), torch.tensor([0.05])
+    # step 1 (first order = DDIM)
+    x0_1 = (x - sg[0] * e1) / a[0]
+    h1 = lam[1] - lam[0]
+    want1 = sg[1] / sg[0] * x - a[1] * math.expm1(-h1) * x0_1
+    got1 = smp.step(e1, ts[0], x)
+    assert torch.allclose(got1, want1, atol=1e-6)
+    # step 2: D = (1 + 1/(2r)) x0_2 - 1/(2r) x0_1, r = h1 / h2
+    x0_2 = (got1 - sg[1] * e2) / a[1]
+    h2 = lam[2] - lam[1]
+    r = h1 / h2
+    d = (1 + 0.5 / r) * x0_2 - (0.5 / r) * x0_1
+    want2 = sg[2] / sg[1] * got1 - a[2] * math.expm1(-h2) * d
+    got2 = smp.step(e2, ts[1], got1)
+    assert torch.allclose(got2, want2, atol=1e-6)
+    # step 3 (2M again), then the last step returns x0_hat at t = 0
+    got3 = smp.step(e3, ts[2], got2)
+    x_last = smp.step(torch.tensor([0.0]), ts[3], got3)
+    assert torch.allclose(x_last, got3 / a[3], atol=1e-6)
+    # a new trajectory starts first order again
+    assert torch.allclose(smp.step(e1, ts[0], x), want1, atol=1e-6)
+
+
+def test_dpm_solver_logsnr_timesteps_descend_to_zero():
+    s = NoiseSchedule(linear_betas(1000))
+    ts = SAMPLERS.get("dpm_solver")(s, steps=15).timesteps()
+    assert ts[0] == 999 and ts[-1] == 0 and len(ts) == 15
+    assert all(a > b for a, b in zip(ts, ts[1:]))
+
+
+def test_dpm_solver_converges_faster_than_ddim_on_gaussian_data():
+    """Data N(m, v): the exact noise prediction is eps = sigma (x - alpha m) / (alpha^2 v + sigma^2).
+    The probability-flow ODE maps N(0, I) to N(m, v); with 10 steps DPM-Solver++(2M) gets the
+    standard deviation within 5 %, DDIM (same steps) is far off."""
+    s = NoiseSchedule(linear_betas(1000))
+    m, v = 0.3, 0.04
+
+    def net(x, t, y):
+        ab = s.alpha_bar[t].float().view(-1, 1)
+        return (1 - ab).sqrt() * (x - ab.sqrt() * m) / (ab * v + 1 - ab)
+
+    def draw(name):
+        smp = SAMPLERS.get(name)(s, steps=10, clip_x0=False)
+        return sample_loop(net, smp, (20000, 1), None, 0, 0.0, torch.Generator().manual_seed(0), torch.device("cpu"))
+
+    dpm, ddim = draw("dpm_solver"), draw("ddim")
+    assert float(dpm.mean()) == pytest.approx(m, abs=5e-3)
+    assert float(dpm.std()) == pytest.approx(v ** 0.5, rel=0.05)
+    assert abs(float(ddim.std()) - v ** 0.5) > 4 * abs(float(dpm.std()) - v ** 0.5)

@@ -75,10 +75,12 @@ class ImageSet:
 
 @dataclass
 class RealData:
-    """The real training set and the held-out real test set."""
+    """The real training set and the held-out real test set.  ``full_train``: the whole real
+    training set when ``data.limit`` cut ``train`` short (the domain classifier trains on it)."""
 
     train: ImageSet
     test: ImageSet
+    full_train: Optional[ImageSet] = None
 
 
 DATASETS: Registry = Registry("dataset")
@@ -112,6 +114,6 @@ def load_real(cfg: DataConfig, cache_dir: Optional[Path] = None) -> RealData:
     if cfg.limit is not None and cfg.limit < len(real.train):
         rng = np.random.default_rng(cfg.split_seed + 1)
         keep = np.sort(rng.permutation(len(real.train))[: cfg.limit])
-        real = RealData(real.train.subset(keep), real.test)
+        real = RealData(real.train.subset(keep), real.test, full_train=real.train)
     log.info("data %s: %d train, %d test, shape %s", cfg.name, len(real.train), len(real.test), real.train.shape)
     return real

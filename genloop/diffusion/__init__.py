@@ -10,7 +10,7 @@ from ..registry import Registry
 SCHEDULES: Registry = Registry("noise schedule")
 SAMPLERS: Registry = Registry("sampler")
 
-from . import schedule, ddpm, ddim  # noqa: E402,F401  (register the built-ins)
+from . import schedule, ddpm, ddim, dpm_solver  # noqa: E402,F401  (register the built-ins)
 from .guidance import cfg_combine  # noqa: E402,F401
 from .schedule import NoiseSchedule, make_schedule  # noqa: E402,F401
 from .loop import sample_loop  # noqa: E402,F401

@@ -3,7 +3,8 @@ trained with epsilon prediction, sampled with DDPM or DDIM and classifier-free
 guidance (Ho & Salimans 2022).
 
 Training: x_0 ~ data, t ~ U{0..T-1}, eps ~ N(0, I), x_t = q_sample(x_0, t, eps),
-loss = ||eps - eps_theta(x_t, t, y)||^2 (DDPM Eq. 14; or L1), with y replaced by
+loss = ||eps - eps_theta(x_t, t, y)||^2 (DDPM Eq. 14; or L1; optionally weighted per
+timestep by Min-SNR-5, ``generator.loss_weighting``), with y replaced by
 the null label with probability ``generator.label_dropout``.  An EMA of the
 weights (warm-up decay min(decay, (1 + s) / (10 + s))) is used for sampling.
 
@@ -75,6 +76,12 @@ class DiffusionGenerator:
         self.conditional = g.conditional and ctx.num_classes > 0
         self.num_classes = ctx.num_classes if self.conditional else 0
         self.schedule = make_schedule(g)
+        # Min-SNR-gamma (Hang et al. 2023), gamma = 5, for noise prediction: w_t = min(SNR_t, 5) / SNR_t,
+        # SNR_t = abar_t / (1 - abar_t); it down-weights the easy low-noise timesteps.
+        self._weights: Optional[torch.Tensor] = None
+        if g.loss_weighting == "min_snr":
+            snr = self.schedule.alpha_bar / (1.0 - self.schedule.alpha_bar)
+            self._weights = (snr.clamp(max=5.0) / snr).float().to(ctx.device)
         torch.manual_seed(ctx.seed)  # network initialisation
         self.net = build_network(g.network, ctx.shape, self.num_classes, g).to(ctx.device)
         self.ema = copy.deepcopy(self.net).eval().requires_grad_(False)
@@ -192,7 +199,11 @@ class DiffusionGenerator:
                 y = y.to(dev)
             x_t = self.schedule.q_sample(x0, t, noise)
             pred = self.net(x_t, t, y)
-            loss = F.mse_loss(pred, noise) if g.loss == "mse" else F.l1_loss(pred, noise)
+            err = (pred - noise).square() if g.loss == "mse" else (pred - noise).abs()
+            err = err.flatten(1).mean(1)
+            if self._weights is not None:
+                err = err * self._weights[t]
+            loss = err.mean()
             loss_val = float(loss.detach())
             if not math.isfinite(loss_val):
                 raise TrainingDiverged(f"{ctx.desc}: training loss became {loss_val} at step {step} "

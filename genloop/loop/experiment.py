@@ -225,7 +225,8 @@ class Experiment:
     """
 
     def __init__(self, raw: dict, out_dir: Union[str, Path], *, force: bool = False, progress: bool = False,
-                 on_generation: Optional[Callable[[dict], None]] = None) -> None:
+                 on_generation: Optional[Callable[[dict], None]] = None,
+                 on_reference: Optional[Callable[[list[dict]], None]] = None) -> None:
         self.raw = raw
         self.chains: list[Chain] = expand(raw)
         for ch in self.chains:
@@ -234,6 +235,7 @@ class Experiment:
         self.force = force
         self.progress = progress
         self.on_generation = on_generation
+        self.on_reference = on_reference  # called with the reference rows once prepare() wrote them
         self._real: dict[str, RealData] = {}
         self._metric_ctx: dict[str, MetricContext] = {}
         self._metrics: dict[str, list] = {}
@@ -275,6 +277,8 @@ class Experiment:
                     row.update(m.reference())
             refs.append(row)
         write_csv(root / "reference.csv", refs)
+        if self.on_reference is not None:
+            self.on_reference(refs)
 
     def real_for(self, cfg: Config) -> RealData:
         key = digest(to_dict(cfg.data))

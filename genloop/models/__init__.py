@@ -12,6 +12,6 @@ NETWORKS: Registry = Registry("network")
 
 
 def build_network(name: str, shape, num_classes: int, cfg):
-    from . import mlp, unet  # noqa: F401  (register the built-in networks)
+    from . import mlp, unet, unet_lite  # noqa: F401  (register the built-in networks)
 
     return NETWORKS.get(name)(shape, num_classes, cfg)
