@@ -197,7 +197,7 @@ def check_names(cfg: Config) -> None:
     from ..metrics import METRICS
     from ..metrics import builtin as _mb  # noqa: F401
     from ..models import NETWORKS
-    from ..models import mlp, unet  # noqa: F401
+    from ..models import mlp, unet, unet_lite  # noqa: F401
 
     checks = [("data.name", cfg.data.name, DATASETS), ("generator.name", cfg.generator.name, GENERATORS),
               ("generator.network", cfg.generator.network, NETWORKS), ("sampler.name", cfg.sampler.name, SAMPLERS),
