@@ -63,8 +63,12 @@ def centred_pair(real: ArrayLike, fake: ArrayLike, dtype: Union[str, torch.dtype
     """``real`` (N, D) and ``fake`` (M, D) as tensors of ``dtype`` on ``device``, both minus the mean of ``real``.
 
     The mean is accumulated in float64; subtracting it leaves every distance
-    unchanged and shrinks the norms in ``||x||^2 + ||y||^2 - 2 x.y``.  The
-    caller's arrays are never modified (one copy of each set at most)."""
+    unchanged and shrinks the norms in ``||x||^2 + ||y||^2 - 2 x.y``.  In
+    float64 the mean is rounded to an integer first: integer-valued features
+    (e.g. uint8 pixels) then stay integers, so their squared distances are
+    computed exactly and tied distances stay exactly tied (float64 has
+    precision to spare for the rest).  The caller's arrays are never modified
+    (one copy of each set at most)."""
     dt = resolve_dtype(dtype)
     out = []
     for x in (real, fake):
@@ -75,7 +79,8 @@ def centred_pair(real: ArrayLike, fake: ArrayLike, dtype: Union[str, torch.dtype
     (r, r_shared), (f, f_shared) = out
     if r.shape[1] != f.shape[1]:
         raise ValueError(f"distances: real has {r.shape[1]} features per sample, fake has {f.shape[1]}")
-    mean = column_mean(r).to(dt)
+    mean = column_mean(r)
+    mean = (mean.round() if dt == torch.float64 else mean).to(dt)
     r = r - mean if r_shared else r.sub_(mean)
     f = f - mean if f_shared else f.sub_(mean)
     return r, f
