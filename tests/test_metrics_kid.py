@@ -80,3 +80,40 @@ def test_bad_inputs(rng):
         kid(rng.standard_normal((1, 4)), rng.standard_normal((5, 4)))
     with pytest.raises(ValueError, match=r"\(N, D\)"):
         kid(rng.standard_normal((5, 4)), rng.standard_normal((5, 3)))
+
+
+def test_subsets_that_cannot_differ_give_nan_std_and_one_warning(rng, caplog):
+    """359 vs 359 points with subset_size 1000: every subset is the whole of both sets
+    (std was 2.5e-16 before); kid_std is NaN and one line says there is 1 distinct subset pair."""
+    import logging
+    import math
+
+    import genloop.metrics.kid as kid_mod
+
+    kid_mod._warned.clear()
+    real = rng.standard_normal((359, 8))
+    fake = rng.standard_normal((359, 8)) + 0.2
+    with caplog.at_level(logging.WARNING, logger="genloop.metrics.kid"):
+        mean, std = kid(real, fake, subsets=100, subset_size=1000)
+        kid(real, fake, subsets=100, subset_size=1000)   # warned once per set of sizes
+    assert math.isnan(std)
+    assert mean == pytest.approx(mmd2_unbiased(torch.from_numpy(real), torch.from_numpy(fake)), rel=1e-12)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and "1 distinct subset pair" in lines[0] and "kid_std is NaN" in lines[0]
+    # One side larger than the subset: the subsets differ and the spread is a number.
+    _, std = kid(real, rng.standard_normal((400, 8)), subsets=10, subset_size=1000)
+    assert std > 0 and not math.isnan(std)
+
+
+def test_few_distinct_subsets_are_counted(rng, caplog):
+    import logging
+
+    import genloop.metrics.kid as kid_mod
+
+    assert kid_mod.distinct_subset_pairs(5, 4, 4, cap=100) == 5        # C(5,4) * C(4,4)
+    assert kid_mod.distinct_subset_pairs(6, 6, 4, cap=1000) == 225     # 15 * 15
+    assert kid_mod.distinct_subset_pairs(10_000, 10_000, 1000, cap=100) == 101
+    kid_mod._warned.clear()
+    with caplog.at_level(logging.WARNING, logger="genloop.metrics.kid"):
+        kid(rng.standard_normal((5, 3)), rng.standard_normal((4, 3)), subsets=20, subset_size=4)
+    assert "only 5 distinct subset pairs for 20 subsets" in caplog.text

@@ -19,13 +19,28 @@ exactly like torch-fidelity does (``numpy.random.RandomState(seed)``, for each
 subset first a real then a fake ``choice(n, m, replace=False)``), so the two
 agree exactly on the same features and seed.  The estimate is unbiased, so it
 can be slightly negative when the distributions match.
+
+The subsets can only differ when one set is larger than ``m``: there are
+``C(N, m) C(M, m)`` distinct subset pairs.  When that is 1 (``N = M = m``,
+e.g. both sets smaller than ``subset_size`` and of equal size) every subset is
+a permutation of the whole sets, the spread over subsets is 0 by construction
+and says nothing; ``kid`` then logs one warning naming the counts and returns
+``std = NaN`` (torch-fidelity refuses this case).  With fewer distinct pairs
+than ``subsets`` it warns that the spread is understated.
 """
 from __future__ import annotations
 
 from typing import Optional, Union
 
+import logging
+import math
+
 import numpy as np
 import torch
+
+log = logging.getLogger(__name__)
+
+_warned: set = set()  # (N, M, m, subsets) already warned about in this process
 
 
 def polynomial_kernel(x: torch.Tensor, y: torch.Tensor, degree: int = 3, coef0: float = 1.0) -> torch.Tensor:
@@ -61,7 +76,8 @@ def kid(real: Union[np.ndarray, torch.Tensor], fake: Union[np.ndarray, torch.Ten
 
     Returns:
         ``(mean, std)`` of the per-subset unbiased MMD^2 (cubic kernel ``(x.y/d + 1)^3``),
-        computed in float64.  Bińkowski et al. 2018.
+        computed in float64.  Bińkowski et al. 2018.  ``std`` is NaN when the subsets
+        cannot differ (``N = M = m``; one warning is logged, see the module docstring).
     """
     r = torch.as_tensor(np.asarray(real) if not isinstance(real, torch.Tensor) else real)
     f = torch.as_tensor(np.asarray(fake) if not isinstance(fake, torch.Tensor) else fake)
@@ -73,9 +89,23 @@ def kid(real: Union[np.ndarray, torch.Tensor], fake: Union[np.ndarray, torch.Ten
         raise ValueError(f"kid: need at least 2 real and 2 fake samples, got {n_r} and {n_f}")
     if subsets < 1:
         raise ValueError(f"kid: subsets must be >= 1, got {subsets}")
+    distinct = distinct_subset_pairs(n_r, n_f, m, cap=subsets)
+    if distinct < subsets and (n_r, n_f, m, subsets) not in _warned:
+        _warned.add((n_r, n_f, m, subsets))
+        if distinct == 1:
+            log.warning("kid: subsets of %d from %d real and %d fake samples: 1 distinct subset pair, so all %d "
+                        "subsets are the same and kid_std is NaN; use more samples than kid_subset_size on "
+                        "either side or a smaller metrics.kid_subset_size", m, n_r, n_f, subsets)
+        else:
+            log.warning("kid: subsets of %d from %d real and %d fake samples: only %d distinct subset pairs for "
+                        "%d subsets, so kid_std understates the spread; use a smaller metrics.kid_subset_size",
+                        m, n_r, n_f, distinct, subsets)
     dev = torch.device(device) if device is not None else torch.device("cpu")
     r = r.to(device=dev, dtype=torch.float64)
     f = f.to(device=dev, dtype=torch.float64)
+    if distinct == 1:  # every subset is the whole of both sets: one value, no spread to measure
+        with torch.inference_mode():
+            return mmd2_unbiased(r, f), float("nan")
     rng = np.random.RandomState(seed)
     values = np.zeros(subsets)
     with torch.inference_mode():
@@ -84,3 +114,17 @@ def kid(real: Union[np.ndarray, torch.Tensor], fake: Union[np.ndarray, torch.Ten
             idx_f = torch.from_numpy(rng.choice(n_f, m, replace=False)).to(dev)
             values[i] = mmd2_unbiased(r[idx_r], f[idx_f])
     return float(values.mean()), float(values.std())
+
+
+def distinct_subset_pairs(n_real: int, n_fake: int, m: int, cap: int) -> int:
+    """``C(n_real, m) * C(n_fake, m)``, the number of distinct (real, fake) subset pairs of
+    size ``m``, or ``cap + 1`` when it exceeds ``cap`` (the exact number can be astronomically large)."""
+    total = 1
+    for n in (n_real, n_fake):
+        c = 1
+        for i in range(min(m, n - m)):
+            c = c * (n - i) // (i + 1)   # C(n, i + 1), exact
+            if c * total > cap:
+                return cap + 1
+        total *= c
+    return total if total <= cap else cap + 1
