@@ -154,3 +154,22 @@ def test_evaluate_inception_all(rng, tmp_path, monkeypatch, one_thread):
     out = evaluate(real, fake, features="inception", k=2, kid_subsets=2, batch_size=4)
     assert list(out) == ["fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage"]
     assert all(np.isfinite(v) for v in out.values())
+
+
+def test_classifier_cross_entropy_is_exact_for_confident_mistakes():
+    """Logits (0, 100) with label 0: cross-entropy is log(1 + e^100) = 100 nats (it was capped
+    at 27.6 by -log(p + 1e-12) on float32 probabilities); entropy ~ 100 e^-100, accuracy 0."""
+    from genloop.data import ImageSet
+    from genloop.metrics.classifier import ClassifierMetric
+
+    class Fixed:
+        def logits(self, images):
+            return torch.tensor([[0.0, 100.0], [3.0, 1.0]])
+
+    m = ClassifierMetric.__new__(ClassifierMetric)
+    m.clf, m.num_classes, m._warned = Fixed(), 2, False
+    out = m._score(ImageSet(np.zeros((2, 1, 2, 2), np.uint8), np.array([0, 0]), 2))
+    expected = (np.logaddexp(0, 100) + np.logaddexp(0, -2)) / 2
+    assert out["cross_entropy"] == pytest.approx(expected, rel=1e-12)
+    assert out["accuracy"] == 0.5
+    assert np.isfinite(out["entropy"]) and out["entropy"] >= 0

@@ -5,7 +5,7 @@ For samples ``x_i`` generated conditioned on label ``y_i`` and classifier
 probabilities ``p(c | x_i)``:
 
 - ``accuracy``      = mean_i [argmax_c p(c | x_i) == y_i]
-- ``cross_entropy`` = mean_i -log p(y_i | x_i)                (nats)
+- ``cross_entropy`` = mean_i -log p(y_i | x_i)                (nats; log_softmax of the logits in float64, exact)
 - ``entropy``       = mean_i -sum_c p(c | x_i) log p(c | x_i)  (predictive entropy, nats)
 - ``acc_class_k``   = accuracy over the samples conditioned on class k
 - ``pred_frac_k``   = fraction of all samples predicted as class k (histogram)
@@ -116,15 +116,17 @@ def fit_classifier(net: torch.nn.Module, train: ImageSet, ccfg, device: torch.de
     return float(loss.detach())
 
 
-def classifier_scores(probs: np.ndarray, labels: np.ndarray, num_classes: int) -> dict[str, float]:
-    """Metrics from probabilities ``probs`` float (N, K) and conditioning ``labels`` int (N,)."""
-    eps = 1e-12
-    pred = probs.argmax(1)
+def classifier_scores(log_probs: np.ndarray, labels: np.ndarray, num_classes: int) -> dict[str, float]:
+    """Metrics from log-probabilities ``log_probs`` float64 (N, K) (``log_softmax`` of the
+    logits: cross-entropy is exact, not capped by rounding the probabilities) and
+    conditioning ``labels`` int (N,)."""
+    probs = np.exp(log_probs)
+    pred = log_probs.argmax(1)
     correct = pred == labels
     out = {
         "accuracy": float(correct.mean()),
-        "cross_entropy": float(-np.log(probs[np.arange(len(labels)), labels] + eps).mean()),
-        "entropy": float(-(probs * np.log(probs + eps)).sum(1).mean()),
+        "cross_entropy": float(-log_probs[np.arange(len(labels)), labels].mean()),
+        "entropy": float(-(probs * log_probs).sum(1).mean()),
     }
     for k in range(num_classes):
         sel = labels == k
@@ -135,12 +137,11 @@ def classifier_scores(probs: np.ndarray, labels: np.ndarray, num_classes: int) -
     return out
 
 
-def unlabelled_scores(probs: np.ndarray, num_classes: int) -> dict[str, float]:
-    """Label-free scores of probabilities ``probs`` float (N, K): predictive entropy and the
-    predicted-class histogram (its spread shows mode collapse without labels)."""
-    eps = 1e-12
-    hist = np.bincount(probs.argmax(1), minlength=num_classes) / max(len(probs), 1)
-    out = {"entropy": float(-(probs * np.log(probs + eps)).sum(1).mean())}
+def unlabelled_scores(log_probs: np.ndarray, num_classes: int) -> dict[str, float]:
+    """Label-free scores of log-probabilities ``log_probs`` float64 (N, K): predictive entropy and
+    the predicted-class histogram (its spread shows mode collapse without labels)."""
+    hist = np.bincount(log_probs.argmax(1), minlength=num_classes) / max(len(log_probs), 1)
+    out = {"entropy": float(-(np.exp(log_probs) * log_probs).sum(1).mean())}
     out.update({f"pred_frac_{k}": float(hist[k]) for k in range(num_classes)})
     return out
 
@@ -162,15 +163,17 @@ class ClassifierMetric:
     def _score(self, s: ImageSet) -> dict[str, float]:
         if self.clf is None:
             return {}
-        probs = torch.softmax(self.clf.logits(s.images), 1).numpy().astype(np.float64)
+        # log_softmax in float64: exact cross-entropy however confident the classifier is
+        # (-log(p + 1e-12) on float32 probabilities capped it at 27.6 nats).
+        log_probs = torch.log_softmax(self.clf.logits(s.images).double(), 1).numpy()
         if s.labels is None:
             # Unconditional samples: no conditioning label, so only label-free scores.
             if not self._warned:
                 log.warning("metrics: samples carry no labels (unconditional generator): "
                             "classifier accuracy, cross-entropy and per-class accuracy are skipped")
                 self._warned = True
-            return unlabelled_scores(probs, self.num_classes)
-        return classifier_scores(probs, s.labels, self.num_classes)
+            return unlabelled_scores(log_probs, self.num_classes)
+        return classifier_scores(log_probs, s.labels, self.num_classes)
 
     def reference(self) -> dict[str, float]:
         """The same metrics on the real test set."""
