@@ -114,7 +114,7 @@ class TrainConfig:
     hflip: bool = opt(False, "augment with random horizontal flips (for natural images, not digits)")
     checkpoint_every: int = opt(200, "save the full training state every N steps (0: only at the end)", ge=0)
     select_every: int = opt(0, "keep the EMA weights with the best validation KID, measured every N steps and at the end, instead of the last ones (0: keep the last; the paper's flowers/birds code measures every epoch)", ge=0)
-    select_samples: int = opt(500, "with train.select_every: images held out of each generation's training set as its validation split (at most a fifth of it); as many are sampled for each KID", ge=2)
+    select_samples: int = opt(500, "with train.select_every: images of the real test split used as the validation set (never taken from the generation's training set; at most the whole split); as many are sampled for each KID", ge=2)
     select_steps: Optional[int] = opt(None, "with train.select_every: sampler steps of the validation samples (None: sampler.steps; the Keras DDIM example uses 5)", ge=1)
     select_features: Optional[str] = opt(None, "with train.select_every: features of the validation KID (None: metrics.features)")
 
@@ -155,6 +155,8 @@ class MetricsConfig:
     kid_subset_size: int = opt(1000, "KID: images per subset (capped at the smaller set size)", ge=2)
     inception_weights: Optional[str] = opt(None, "path of pt_inception-2015-12-05-6726825d.pth (or .safetensors); None: $GENLOOP_INCEPTION_WEIGHTS, then the torch hub cache")
     feature_batch_size: int = opt(50, "images per forward pass of the Inception feature extractor", ge=1)
+    equal_n: bool = opt(True, "score fd/kid/prdc of every generation and of the reference at one sample count n = min(real training set, real held-out set, samples): larger sides are subsampled and averaged over metrics.draws draws (the column eval_n says n); false: all images, so the reference (held-out vs training set) has other counts than the generations")
+    draws: int = opt(5, "with metrics.equal_n: random subsamples averaged when a side has more than n images", ge=1)
     min_samples_warning: int = opt(1000, "log a warning when fd/kid/prdc get fewer samples than this (their estimates are biased or noisy below)", ge=0)
     classifier: ClassifierConfig = section(ClassifierConfig, "the domain classifier trained once on the real training set")
 

@@ -30,15 +30,19 @@ def _fake_history(real, generations, lineages=1):
 
 
 class _FakeScorer:
-    """A MetricContext stand-in whose classifier is confident in proportion to the pixel mean."""
+    """A MetricContext stand-in whose filter classifier is confident in proportion to the pixel
+    mean; its judge (``classifier``) must never be asked by a filter."""
 
     class _Clf:
         def logits(self, images):
             m = torch.from_numpy(images.reshape(len(images), -1).mean(1) / 255.0).float()
             return torch.stack([4 * m, 4 * (1 - m), torch.zeros_like(m)], 1)
 
-    def classifier(self):
+    def filter_classifier(self):
         return self._Clf()
+
+    def classifier(self):
+        raise AssertionError("a filter used the metric's judge")
 
 
 # Every registered model with its defaults, plus variants of their options.
@@ -368,3 +372,19 @@ def test_unknown_generator_in_a_lineage_is_reported_before_work():
     cfg = from_dict(load_raw(None, ["loop.interaction=ecosystem", "loop.lineages=[{name: gaussian}, {name: gan}]"]))
     with pytest.raises(ConfigError, match=r"loop.lineages\[1\].name: unknown generator 'gan'"):
         check_names(cfg)
+
+
+def test_curation_filter_and_metric_judge_are_distinct_models(tmp_path):
+    """The curate filter's classifier and the accuracy judge are different objects with
+    different weights (another seed), each cached under its own file."""
+    from genloop.metrics import MetricContext
+
+    real = _real()
+    cfg = from_dict(load_raw(None, ["metrics.classifier.steps=30", "metrics.classifier.width=16"]))
+    ctx = MetricContext(config=cfg, real=real, device=torch.device("cpu"), cache_dir=tmp_path, seed=0)
+    judge, filt = ctx.classifier(), ctx.filter_classifier()
+    assert judge is not filt and judge.net is not filt.net
+    assert ctx.filter_classifier() is filt and ctx.classifier() is judge  # each trained once
+    a, b = judge.net.state_dict(), filt.net.state_dict()
+    assert a.keys() == b.keys() and any(not torch.equal(a[k], b[k]) for k in a)
+    assert len(list(tmp_path.glob("classifier-*.safetensors"))) == 2

@@ -186,19 +186,34 @@ def test_checkpoint_selection_keeps_the_best_validation_kid(tmp_path, tiny_overr
     """train.select_every: a validation split is held out, the EMA weights are scored
     every 10 steps and at the end, and the best ones are kept (their step and KID land
     in metrics.csv); the model file holds exactly those weights."""
-    seen = []
+    seen, fitted, val_images = [], [], []
     original = diffusion_gen.DiffusionGenerator._validate
+    original_fit = diffusion_gen.DiffusionGenerator.fit
 
     def spy(self, val, step):
         score = original(self, val, step)
         seen.append((step, score, len(val)))
+        val_images.append(val.images)
         return score
 
+    def spy_fit(self, train):
+        out = original_fit(self, train)
+        fitted.append((len(train), out["train_images"]))
+        return out
+
     monkeypatch.setattr(diffusion_gen.DiffusionGenerator, "_validate", spy)
+    monkeypatch.setattr(diffusion_gen.DiffusionGenerator, "fit", spy_fit)
     raw = load_raw(None, tiny_overrides + SELECT + ["generator.guidance_scale=1.0"])
     rows = Experiment(raw, tmp_path / "sel").run()
     assert [s for s, *_ in seen] == [10, 20, 30]
-    assert all(n == 100 for _, _, n in seen)  # select_samples images held out (the set has 1,437)
+    assert all(n == 100 for _, _, n in seen)  # select_samples images of the real test split
+    # The validation images are not taken from the training count: all 1,438 images train,
+    # and every validation image is one of the real test split's.
+    assert fitted == [(1438, 1438)]
+    from genloop.data import load_real
+
+    test = {im.tobytes() for im in load_real(Experiment(raw, tmp_path / "sel").chains[0].config.data).test.images}
+    assert all(im.tobytes() in test for im in val_images[0])
     best_step, best = min(((s, k) for s, k, _ in seen), key=lambda x: x[1])
     assert rows[0]["ckpt_step"] == best_step and rows[0]["ckpt_val_kid"] == pytest.approx(best)
     # without selection the last weights are kept and there are no ckpt_ columns

@@ -40,7 +40,7 @@ def test_metric_names_follow_the_features():
 
 
 def test_registered_metrics_score_fake_against_real_train(rng):
-    ctx = make_ctx(rng)
+    ctx = make_ctx(rng, ["metrics.equal_n=false"])  # every image: the array functions' values
     metrics = dict(build_metrics(ctx))
     assert set(metrics) == {"fd", "kid", "prdc"}
     fake = blobs(rng, 300, shift=30.0)
@@ -81,6 +81,81 @@ def _fail_on_real(fn, n_real):
         assert len(x) != n_real, "real statistics were recomputed"
         return fn(x)
     return wrapped
+
+
+def gaussian_images(rng, n):
+    """uint8 1x4x4 images of one fixed distribution (a smooth, tie-free pixel distribution)."""
+    return ImageSet(np.clip(rng.normal(128, 30, (n, 1, 4, 4)), 0, 255).astype(np.uint8), None, 0)
+
+
+def test_reference_is_at_the_generations_sample_count(rng):
+    """Two samples of one distribution (1,438 training vs 359 held-out images, the digits'
+    split): the reference coverage is >= 0.9 at k = 5 (it was 0.67 with 359 held-out images
+    against 1,438 training balls), and its n is stored beside it."""
+    cfg = from_dict(load_raw(None, ["metrics.names=[fd,kid,prdc]", "metrics.features=pixels", "metrics.k=5",
+                                    "metrics.kid_subsets=5", "metrics.min_samples_warning=0"]))
+    real = RealData(train=gaussian_images(rng, 1438), test=gaussian_images(rng, 359))
+    ctx = MetricContext(config=cfg, real=real, device=torch.device("cpu"), seed=1)
+    metrics = dict(build_metrics(ctx))
+    ref = metrics["prdc"].reference()
+    assert ref["coverage_pixels"] >= 0.9
+    assert ref["eval_n_pixels"] == 359.0
+    assert metrics["fd"].reference()["eval_n_pixels"] == 359.0
+    # A generation of 1,438 samples of the same distribution is scored at the same n, so it
+    # lands where the reference is (coverage ~0.97 for equal n) instead of far above it.
+    gen = metrics["prdc"](gaussian_images(rng, 1438))
+    assert gen["eval_n_pixels"] == 359.0 and abs(gen["coverage_pixels"] - ref["coverage_pixels"]) < 0.05
+    # Without equal_n the reference is the old mismatched one (fewer fakes than real balls).
+    ctx_all = MetricContext(config=from_dict(load_raw(None, ["metrics.names=[prdc]", "metrics.features=pixels",
+                                                               "metrics.equal_n=false"])),
+                            real=real, device=torch.device("cpu"), seed=1)
+    assert METRICS.get("prdc")(ctx_all).reference()["coverage_pixels"] < 0.8
+
+
+def test_equal_n_draws_are_averaged_and_repeatable(rng):
+    ctx = make_ctx(rng, ["metrics.draws=3", "metrics.min_samples_warning=0"])
+    metric = METRICS.get("fd")(ctx)
+    fake = blobs(rng, 300, shift=10.0)
+    out = metric(fake)
+    assert out == metric(fake) and out["eval_n_pixels"] == 150.0   # n = the 150 held-out images
+    # By hand: the same three draws of 150 of the 400 training and of the 300 fake features.
+    from genloop.metrics.frechet import frechet_distance_features
+    from genloop.metrics.image_metrics import _draw_pairs
+
+    real_f = ctx.real.train.images.reshape(400, -1).astype(np.float32) / np.float32(255)
+    fake_f = fake.images.reshape(300, -1).astype(np.float32) / np.float32(255)
+    pairs = list(_draw_pairs(real_f, fake_f, 150, 3, ctx.seed))
+    assert len(pairs) == 3
+    assert out["fd_pixels"] == pytest.approx(np.mean([frechet_distance_features(r, f) for r, f, _ in pairs]), rel=1e-6)
+
+
+def test_too_few_samples_rule():
+    from genloop.metrics.image_metrics import too_few_samples
+
+    assert "singular" in too_few_samples("fd", 1200, 2048, 1000)         # paper-flowers-cpu: Inception FD
+    assert "singular" in too_few_samples("fd", 2048, 2048, 1000)
+    assert too_few_samples("fd", 3000, 2048, 1000) is None
+    assert too_few_samples("prdc", 1200, 2048, 1000) is None             # k-NN metrics: N only
+    assert "min_samples_warning=1000" in too_few_samples("kid", 359, 64, 1000)
+    assert "min_samples_warning" in too_few_samples("fd", 500, 64, 1000)
+
+
+def test_fd_warns_when_samples_do_not_exceed_the_dimension(rng, caplog):
+    """FD on 150 samples of 36-d pixels is fine, on 150 samples of 200-d features it is singular:
+    one warning line in the run log, even with min_samples_warning off."""
+    ctx = make_ctx(rng, ["metrics.min_samples_warning=0"])
+    with caplog.at_level(logging.WARNING, logger="genloop.metrics.image_metrics"):
+        METRICS.get("fd")(ctx)(blobs(rng, 300))
+    assert not caplog.records
+    big = RealData(train=ImageSet(rng.integers(0, 255, (400, 2, 10, 10), dtype=np.uint8), None, 0),
+                   test=ImageSet(rng.integers(0, 255, (150, 2, 10, 10), dtype=np.uint8), None, 0))
+    ctx2 = MetricContext(config=ctx.config, real=big, device=torch.device("cpu"), seed=3)
+    with caplog.at_level(logging.WARNING, logger="genloop.metrics.image_metrics"):
+        m = METRICS.get("fd")(ctx2)
+        m.reference()
+        m.reference()
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and "150 samples <= 200 feature dimensions" in lines[0]
 
 
 def test_warns_below_min_samples(rng, caplog):
@@ -139,7 +214,7 @@ def _fake_inception_weights(tmp_path, monkeypatch):
 def test_evaluate_inception_kid_prdc(rng, tmp_path, monkeypatch, one_thread):
     _fake_inception_weights(tmp_path, monkeypatch)
     real = blobs(rng, 4, labelled=False)
-    fake = blobs(rng, 4, shift=40.0, labelled=False)
+    fake = blobs(rng, 5, shift=40.0, labelled=False)  # 5 > the 4-image KID subsets: they differ
     out = evaluate(real, fake, features="inception", k=2, kid_subsets=2, batch_size=4, metrics=("kid", "prdc"))
     assert list(out) == ["kid_mean", "kid_std", "precision", "recall", "density", "coverage"]
     assert all(np.isfinite(v) for v in out.values())
@@ -150,7 +225,7 @@ def test_evaluate_inception_all(rng, tmp_path, monkeypatch, one_thread):
     # The Fréchet distance of 2048-d features costs two 2048 x 2048 eigenproblems (~1-2 s, more on a busy machine).
     _fake_inception_weights(tmp_path, monkeypatch)
     real = blobs(rng, 4, labelled=False)
-    fake = blobs(rng, 4, shift=40.0, labelled=False)
+    fake = blobs(rng, 5, shift=40.0, labelled=False)
     out = evaluate(real, fake, features="inception", k=2, kid_subsets=2, batch_size=4)
     assert list(out) == ["fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage"]
     assert all(np.isfinite(v) for v in out.values())

@@ -34,3 +34,18 @@ def test_unknown_preset_lists_known_ones():
 
     with pytest.raises(ConfigError, match="known presets: .*default"):
         preset_path("nope")
+
+
+@pytest.mark.parametrize("name", sorted(presets()))
+def test_presets_that_break_the_sample_size_rule_say_so(name):
+    """Inception FD (D = 2,048) on a training subset of at most 2,048 images is computed on
+    N <= D samples per side (singular covariance): the preset's comments must say so."""
+    from genloop.config import preset_path as path_of
+    from genloop.metrics.image_metrics import too_few_samples
+
+    for ch in expand(load_raw(preset_path(name))):
+        m, limit = ch.config.metrics, ch.config.data.limit
+        if "fd" in m.names and m.features == "inception" and limit is not None:
+            if too_few_samples("fd", limit, 2048, m.min_samples_warning):
+                comments = "\n".join(l for l in path_of(name).read_text().splitlines() if l.lstrip().startswith("#"))
+                assert "singular" in comments, f"{name}: FID on {limit} samples <= 2,048 dimensions, not said"

@@ -31,7 +31,9 @@ class GenContext:
     """What a generator gets: the config, the data geometry, a device, a seed,
     where to keep its resumable training state, a progress-bar switch, and
     (for ``train.select_every``) ``select_score(real, fake) -> float``, lower is
-    better, on uint8 image arrays: the loop passes the validation KID."""
+    better, on uint8 image arrays, and ``validation``, the images it compares
+    samples with: the loop passes the validation KID and the real test split, so
+    validation images are never taken out of the generation's training set."""
 
     config: Config
     shape: tuple[int, int, int]
@@ -42,6 +44,7 @@ class GenContext:
     progress: bool = False
     desc: str = ""
     select_score: Optional[Callable[[np.ndarray, np.ndarray], float]] = None
+    validation: Optional[ImageSet] = None
 
 
 class Generator(Protocol):

@@ -13,13 +13,18 @@ is checkpointed every ``train.checkpoint_every`` steps to ``ctx.state_path``,
 so a run killed inside a generation resumes there with identical numbers.
 
 Checkpoint selection (``train.select_every`` > 0), as in the Keras DDIM example
-the paper's flowers and birds code derives from: ``train.select_samples``
-images (at most a fifth) are held out of the generation's training set as a
-validation split; every ``select_every`` steps and at the end, as many images
-are sampled from the EMA weights (``train.select_steps`` sampler steps, their
-own random stream) and scored by ``ctx.select_score`` (the validation KID);
-the EMA weights with the lowest score are the ones kept for sampling.  The best
-weights so far are part of the training state, so resuming keeps them.
+the paper's flowers and birds code derives from: the validation images are
+``ctx.validation`` (the loop passes the real test split; ``train.select_samples``
+of them, a fixed subset per chain), never taken out of the generation's training
+set, which keeps every image it is given (the Keras example also trains on its
+whole training split and validates on a separate one).  Every ``select_every``
+steps and at the end, as many images are sampled from the EMA weights
+(``train.select_steps`` sampler steps, their own random stream) and scored by
+``ctx.select_score`` (the validation KID); the EMA weights with the lowest
+score are the ones kept for sampling.  The best weights so far are part of the
+training state, so resuming keeps them.  Under ``replace`` this makes the
+real test split choose among one training run's checkpoints of every
+generation: a weak pull towards the real data, the price of selecting at all.
 """
 from __future__ import annotations
 
@@ -119,23 +124,21 @@ class DiffusionGenerator:
                           "score": float(tensors["best_score"]), "step": int(tensors["best_step"])}
         return int(tensors["step"])
 
-    def _validation_split(self, train: ImageSet) -> tuple[np.ndarray, Optional[np.ndarray]]:
-        """(indices kept for training, indices of the validation split or None when not selecting)."""
-        tcfg, n = self.ctx.config.train, len(train)
-        every = np.arange(n)
+    def _validation_set(self) -> Optional[ImageSet]:
+        """The validation images of checkpoint selection, or None when not selecting:
+        ``train.select_samples`` images of ``ctx.validation`` (a fixed subset per chain seed)."""
+        tcfg, val = self.ctx.config.train, self.ctx.validation
         if not tcfg.select_every:
-            return every, None
-        if self.ctx.select_score is None:
-            log.warning("%s: train.select_every is set but nothing scores checkpoints here (no select_score); "
-                        "keeping the last weights", self.ctx.desc)
-            return every, None
-        m = min(tcfg.select_samples, n // 5)
-        if m < 2:
-            log.warning("%s: %d training images are too few to hold out a validation split for train.select_every; "
-                        "keeping the last weights", self.ctx.desc, n)
-            return every, None
-        perm = np.random.default_rng([self.ctx.seed, 0x5E1EC7]).permutation(n)
-        return np.sort(perm[m:]), np.sort(perm[:m])
+            return None
+        if self.ctx.select_score is None or val is None or len(val) < 2:
+            log.warning("%s: train.select_every is set but there is no validation score or no validation set "
+                        "(the real test split) here; keeping the last weights", self.ctx.desc)
+            return None
+        m = min(tcfg.select_samples, len(val))
+        if m < len(val):
+            perm = np.random.default_rng([self.ctx.config.seed, 0x5E1EC7]).permutation(len(val))
+            val = val.subset(np.sort(perm[:m]))
+        return val
 
     def _validate(self, val: ImageSet, step: int) -> float:
         """The validation score (lower is better) of the current EMA weights at ``step``."""
@@ -158,11 +161,9 @@ class DiffusionGenerator:
         dev = ctx.device
         gen = torch.Generator().manual_seed(ctx.seed)
         self._best = None
-        keep, val_idx = self._validation_split(train)
-        val = train.subset(val_idx) if val_idx is not None else None
-        fit_set = train.subset(keep) if val_idx is not None else train
-        x_all = to_model(fit_set.images)
-        y_all = torch.from_numpy(fit_set.labels) if (self.conditional and fit_set.labels is not None) else None
+        val = self._validation_set()  # never taken out of ``train``: every training image is used
+        x_all = to_model(train.images)
+        y_all = torch.from_numpy(train.labels) if (self.conditional and train.labels is not None) else None
         opt = torch.optim.AdamW(self.net.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
         start = 0
         losses: list[float] = []
@@ -230,7 +231,7 @@ class DiffusionGenerator:
         bar.close()
         self.net.eval()
         tail = losses[-_LOSS_WINDOW:] if losses else [loss_val]
-        out = {"train_loss": float(np.mean(tail)), "train_steps": steps - start,
+        out = {"train_loss": float(np.mean(tail)), "train_steps": steps - start, "train_images": n,
                "train_seconds_this_run": time.perf_counter() - t0}
         if val is not None and self._best is not None:
             self.ema.load_state_dict(self._best["ema"])

@@ -100,7 +100,8 @@ def run_generation(cfg: Config, interaction: Interaction, history: History, g: i
                           num_classes=real.train.num_classes if lcfg.generator.conditional else 0, device=device,
                           seed=lineage_seed(cfg.seed, g, lin), state_path=state_path(lin) if state_path else None,
                           progress=progress, desc=desc + (f" lineage {lin}" if nl > 1 else ""),
-                          select_score=_select_score(scorer, lcfg))
+                          select_score=_select_score(scorer, lcfg),
+                          validation=real.test if lcfg.train.select_every else None)
         gen = build_generator(gctx)
         fits.append(gen.fit(pool.data))
         tb = time.perf_counter()
@@ -270,12 +271,21 @@ class Experiment:
             if key in self._metrics:
                 continue
             metrics = self.metrics_for(ch.config)
-            row: dict[str, Any] = {"reference": "real test set", "data": ch.config.data.name}
+            real = self.real_for(ch.config)
+            # n_test / n_train: the sets compared; fd/kid/prdc also give eval_n, the common
+            # sample count they and the generations were scored at (metrics.equal_n).
+            row: dict[str, Any] = {"reference": "real test set", "data": ch.config.data.name,
+                                   "n_test": len(real.test), "n_train": len(real.train)}
             row.update({k: v for k, v in ch.varied.items() if k.startswith(("data.", "metrics."))})
             for name, m in metrics:
                 if hasattr(m, "reference"):
                     row.update(m.reference())
             refs.append(row)
+            n_eval = [v for k, v in row.items() if k.startswith("eval_n")]
+            if n_eval:
+                log.info("reference: real test set (%d) vs real training set (%d); fd/kid/prdc of the reference and "
+                         "of every generation at n = %d per side (metrics.equal_n, %d draws when subsampled)",
+                         len(real.test), len(real.train), int(n_eval[0]), ch.config.metrics.draws)
         write_csv(root / "reference.csv", refs)
         if self.on_reference is not None:
             self.on_reference(refs)

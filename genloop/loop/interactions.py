@@ -39,8 +39,10 @@ Models (n = size of the real training set, N_s = samples per generation):
                plus n0 - k of generation g-1's samples.  The reserve holds exactly
                (generations - 1) k images unless ``loop.fresh_reserve`` fixes its size
                (then images are reused, oldest first, once it is exhausted).
-- ``curate``   like ``replace``, but samples enter the history only if the domain
-               classifier gives their conditioning label probability >=
+- ``curate``   like ``replace``, but samples enter the history only if the filter's
+               classifier (``MetricContext.filter_classifier``: the domain classifier's
+               recipe from another seed, never the judge that measures accuracy) gives
+               their conditioning label probability >=
                ``curate_threshold`` (or: the top ``curate_top_fraction`` by that
                probability).  The pool is the kept samples (smaller than n).  Unlabelled
                data: the score is the log-density under a Gaussian fitted to the real
@@ -384,8 +386,8 @@ class Fresh(Interaction):
 
 @INTERACTIONS.register("curate")
 class Curate(Replace):
-    """``replace`` with curated samples: only samples the domain classifier assigns to
-    their conditioning label with probability >= curate_threshold (or the top
+    """``replace`` with curated samples: only samples the filter's classifier (another seed
+    than the metric's judge) assigns to their conditioning label with probability >= curate_threshold (or the top
     curate_top_fraction by that probability) enter the history."""
 
     def __init__(self, config: Config, real: RealData) -> None:
@@ -404,17 +406,18 @@ class Curate(Replace):
             self.precision = np.linalg.inv(cov)
 
     def scores(self, samples: ImageSet, scorer) -> np.ndarray:
-        """Higher is better: p(label | x) from the domain classifier, or the real-data Gaussian log-density."""
+        """Higher is better: p(label | x) from the filter's own classifier (not the metric's judge),
+        or the real-data Gaussian log-density."""
         if not self.labelled:
             from ..generators.analytic import to_space
 
             d = to_space(samples.images) - self.mean
             return -0.5 * np.einsum("ni,ij,nj->n", d, self.precision, d)
         if scorer is None:
-            raise ValueError("curate: select() needs the metric context (scorer) for the domain classifier")
+            raise ValueError("curate: select() needs the metric context (scorer) for the filter's classifier")
         import torch
 
-        probs = torch.softmax(scorer.classifier().logits(samples.images).float(), 1).numpy()
+        probs = torch.softmax(scorer.filter_classifier().logits(samples.images).float(), 1).numpy()
         if samples.labels is None:
             return probs.max(1)
         return probs[np.arange(len(samples)), samples.labels]

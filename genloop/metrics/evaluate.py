@@ -44,6 +44,8 @@ def evaluate(real: ImageSet, fake: ImageSet, features: str = "inception", k: int
         cache_dir: folder for cached real features (None: no cache).
         seed: seed of the KID subsets and of the classifier's training.
         config: a base config (default: the defaults); the arguments above override its ``metrics`` keys.
+            Every image of both sets is used (``metrics.equal_n`` is off: there is no reference
+            here), so the numbers are those of the array functions, e.g. prdc 0.2's.
 
     Returns:
         ``{name: value}`` for every metric, in the order fd, kid, prdc.
@@ -63,7 +65,7 @@ def evaluate(real: ImageSet, fake: ImageSet, features: str = "inception", k: int
     for key, value in (("names", list(metrics)), ("features", features), ("k", k), ("chunk_size", chunk_size),
                        ("distance_dtype", distance_dtype), ("kid_subsets", kid_subsets),
                        ("kid_subset_size", kid_subset_size), ("inception_weights", inception_weights),
-                       ("feature_batch_size", batch_size)):
+                       ("feature_batch_size", batch_size), ("equal_n", False)):
         set_path(raw, f"metrics.{key}", value)
     raw["seed"] = seed
     raw["seeds"] = None

@@ -2,9 +2,20 @@
 
 Each is built from a ``MetricContext``: it takes the feature extractor named by
 ``metrics.features`` and compares a generation's samples (fake) with the real
-training set (real).  ``reference()`` gives the same numbers for the real test
-set against the real training set: the floor a perfect generator would reach
-with that many samples.
+training set (real).  ``reference()`` gives the same numbers for the real
+held-out (test) set against the real training set: what a perfect generator
+would reach at the same sample counts.
+
+Equal N (``metrics.equal_n``, on by default): FD, precision, recall, density and
+coverage depend on the sample counts even for identical distributions, so a
+generation and the reference are scored at the same counts: ``n`` real
+training images against ``n`` other images, ``n = min(real training set, real
+held-out set, samples scored)``.  A side larger than ``n`` is subsampled
+without replacement and the figures are averaged over ``metrics.draws``
+draws (drawn from the run's metric seed, ``n`` and the set sizes, so resumed
+and repeated runs draw the same subsets); KID uses subsets of
+``min(kid_subset_size, n)``.  The ``n`` used is the column ``eval_n``
+(``eval_n_<features>``) of every row, the reference row included.
 
 Column names say which features were used: with ``inception`` they are the
 usual ``fid``, ``kid_mean``, ``kid_std``, ``precision``, ``recall``,
@@ -14,7 +25,9 @@ appended, e.g. ``fd_classifier``, ``kid_mean_pixels``, ``coverage_classifier``.
 The real set's features (and its mean and covariance for ``fd``) are computed
 once per run and cached in ``ctx.cache_dir``, keyed by a hash of the images
 and of the extractor's weights.  Sample-count guidance is in docs/metrics.md;
-below ``metrics.min_samples_warning`` a warning is logged.
+``too_few_samples`` is the one rule for "too few samples" (N against the
+feature dimension for FD, N against ``metrics.min_samples_warning`` for all);
+its message is logged once per metric and sample count.
 """
 from __future__ import annotations
 
@@ -46,6 +59,42 @@ def metric_name(base: str, extractor: str) -> str:
     return f"{base}_{extractor}"
 
 
+def too_few_samples(kind: str, n: int, dim: int, min_samples: int) -> Optional[str]:
+    """The one rule for "too few samples": a one-line reason, or None when ``n`` samples
+    per side are enough for metric ``kind`` (``fd``, ``kid``, ``prdc``) on ``dim``-d features.
+
+    FD: ``n <= dim`` makes the covariance singular (rank < D; the value is defined but
+    dominated by its ~D^2/N bias).  Every metric: fewer than ``min_samples``
+    (``metrics.min_samples_warning``) per side is biased (FD) or noisy (KID, PRDC)."""
+    if kind == "fd" and n <= dim:
+        return (f"{n} samples <= {dim} feature dimensions: the covariance is singular and FD is dominated by "
+                f"its bias (needs N > D, and N >> D to be stable)")
+    if n < min_samples:
+        why = {"fd": "biased upwards (the bias shrinks like 1/N; compare FDs only at equal N)",
+               "kid": "noisy (unbiased, but its spread grows as the subsets shrink)",
+               "prdc": "noisy (k-NN radii from few samples are unstable; density and coverage especially)"}
+        return f"{n} samples < metrics.min_samples_warning={min_samples}: {why.get(kind, 'noisy')}"
+    return None
+
+
+def equal_n(n_real: int, n_fake: int, n_heldout: int) -> int:
+    """The common sample count of a generation and the reference: the smallest of the three sets."""
+    return min(n_real, n_fake, n_heldout)
+
+
+def _draw_pairs(real: np.ndarray, fake: np.ndarray, n: int, draws: int, seed: int):
+    """``(real_part, fake_part, real_is_whole)`` for each draw: both sides cut to ``n`` rows
+    (without replacement; a side of exactly ``n`` rows is used whole, and then once if both are)."""
+    if len(real) == n and len(fake) == n:
+        yield real, fake, True
+        return
+    rng = np.random.default_rng([seed, n, len(real), len(fake), 0xE0A1])
+    for _ in range(draws):
+        ri = np.sort(rng.choice(len(real), n, replace=False)) if len(real) > n else None
+        fi = np.sort(rng.choice(len(fake), n, replace=False)) if len(fake) > n else None
+        yield (real if ri is None else real[ri]), (fake if fi is None else fake[fi]), ri is None
+
+
 class _FeatureMetric:
     """Shared plumbing: the extractor, cached real features, the sample-count warning."""
 
@@ -63,29 +112,48 @@ class _FeatureMetric:
     def _features(self, s: ImageSet, persist: bool = False) -> np.ndarray:
         return features_of(self.ctx, self.extractor, s.images, persist=persist)
 
-    def _check_size(self, n_real: int, n_fake: int) -> None:
+    def _check_size(self, n_real: int, n_fake: int, dim: int) -> None:
         n = min(n_real, n_fake)
         if n < self.min_useful:
             raise ValueError(f"metrics: {self.kind} needs at least {self.min_useful} real and fake samples, "
                              f"got {n_real} real and {n_fake} fake")
-        limit = self.mcfg.min_samples_warning
-        if n < limit and n not in self._warned:
+        why = too_few_samples(self.kind, n, dim, self.mcfg.min_samples_warning)
+        if why and n not in self._warned:
             self._warned.add(n)
-            log.warning("metrics: %s with %s features on %d real and %d fake samples (< %d): the estimate is %s; "
-                        "see docs/metrics.md for the sample counts it needs", self.kind, self.extractor.name, n_real,
-                        n_fake, limit, self.caveat)
-
-    caveat = "noisy"
+            log.warning("metrics: %s with %s features on %d real and %d fake samples: %s; see docs/metrics.md "
+                        "for the sample counts it needs", self.kind, self.extractor.name, n_real, n_fake, why)
 
     def reference(self) -> dict[str, float]:
-        """The same metrics for the real test set against the real training set."""
+        """The same metrics for the real held-out (test) set against the real training set,
+        at the generations' sample counts (``metrics.equal_n``)."""
         return self._score(self._features(self.ctx.real.test, persist=True))
 
     def __call__(self, fake: ImageSet) -> dict[str, float]:
         return self._score(self._features(fake))
 
-    def _score(self, fake: np.ndarray) -> dict[str, float]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def _n(self, n_fake: int) -> Optional[int]:
+        """The common sample count with ``metrics.equal_n``, else None (every image is used)."""
+        if not self.mcfg.equal_n:
+            return None
+        held_out = len(self.ctx.real.test)
+        return equal_n(len(self.real), n_fake, held_out if held_out >= self.min_useful else len(self.real))
+
+    def _score(self, fake: np.ndarray) -> dict[str, float]:
+        n = self._n(len(fake))
+        if n is None:
+            self._check_size(len(self.real), len(fake), fake.shape[1])
+            return self._score_pair(self.real, fake, True)
+        self._check_size(n, n, fake.shape[1])
+        total: dict[str, float] = {}
+        parts = list(_draw_pairs(self.real, fake, n, self.mcfg.draws, self.ctx.seed))
+        for r, f, whole in parts:
+            for key, value in self._score_pair(r, f, whole).items():
+                total[key] = total.get(key, 0.0) + value / len(parts)
+        total[metric_name("eval_n", self.extractor.name)] = float(n)
+        return total
+
+    def _score_pair(self, real: np.ndarray, fake: np.ndarray, real_is_whole: bool) -> dict[str, float]:
+        raise NotImplementedError  # pragma: no cover - abstract
 
 
 @METRICS.register("fd")
@@ -93,7 +161,6 @@ class FrechetMetric(_FeatureMetric):
     """Fréchet distance (``fid`` with Inception features, ``fd_<features>`` otherwise)."""
 
     kind = "fd"
-    caveat = "biased upwards (the bias shrinks like 1/N; compare FDs only at equal sample counts)"
 
     def __init__(self, ctx: MetricContext) -> None:
         super().__init__(ctx)
@@ -117,10 +184,10 @@ class FrechetMetric(_FeatureMetric):
             save_npz(path, mu=mu, sigma=sigma)
         return mu, sigma
 
-    def _score(self, fake: np.ndarray) -> dict[str, float]:
-        self._check_size(len(self.real), len(fake))
+    def _score_pair(self, real: np.ndarray, fake: np.ndarray, real_is_whole: bool) -> dict[str, float]:
+        mu_r, sigma_r = (self.mu, self.sigma) if real_is_whole else feature_stats(real)
         mu, sigma = feature_stats(fake)
-        return {self.name: frechet_distance(self.mu, self.sigma, mu, sigma)}
+        return {self.name: frechet_distance(mu_r, sigma_r, mu, sigma)}
 
 
 @METRICS.register("kid")
@@ -128,17 +195,23 @@ class KIDMetric(_FeatureMetric):
     """Kernel distance: ``kid_mean``, ``kid_std`` (suffixed by the features unless Inception)."""
 
     kind = "kid"
-    caveat = "noisy (unbiased, but its spread grows as the subsets shrink)"
 
     def __init__(self, ctx: MetricContext) -> None:
         super().__init__(ctx)
         self.names = (metric_name("kid_mean", self.extractor.name), metric_name("kid_std", self.extractor.name))
 
     def _score(self, fake: np.ndarray) -> dict[str, float]:
-        self._check_size(len(self.real), len(fake))
-        mean, std = kid(self.real, fake, subsets=self.mcfg.kid_subsets, subset_size=self.mcfg.kid_subset_size,
+        # KID is unbiased at any N; its subsets are its draws: subsets of min(kid_subset_size, n)
+        # from the whole sets, so the generations and the reference use subsets of one size.
+        n = self._n(len(fake))
+        self._check_size(len(self.real) if n is None else n, len(fake) if n is None else n, fake.shape[1])
+        size = self.mcfg.kid_subset_size if n is None else min(self.mcfg.kid_subset_size, n)
+        mean, std = kid(self.real, fake, subsets=self.mcfg.kid_subsets, subset_size=size,
                         seed=self.ctx.seed, device=self.ctx.device)
-        return {self.names[0]: mean, self.names[1]: std}
+        out = {self.names[0]: mean, self.names[1]: std}
+        if n is not None:
+            out[metric_name("eval_n", self.extractor.name)] = float(n)
+        return out
 
 
 @METRICS.register("prdc")
@@ -146,15 +219,13 @@ class PRDCMetric(_FeatureMetric):
     """Precision, recall, density, coverage (suffixed by the features unless Inception)."""
 
     kind = "prdc"
-    caveat = "noisy (density and coverage especially; k-NN radii from few samples are unstable)"
 
     def __init__(self, ctx: MetricContext) -> None:
         super().__init__(ctx)
         self.min_useful = self.mcfg.k + 1
 
-    def _score(self, fake: np.ndarray) -> dict[str, float]:
-        self._check_size(len(self.real), len(fake))
-        out = prdc(self.real, fake, k=self.mcfg.k, chunk_size=self.mcfg.chunk_size,
+    def _score_pair(self, real: np.ndarray, fake: np.ndarray, real_is_whole: bool) -> dict[str, float]:
+        out = prdc(real, fake, k=self.mcfg.k, chunk_size=self.mcfg.chunk_size,
                    dtype=self.mcfg.distance_dtype, device=self.ctx.device)
         return {metric_name(k, self.extractor.name): v for k, v in out.items()}
 

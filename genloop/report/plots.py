@@ -32,7 +32,7 @@ def _chain_label(row: dict, varied: list[str]) -> str:
 def metric_panels(columns: list[str]) -> list[tuple[str, str, list[str], str]]:
     """The standard panels plus one per other numeric metric column present."""
     known = {c for _, _, cols, _ in PANELS for c in cols}
-    skip = ("chain", "seed", "generation", "train_loss", "pool_", "acc_class_", "pred_frac_", "kept")
+    skip = ("chain", "seed", "generation", "train_loss", "pool_", "acc_class_", "pred_frac_", "kept", "eval_n")
     panels = [p for p in PANELS if all(c in columns for c in p[2][:1])]
     for c in columns:
         if c in known or c.startswith(skip) or c.endswith("_seconds") or "." in c:
