@@ -19,9 +19,20 @@ from genloop.config import dump_yaml, expand, load_raw, preset_path
 from genloop.grid import save_grid
 from genloop.loop.summary import write_summary
 from genloop.report.html import write_report
-from genloop.store import RunStore, write_csv, write_json, write_text
+from genloop.store import RunStore, npz_bytes, write_bytes, write_csv, write_json, write_text
 
 GENS = 3
+
+
+def _digit_images(labels: np.ndarray, g: int, rng) -> np.ndarray:
+    """8x8 grey pictures that read as their class: a bar whose position is the label, noisier
+    each generation (so a screenshot shows which row is which)."""
+    images = np.zeros((len(labels), 1, 8, 8), np.uint8)
+    for i, k in enumerate(labels):
+        images[i, 0, :, k % 8] = 255
+        images[i, 0, k // 8 * 4:, :] += 60
+    noise = rng.integers(0, 40 * (g + 1), size=images.shape)
+    return np.clip(images.astype(int) + noise, 0, 255).astype(np.uint8)
 
 
 def make_run(root: Path, unfinished_last: bool = True) -> RunStore:
@@ -45,8 +56,9 @@ def make_run(root: Path, unfinished_last: bool = True) -> RunStore:
             row["total_seconds"] = row["train_seconds"] + row["sample_seconds"] + row["score_seconds"]
             store.save_gen_metrics(ch.id, g, row)
             labels = np.repeat(np.arange(10), 10)
-            images = rng.integers(0, 256, size=(100, 1, 8, 8), dtype=np.uint8)
+            images = _digit_images(labels, g, rng)
             save_grid(store.gen_dir(ch.id, g) / "grid.png", images, labels, 10)
+            write_bytes(store.gen_dir(ch.id, g) / "samples.npz", npz_bytes(**store.samples_arrays(images, labels)))
             store.mark_done(ch.id, g)
     write_csv(root / "reference.csv", [{"reference": "real test set", "data": "digits", "accuracy": 0.95,
                                          "cross_entropy": 0.2, "entropy": 0.25}])
@@ -200,3 +212,59 @@ def test_report_renders_in_a_headless_browser(run_dir, tmp_path):
     not_white = (pixels.min(axis=2) < 240).mean()
     colourful = ((pixels.max(axis=2) - pixels.min(axis=2)) > 80).sum()  # plot lines, bands, heat map
     assert not_white > 0.03 and colourful > 2000, (not_white, colourful)
+
+
+GRID_PROBE = """<script>
+function record() {
+  const pre = document.createElement("pre");
+  pre.id = "probe";
+  const rows = Array.from(document.querySelectorAll("img.samples")).map(i => {
+    const r = i.getBoundingClientRect();
+    return [Number(i.dataset.cell) * r.width / i.naturalWidth, r.right, i.complete && i.naturalWidth > 0];
+  });
+  pre.textContent = JSON.stringify({rows: rows, scroll: document.documentElement.scrollWidth, width: window.innerWidth});
+  document.body.appendChild(pre);
+}
+if (document.readyState === "complete") record(); else window.addEventListener("load", record);
+</script>"""
+
+
+@pytest.mark.browser
+def test_sample_grids_are_readable_in_a_headless_browser(run_dir, tmp_path):
+    """The paper's layout: one block per chain, one row per finished generation (all of them
+    visible, no horizontal scrolling at 1280 px), every 8x8 sample at least 24 screen pixels
+    wide (nearest-neighbour upscaling).  Before: 150-px thumbnails of whole grids in a
+    horizontally scrolling strip (8x8 digits at ~14 px)."""
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("no chromium (apt-get install chromium)")
+    report = write_report(run_dir)
+    text = report.read_text()
+    finished = sum(RunStore(run_dir).finished_generations(c["id"]) for c in RunStore(run_dir).chains())
+    assert text.count('class="block"') == 4 and text.count('class="samples"') == finished == 11
+    probe = tmp_path / "probe.html"
+    probe.write_text(text.replace("</body>", GRID_PROBE + "</body>"))
+    base = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars",
+            f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=15000", "--window-size=1280,2600"]
+    dom = subprocess.run(base + ["--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=180)
+    m = re.search(r'<pre id="probe">(.*?)</pre>', dom.stdout, re.S)
+    assert m, dom.stderr[-2000:]
+    probe_out = json.loads(m.group(1))
+    rows = probe_out["rows"]
+    assert len(rows) == finished
+    assert all(loaded for _, _, loaded in rows)
+    assert min(px for px, _, _ in rows) >= 24, rows
+    assert max(right for _, right, _ in rows) <= probe_out["width"] and probe_out["scroll"] <= probe_out["width"]
+    # A screenshot of the samples section: the upscaled bars are crisp (only a few grey levels
+    # per sample column, no smoothing ramps) -- and kept for a person to look at.
+    shot = tmp_path / "samples.png"
+    anchor = report.with_name("samples_only.html")
+    anchor.write_text(text.replace("<body>", '<body><style>section:not(#samples){display:none}</style>'))
+    subprocess.run(base + [f"--screenshot={shot}", anchor.as_uri()], capture_output=True, text=True, timeout=180)
+    pixels = np.asarray(Image.open(shot).convert("L"))
+    assert pixels.shape[1] >= 1200
+    dark = (pixels < 128).mean()
+    assert 0.01 < dark < 0.6, dark
+    import os
+    if os.environ.get("GENLOOP_KEEP_SHOT"):
+        shutil.copy(shot, os.environ["GENLOOP_KEEP_SHOT"])

@@ -4,7 +4,8 @@ Every picture is embedded as a base64 ``data:`` URI and the styles are inline,
 so the file can be mailed or opened offline; nothing is fetched.  Sections: the
 config (YAML), the settings (chains, their varied values, generations
 finished), metric curves (mean and 95% confidence band over seeds, one line per
-setting), the sample grids of every generation side by side per chain, accuracy
+setting), samples of every generation in the paper's layout (one block per
+chain, one row per generation, one column per class), accuracy
 per class, the training-pool composition (accumulating interaction models, when
 ``genloop.report.composition`` is present) and the seconds each generation
 took.  The figures are also saved under ``RUN/plots`` as PNG and PDF.
@@ -39,9 +40,10 @@ th { background: #f5f5f7; } td.l, th.l { text-align: left; }
 pre { background: #f5f5f7; padding: 0.8em; overflow: auto; font-size: 0.8em; max-height: 32em; }
 .figs { display: flex; flex-wrap: wrap; gap: 0.8em; } .figs figure { margin: 0; }
 .figs img { max-width: 600px; width: 100%; height: auto; border: 1px solid #eee; }
-.strip { display: flex; gap: 0.5em; overflow-x: auto; padding-bottom: 0.4em; }
-.strip figure { margin: 0; flex: 0 0 auto; text-align: center; font-size: 0.75em; }
-.strip img { width: 150px; height: auto; image-rendering: pixelated; border: 1px solid #eee; }
+.blocks { display: flex; flex-wrap: wrap; gap: 1.2em 2em; align-items: flex-start; }
+.block h3 { margin: 0.4em 0; font-size: 0.9em; } .block table { margin: 0; font-size: 0.75em; }
+.block th, .block td { border: 0; padding: 0 0.4em 1px 0; vertical-align: middle; }
+img.samples { display: block; max-width: none; image-rendering: pixelated; image-rendering: crisp-edges; }
 figcaption { font-size: 0.8em; color: #555; } .done { color: #207520; } .part { color: #a06000; }
 """
 
@@ -172,25 +174,81 @@ def _curves_section(store: RunStore, summary: list[dict]) -> str:
     return note + f'<div class="figs">{figs}</div>' + _final_table(summary)
 
 
+# A sample of the report's grids is drawn at least this many screen pixels wide (nearest-neighbour
+# upscaling by an integer factor; CSS keeps it at its natural size, without smoothing).
+SAMPLE_MIN_PX = 32
+
+
+def _png_uri(grid) -> str:
+    """An (H, W, C) uint8 array as a PNG ``data:`` URI."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(grid[..., 0] if grid.shape[2] == 1 else grid).save(buf, format="PNG")
+    return f"data:image/png;base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
+
+
+def _sample_row(images, labels, num_classes: int) -> Optional[tuple[str, int, int]]:
+    """One generation's row of the paper's layout: one sample per class (two when there
+    are at most 5 classes) in class order, or the first 10 samples when unlabelled.
+    Returns (PNG data URI, samples in the row, pixel size of one sample in the PNG)."""
+    import numpy as np
+
+    from ..grid import make_grid
+
+    if images is None or len(images) == 0 or images.dtype != np.uint8 or images.ndim != 4:
+        return None
+    if labels is not None and num_classes > 0:
+        per = 2 if num_classes <= 5 else 1
+        idx = np.concatenate([np.flatnonzero(labels == k)[:per] for k in range(num_classes)]).astype(int)
+    else:
+        idx = np.arange(min(len(images), 10))
+    if not len(idx):
+        return None
+    h = images.shape[2]
+    scale = max(1, -(-SAMPLE_MIN_PX // h))
+    grid = make_grid(images[idx], None, 0, per_row=len(idx), pad=1, min_cell=h * scale)
+    return _png_uri(grid), len(idx), h * scale
+
+
 def _samples_section(store: RunStore, chains: list[dict]) -> str:
-    out = []
+    """The paper's Figure 2 layout: one block per chain (setting and seed), one row per
+    finished generation (all of them), one column per class; blocks wrap across the page."""
+    blocks = []
     for ch in chains:
         n = store.finished_generations(ch["id"])
-        figs = []
+        samples = {g: store.load_samples(ch["id"], g) for g in range(n)
+                   if (store.gen_dir(ch["id"], g) / "samples.npz").exists()}
+        k = max((int(lab.max()) + 1 for _, lab in samples.values() if lab is not None and len(lab)), default=0)
+        rows = []
         for g in range(n):
             d = store.gen_dir(ch["id"], g)
-            for p in sorted(d.glob("grid*.png")):
-                lineage = p.stem[len("grid"):].lstrip("_")
-                cap = f"gen {g}" + (f" ({lineage})" if lineage else "")
-                alt = f"{ch['id']} {cap}"
-                figs.append(f"<figure>{_img(p, alt)}<figcaption>{_e(cap)}</figcaption></figure>")
-        if not figs:
+            row = _sample_row(*samples[g], k) if g in samples else None
+            if row is not None:
+                uri, cells, cell = row
+                img = (f'<img src="{uri}" class="samples" data-cells="{cells}" data-cell="{cell}" '
+                       f'alt="{_e(ch["id"])} generation {g}" title="{_e(ch["id"])} generation {g}">')
+            else:
+                grids = sorted(d.glob("grid*.png"))  # samples.npz absent: the saved grid, unscaled
+                if not grids:
+                    continue
+                img = "".join(f'<img src="{data_uri(p)}" class="samples" alt="{_e(ch["id"])} generation {g}">'
+                              for p in grids)
+            rows.append(f'<tr><th class="l">gen {g}</th><td>{img}</td></tr>')
+        if not rows:
             continue
-        out.append(f"<h3>{_e(ch['id'])}</h3><div class=\"strip\">{''.join(figs)}</div>")
-    if not out:
+        varied = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in ch.get("varied", {}).items())
+        title = ch["id"] + (f" ({varied})" if varied else "")
+        blocks.append(f'<div class="block"><h3>{_e(title)}</h3><table>{"".join(rows)}</table></div>')
+    if not blocks:
         return '<p class="muted">No sample grids (no finished generation, or samples that are not images).</p>'
-    return ('<p class="muted">Samples of every generation, one row per class where labelled; '
-            "generation 0 is trained on real data.</p>" + "".join(out))
+    return ('<p class="muted">As the paper\'s Figure 2: one block per chain, one row per generation '
+            "(generation 0 is trained on real data), one sample per class in class order (two for at most "
+            f"5 classes; the first 10 when unlabelled); every sample is at least {SAMPLE_MIN_PX} pixels wide "
+            "(nearest-neighbour upscaling). The full grids are <code>chains/*/gen_*/grid.png</code>.</p>"
+            f'<div class="blocks">{"".join(blocks)}</div>')
 
 
 def _per_class_section(store: RunStore, summary: list[dict]) -> str:
