@@ -27,10 +27,10 @@ GENS = 3
 def _digit_images(labels: np.ndarray, g: int, rng) -> np.ndarray:
     """8x8 grey pictures that read as their class: a bar whose position is the label, noisier
     each generation (so a screenshot shows which row is which)."""
-    images = np.zeros((len(labels), 1, 8, 8), np.uint8)
+    images = np.full((len(labels), 1, 8, 8), 30, np.uint8)
     for i, k in enumerate(labels):
-        images[i, 0, :, k % 8] = 255
-        images[i, 0, k // 8 * 4:, :] += 60
+        images[i, 0, k // 8 * 4:, :] = 90   # classes 8, 9: a lighter lower half
+        images[i, 0, :, k % 8] = 215
     noise = rng.integers(0, 40 * (g + 1), size=images.shape)
     return np.clip(images.astype(int) + noise, 0, 255).astype(np.uint8)
 

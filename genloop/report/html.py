@@ -240,7 +240,7 @@ def _samples_section(store: RunStore, chains: list[dict]) -> str:
         if not rows:
             continue
         varied = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in ch.get("varied", {}).items())
-        title = ch["id"] + (f" ({varied})" if varied else "")
+        title = f"{varied} ({ch['id']})" if varied else ch["id"]
         blocks.append(f'<div class="block"><h3>{_e(title)}</h3><table>{"".join(rows)}</table></div>')
     if not blocks:
         return '<p class="muted">No sample grids (no finished generation, or samples that are not images).</p>'
