@@ -196,8 +196,6 @@ def _sample_row(images, labels, num_classes: int) -> Optional[tuple[str, int, in
     Returns (PNG data URI, samples in the row, pixel size of one sample in the PNG)."""
     import numpy as np
 
-    from ..grid import make_grid
-
     if images is None or len(images) == 0 or images.dtype != np.uint8 or images.ndim != 4:
         return None
     if labels is not None and num_classes > 0:
@@ -209,8 +207,12 @@ def _sample_row(images, labels, num_classes: int) -> Optional[tuple[str, int, in
         return None
     h = images.shape[2]
     scale = max(1, -(-SAMPLE_MIN_PX // h))
-    grid = make_grid(images[idx], None, 0, per_row=len(idx), pad=1, min_cell=h * scale)
-    return _png_uri(grid), len(idx), h * scale
+    tiles = images[idx].transpose(0, 2, 3, 1).repeat(scale, 1).repeat(scale, 2)  # (n, H, W, C), nearest
+    n, th, tw, c = tiles.shape
+    row = np.full((th + 2, n * (tw + 1) + 1, c), 255, np.uint8)  # 1-pixel white gaps
+    for j in range(n):
+        row[1:1 + th, 1 + j * (tw + 1):1 + j * (tw + 1) + tw] = tiles[j]
+    return _png_uri(row), len(idx), h * scale
 
 
 def _samples_section(store: RunStore, chains: list[dict]) -> str:
