@@ -6,9 +6,42 @@ the training step's achieved GFLOP/s against the measured fp32 matrix-product
 bound; generation 0's classifier accuracy at w = 1.0 beside the classifier's
 real-test accuracy; per-generation accuracy and cross-entropy of every chain.
 
-Command:  python benchmarks/bench_loop.py [--out DIR] [--generations N]
+Command:  python benchmarks/bench_loop.py [--out DIR] [--generations N] [key=value ...]
 
-RESULTS (python benchmarks/bench_loop.py --out /tmp/bench_loop2, 2026-11-29, 2 cores, machine
+It also prints generation 0's equal-N FD (benchmarks/equal_n.py): FD(real test, 359 of the
+generation's samples) against FD(real test, 359 real training images), 3 draws each.
+
+RESULTS, current recipe (issue 10: 1,500 steps at lr 3e-3, Min-SNR-5, DPM-Solver++(2M) 20 steps):
+python benchmarks/bench_loop.py --out /tmp/i10/bench_loop_g1 --generations 1, 2026-11-29, 2 cores
+HEAVILY LOADED by other jobs (note the matmul rate, 31 against 226 GFLOP/s idle), so the
+seconds are not the job's idle time:
+
+    fp32 matmul bound (2048^3, 2 threads): 31.0 GFLOP/s
+    training step: 0.709 GFLOP/step, 12.1 GFLOP/s achieved = 39% of the bound
+    default job: 3 generations in 360.2s wall (6.00 min), run folder /tmp/i10/bench_loop_g1
+      train_seconds   mean 106.50s  min  93.10s  max 124.23s
+      sample_seconds  mean   4.57s  min   3.66s  max   5.34s
+      score_seconds   mean   1.30s  min   0.46s  max   1.77s
+      total_seconds   mean 112.37s  min  99.49s  max 130.03s
+    classifier accuracy on the real test set: 0.9749 (cross-entropy 0.1256)
+    generation 0 at w = 1.0: accuracy 1.0000
+    reference (real test set vs real train): fd_classifier 2.463, precision 0.981, recall 0.960
+    equal-N reference: FD(real test, 359 real train images) = 8.488 (3 draws)
+      generation 0, c00_guidance_scale=1: FD(real test, 359 samples) = 11.833 = 1.39x the reference
+      generation 0, c01_guidance_scale=0.1: FD(real test, 359 samples) = 13.152 = 1.55x the reference
+      generation 0, c02_guidance_scale=1e-10: FD(real test, 359 samples) = 15.213 = 1.79x the reference
+    chain w = 1:     gen 0 | acc 1.000 | ce 0.000 | fd 6.3 | prec 0.989 | rec 0.595
+    chain w = 0.1:   gen 0 | acc 0.987 | ce 0.031 | fd 9.0 | prec 0.955 | rec 0.836
+    chain w = 1e-10: gen 0 | acc 0.977 | ce 0.065 | fd 11.3 | prec 0.938 | rec 0.853
+
+Reading: generation-0 FD is within 2x of the equal-N real reference for every w (target met;
+the previous recipe: 1.53x / 3.43x / 4.13x, measured the same way with a scratch script).
+Idle time is estimated, not measured: 1,500 steps x 0.709 GFLOP at the idle ~117 GFLOP/s is
+~9 s per generation, about 5 minutes for the whole job.
+
+RESULTS, previous recipe (800 steps, DDIM 25 steps; the figures below are that recipe's):
+
+(python benchmarks/bench_loop.py --out /tmp/bench_loop2, 2026-11-29, 2 cores, machine
 otherwise idle; an earlier run while other jobs loaded the machine took 19 min, so timings
 need an idle machine):
 

@@ -32,12 +32,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 
 
-def grid_png(store, chains: list[tuple[str, float]], gens: list[int], path: Path, per_class: int = 3) -> None:
-    """Rows: chains (w); columns: generations; each cell ``per_class`` rows x 10 digits."""
+def grid_png(chains: list[tuple], gens: list[int], path: Path, per_class: int = 3) -> None:
+    """Rows: chains (store, chain id, w); columns: generations; each cell ``per_class`` rows x 10 digits."""
     from PIL import Image
 
     cells = []
-    for cid, _ in chains:
+    for store, cid, _ in chains:
         row = []
         for g in gens:
             if not store.is_done(cid, g):
@@ -73,6 +73,8 @@ def main() -> int:
     ap.add_argument("--generations", type=int, default=10)
     ap.add_argument("--grid", default=None, help="write a grid PNG of generations 0/3/6/9 here")
     ap.add_argument("--no-run", action="store_true", help="only read the run folder (e.g. a run still going)")
+    ap.add_argument("--also", action="append", default=[],
+                    help="another run folder of the same preset (e.g. one guidance value run on its own) to read too")
     ap.add_argument("overrides", nargs="*", help="extra key=value overrides")
     args = ap.parse_args()
     import torch
@@ -101,22 +103,37 @@ def main() -> int:
     print(f"judge classifier on the real test set: accuracy {ref['accuracy']:.4f} (cross-entropy {ref['cross_entropy']:.4f})")
     eq = EqualN(out)
     print(f"equal-N reference: FD(real test, {eq.n} real train) = {eq.reference:.3f} (3 draws)")
-    store = RunStore(out)
-    chains = [(c["id"], float(c["varied"].get("generator.guidance_scale", 0))) for c in store.chains()]
+    runs = [(out, rows)]
+    for extra in args.also:
+        st = RunStore(Path(extra))
+        runs.append((Path(extra), st.metric_rows()))
+        t = sum(r["total_seconds"] for r in runs[-1][1])
+        print(f"also {extra}: {len(runs[-1][1])} generations, recorded time {t:.0f}s = {t / 60:.1f} min")
     cols = [("accuracy", "acc", ".3f"), ("cross_entropy", "ce", ".3f"), ("acc_class_1", "acc1", ".3f"),
             ("acc_class_3", "acc3", ".3f"), ("acc_class_9", "acc9", ".3f"), ("fd_classifier", "fd", ".2f"),
             ("recall_classifier", "rec", ".3f")]
-    for cid, w in chains:
-        print(f"chain w = {w:g}:")
-        print("  gen | " + " | ".join(f"{lab:>6s}" for _, lab, _ in cols) + " | fd_eqN |  ratio")
-        for r in [x for x in rows if x["chain"] == cid]:
-            g = int(r["generation"])
-            f = eq.fd_generation(cid, g)
-            print(f"  {g:3d} | " + " | ".join(f"{r.get(c, float('nan')):6{fmt}}" for c, _, fmt in cols)
-                  + f" | {f:6.2f} | {f / eq.reference:5.1f}x")
+    chains = []
+    for folder, rws in runs:
+        store = RunStore(folder)
+        for c in store.chains():
+            if not rws or not any(r["chain"] == c["id"] for r in rws):
+                continue
+            import yaml
+
+            fixed = yaml.safe_load(store.config_path.read_text())["generator"]["guidance_scale"]
+            w = float(c["varied"].get("generator.guidance_scale", fixed))
+            chains.append((store, c["id"], w))
+            print(f"chain w = {w:g} ({folder.name}):")
+            print("  gen | " + " | ".join(f"{lab:>6s}" for _, lab, _ in cols) + " | fd_eqN |  ratio")
+            for r in [x for x in rws if x["chain"] == c["id"]]:
+                g = int(r["generation"])
+                images, _ = store.load_samples(c["id"], g)
+                f = eq.fd(images)
+                print(f"  {g:3d} | " + " | ".join(f"{r.get(k, float('nan')):6{fmt}}" for k, _, fmt in cols)
+                      + f" | {f:6.2f} | {f / eq.reference:5.1f}x")
     if args.grid:
-        grid_png(store, chains, [0, 3, 6, 9], Path(args.grid))
-        print(f"grid: {args.grid} (rows: w = {', '.join(f'{w:g}' for _, w in chains)}; columns: generations 0, 3, 6, 9)")
+        grid_png(chains, [0, 3, 6, 9], Path(args.grid))
+        print(f"grid: {args.grid} (rows: w = {', '.join(f'{w:g}' for _, _, w in chains)}; columns: generations 0, 3, 6, 9)")
     return 0
 
 
