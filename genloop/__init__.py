@@ -21,7 +21,7 @@ def run(config: Union[str, Path, dict, None] = None, out_dir: Union[str, Path] =
         overrides: Optional[list[str]] = None, *, force: bool = False, progress: bool = False,
         report: bool = True, workers: Union[int, str, None] = 1, backend: str = "local",
         address: Optional[str] = None, threads: Optional[int] = None, retries: Optional[int] = None,
-        on_generation: Optional[Callable[[dict], None]] = None) -> list[dict]:
+        gpus_per_chain: Optional[float] = None, on_generation: Optional[Callable[[dict], None]] = None) -> list[dict]:
     """Run an experiment (a YAML path, a raw dict of keys, a ``Config`` or None for
     the default preset) into ``out_dir``; return the metric rows.
 
@@ -29,7 +29,8 @@ def run(config: Union[str, Path, dict, None] = None, out_dir: Union[str, Path] =
     1 = one after the other in this process; ``"auto"`` = as many as fit the cores),
     ``backend="ray"`` with an optional cluster ``address``, ``threads`` (torch threads
     per chain; default cores // workers), ``retries`` (attempts after a chain dies,
-    each resuming).  With workers, call it under ``if __name__ == "__main__":`` in
+    each resuming), ``gpus_per_chain`` (default: ``sweep.gpus_per_chain``, else 1 per
+    chain when CUDA devices exist and the device is not cpu, else 0).  With workers, call it under ``if __name__ == "__main__":`` in
     scripts (workers are spawned).  ``on_generation(row)`` sees every finished
     generation's row."""
     from .config import Config, load_raw, preset_path, to_dict
@@ -43,7 +44,8 @@ def run(config: Union[str, Path, dict, None] = None, out_dir: Union[str, Path] =
     raw = load_raw(config, overrides)
     exp = Experiment(raw, out_dir, force=force, progress=progress, on_generation=on_generation)
     rows = run_sweep(exp, workers=workers, backend=backend, address=address,
-                     retries=DEFAULT_RETRIES if retries is None else retries, threads=threads)
+                     retries=DEFAULT_RETRIES if retries is None else retries, threads=threads,
+                     gpus_per_chain=gpus_per_chain)
     if report:
         from .report import plot_run
         from .report.html import write_report

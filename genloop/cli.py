@@ -17,6 +17,10 @@ from .config import ConfigError, expand, load_raw, preset_path, presets, referen
 
 log = logging.getLogger("genloop")
 
+# `genloop run` prints a line per finished generation up to this many generations in all,
+# else a line per finished chain.
+LINES_PER_GENERATION_UP_TO = 1000
+
 
 def _fmt_row(row: dict) -> str:
     parts = [f"{row['chain']}", f"gen {row['generation']:>2}",
@@ -53,8 +57,12 @@ def cmd_run(args) -> int:
     raw = load_raw(_config_sources(args), args.overrides)
     out = Path(args.out) if args.out else _default_out(args)
 
+    every_line = True
+
     def on_generation(row: dict) -> None:
-        print(_fmt_row(row), flush=True)
+        # a line per generation; for big sweeps only each chain's last generation
+        if every_line or row["generation"] == last.get(row["chain"]):
+            print(_fmt_row(row), flush=True)
 
     def on_reference(rows: list) -> None:
         for ref in rows:
@@ -65,13 +73,18 @@ def cmd_run(args) -> int:
     t0 = time.perf_counter()
     exp = Experiment(raw, out, force=args.force, progress=not args.no_progress, on_generation=on_generation,
                      on_reference=on_reference)
-    print(f"genloop: {len(exp.chains)} chain(s) x {exp.chains[0].config.loop.generations} generation(s) -> {out}", flush=True)
+    last = {ch.id: ch.config.loop.generations - 1 for ch in exp.chains}
+    total = sum(last.values()) + len(last)
+    every_line = total <= LINES_PER_GENERATION_UP_TO
+    print(f"genloop: {len(exp.chains)} chain(s) x {exp.chains[0].config.loop.generations} generation(s) -> {out}"
+          + ("" if every_line else " (one line per finished chain)"), flush=True)
     from .sweep import run_sweep
 
     # One at a time in this process (--workers 1), in worker processes, or on Ray;
     # every chain runs with the same torch thread count in every mode (see genloop.sweep).
     run_sweep(exp, workers=args.workers, backend=args.backend, address=args.address,
-              retries=args.retries, threads=args.threads or None)
+              retries=args.retries, threads=args.threads or None, gpus_per_chain=args.gpus_per_chain,
+              return_rows=False)
     from .report import plot_run
 
     plots = plot_run(out)
@@ -189,6 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where chains run: local processes, or tasks on a Ray cluster (pip install 'genloop[ray]')")
     r.add_argument("--address", help="Ray cluster address, e.g. auto or ray://head:10001 (with --backend ray; "
                                      "default: start a local Ray for the run); the run folder must be on shared storage")
+    r.add_argument("--gpus-per-chain", type=float, default=None, metavar="F",
+                   help="GPUs per chain (sweep.gpus_per_chain): fractions pack chains on one GPU (0.25 = 4 per GPU); "
+                        "local workers get disjoint CUDA_VISIBLE_DEVICES, Ray tasks request num_gpus=F "
+                        "(default: 1 when CUDA devices exist and device is not cpu, else 0)")
     r.add_argument("--retries", type=int, default=2,
                    help="times a chain whose worker died is retried, resuming from its last finished generation (default 2)")
     r.set_defaults(func=cmd_run)

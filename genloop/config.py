@@ -117,6 +117,7 @@ class TrainConfig:
     select_samples: int = opt(500, "with train.select_every: images of the real test split used as the validation set (never taken from the generation's training set; at most the whole split); as many are sampled for each KID", ge=2)
     select_steps: Optional[int] = opt(None, "with train.select_every: sampler steps of the validation samples (None: sampler.steps; the Keras DDIM example uses 5)", ge=1)
     select_features: Optional[str] = opt(None, "with train.select_every: features of the validation KID (None: metrics.features)")
+    precision: str = opt("auto", "arithmetic of the diffusion network on CUDA: fp32, or bf16 autocast (auto: bf16 on GPUs that support it, else fp32; always fp32 on CPU, where bf16 is ~400x slower)", choices=("auto", "fp32", "bf16"))
 
 
 @dataclass
@@ -162,6 +163,17 @@ class MetricsConfig:
 
 
 @dataclass
+class StoreConfig:
+    samples: str = opt("every", "which generations keep their samples (samples.npz, provenance.npz, grid.png) in the run folder: every, last (the final generation's; a resume that needs an older generation's samples recomputes it), none (metrics only)", choices=("every", "last", "none"))
+    checkpoints: str = opt("every", "which generations keep their model (model.safetensors): every, last (the final generation's), none", choices=("every", "last", "none"))
+
+
+@dataclass
+class SweepConfig:
+    gpus_per_chain: Optional[float] = opt(None, "GPUs each chain gets (fractions pack chains on one GPU, e.g. 0.25 = 4 per GPU); local workers get disjoint CUDA_VISIBLE_DEVICES, Ray tasks request num_gpus; None: 1 when CUDA devices exist and device is not cpu, else 0 (--gpus-per-chain)", ge=0.0)
+
+
+@dataclass
 class Config:
     name: str = opt("experiment", "a name for the experiment, shown in the report")
     seed: int = opt(0, "random seed of a chain (training, sampling, interaction)", ge=0)
@@ -173,6 +185,8 @@ class Config:
     train: TrainConfig = section(TrainConfig, "how each generation is trained")
     loop: LoopConfig = section(LoopConfig, "the interaction between models and data over generations")
     metrics: MetricsConfig = section(MetricsConfig, "what is measured on each generation's samples")
+    store: StoreConfig = section(StoreConfig, "what each generation writes to the run folder")
+    sweep: SweepConfig = section(SweepConfig, "how chains are placed on the machine (not part of a chain's identity: changing it does not change any number)")
 
 
 # --------------------------------------------------------------------------- typing helpers
@@ -480,6 +494,8 @@ def grid_axes(raw: dict) -> list[tuple[str, list]]:
                 if isinstance(value, dict):
                     walk(tp, value, path)
                 continue
+            if path.startswith("sweep.") and isinstance(value, list):
+                raise ConfigError(f"{path}: {value!r} is a sweep option, not a grid axis (give one value)")
             if path == "seeds":
                 continue
             if isinstance(value, list):
@@ -541,6 +557,16 @@ def expand(raw: dict) -> list[Chain]:
         cid = re.sub(r"[^A-Za-z0-9_.=+-]", "", cid)
         chains.append(Chain(id=cid, config=cfg, varied=varied))
     return chains
+
+
+# Sections that say how a run is stored and placed, not what it computes: a run folder
+# may be resumed with other values (see Experiment.prepare).
+NON_IDENTITY_SECTIONS = ("store", "sweep")
+
+
+def identity_diff(a: dict, b: dict) -> list[str]:
+    """``diff`` without the keys of ``NON_IDENTITY_SECTIONS`` (they change no number)."""
+    return [k for k in diff(a, b) if k.split(".")[0] not in NON_IDENTITY_SECTIONS]
 
 
 def diff(a: dict, b: dict, prefix: str = "") -> list[str]:

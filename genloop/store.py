@@ -14,6 +14,21 @@ Layout of a run folder::
       chains/<chain>/
         gen_000/ samples.npz  model.safetensors  grid.png  metrics.json  provenance.npz  DONE
         train_state/            checkpoint of an unfinished generation's training
+        rows.jsonl              metric rows of generations that keep no file (see below)
+        resume_samples.npz      store.samples=last: the latest kept samples, for a resume
+
+What a generation writes follows ``store.samples`` and ``store.checkpoints``
+(``every`` | ``last`` | ``none``).  A generation that keeps a file gets its
+``gen_NNN/`` folder as above (``metrics.json`` and ``DONE`` last).  A generation
+that keeps none (``none``, or ``last`` before the final generation) gets no
+folder: its metric row is appended to ``chains/<chain>/rows.jsonl``, in batches
+(one fsync per batch), and a generation counts as finished when its row is
+there.  A torn last line (a killed writer) is ignored and cut off before the
+next append.  ``store.samples=last`` also keeps ``resume_samples.npz``: the kept
+samples of the newest generation whose row is logged, written with each batch,
+so that a resume can go on from there; if the generation a resume needs is
+not available, the chain is recomputed in memory from generation 0 (same seeds,
+same numbers; logged), never continued from other data.
 
 With several lineages (interaction ``ecosystem``) ``samples.npz`` holds every
 lineage's kept samples and a ``lineage`` array saying whose each is; lineage
@@ -222,12 +237,63 @@ class RunStore:
     def gen_dir(self, chain: str, generation: int) -> Path:
         return self.chain_dir(chain) / f"gen_{generation:03d}"
 
+    def rows_log_path(self, chain: str) -> Path:
+        return self.chain_dir(chain) / "rows.jsonl"
+
+    def resume_samples_path(self, chain: str) -> Path:
+        return self.chain_dir(chain) / "resume_samples.npz"
+
     def train_state_path(self, chain: str, lineage: int = 0) -> Path:
         name = "state.safetensors" if lineage == 0 else f"state_l{lineage}.safetensors"
         return self.chain_dir(chain) / "train_state" / name
 
+    # --- the row log of generations without a folder
+    def read_log(self, chain: str, offset: int = 0) -> tuple[list[dict], int]:
+        """Rows logged in ``rows.jsonl`` from byte ``offset`` on, and the offset after the
+        last complete line (a torn last line is left for later)."""
+        path = self.rows_log_path(chain)
+        try:
+            with open(path, "rb") as f:
+                f.seek(offset)
+                data = f.read()
+        except FileNotFoundError:
+            return [], offset
+        end = data.rfind(b"\n") + 1
+        rows = [json.loads(line) for line in data[:end].splitlines() if line.strip()]
+        return rows, offset + end
+
+    def logged_generations(self, chain: str) -> set[int]:
+        rows, _ = self.read_log(chain)
+        return {int(r["generation"]) for r in rows}
+
+    def append_rows(self, chain: str, rows: list[dict]) -> None:
+        """Append ``rows`` to the chain's ``rows.jsonl`` and make them durable (one fsync);
+        a torn last line left by a killed writer is cut off first."""
+        if not rows:
+            return
+        path = self.rows_log_path(chain)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = "".join(json.dumps(r, default=_jsonable) + "\n" for r in rows).encode("utf-8")
+        with open(path, "ab+") as f:
+            size = f.seek(0, os.SEEK_END)
+            if size:
+                f.seek(max(0, size - 1))
+                if f.read(1) != b"\n":  # torn tail: cut back to the last complete line
+                    f.seek(0)
+                    whole = f.read()
+                    f.truncate(whole.rfind(b"\n") + 1)
+                    f.seek(0, os.SEEK_END)
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+
     # --- generations
     def is_done(self, chain: str, generation: int) -> bool:
+        """Generation finished: its folder's ``DONE`` marker, or its row in ``rows.jsonl``."""
+        return (self.gen_dir(chain, generation) / "DONE").exists() or generation in self.logged_generations(chain)
+
+    def has_folder(self, chain: str, generation: int) -> bool:
+        """The generation finished with a folder of files (``DONE``)."""
         return (self.gen_dir(chain, generation) / "DONE").exists()
 
     def mark_done(self, chain: str, generation: int) -> None:
@@ -235,10 +301,25 @@ class RunStore:
 
     def finished_generations(self, chain: str) -> int:
         """Number of consecutive finished generations from 0."""
+        logged = self.logged_generations(chain)
         g = 0
-        while self.is_done(chain, g):
+        while g in logged or self.has_folder(chain, g):
             g += 1
         return g
+
+    def chain_rows(self, chain: str, start: int = 0) -> list[dict]:
+        """Metric rows of the chain's consecutive finished generations from ``start`` on
+        (from ``rows.jsonl`` or the generation folders' ``metrics.json``)."""
+        logged = {int(r["generation"]): r for r in self.read_log(chain)[0]}
+        rows, g = [], start
+        while True:
+            if g in logged:
+                rows.append(logged[g])
+            elif self.has_folder(chain, g):
+                rows.append(self._cached_gen_metrics(chain, g))
+            else:
+                return rows
+            g += 1
 
     @staticmethod
     def samples_arrays(images: np.ndarray, labels: Optional[np.ndarray],
@@ -274,7 +355,22 @@ class RunStore:
         write_json(self.gen_dir(chain, generation) / "metrics.json", row)
 
     def load_gen_metrics(self, chain: str, generation: int) -> dict:
-        return read_json(self.gen_dir(chain, generation) / "metrics.json")
+        path = self.gen_dir(chain, generation) / "metrics.json"
+        if not path.exists():
+            for r in self.read_log(chain)[0]:
+                if int(r["generation"]) == generation:
+                    return r
+        return read_json(path)
+
+    def _cached_gen_metrics(self, chain: str, g: int) -> dict:
+        """A generation folder's ``metrics.json``, reused while unchanged (same mtime and size)."""
+        path = self.gen_dir(chain, g) / "metrics.json"
+        st = path.stat()
+        key, stamp = (chain, g), (st.st_mtime_ns, st.st_size)
+        hit = self._row_cache.get(key)
+        if hit is None or hit[0] != stamp:
+            hit = self._row_cache[key] = (stamp, read_json(path))
+        return dict(hit[1])
 
     def chains(self) -> list[dict]:
         p = self.root / "chains.json"
@@ -282,18 +378,9 @@ class RunStore:
 
     def metric_rows(self) -> list[dict]:
         """Rows of every finished generation of every chain, in order.  Rows already
-        read are reused while their metrics.json is unchanged (same mtime and size)."""
-        cache = self._row_cache
+        read from a metrics.json are reused while it is unchanged (same mtime and size).
+        For many chains, iterate ``chain_rows`` per chain instead (bounded memory)."""
         rows = []
         for ch in self.chains():
-            g = 0
-            while self.is_done(ch["id"], g):
-                path = self.gen_dir(ch["id"], g) / "metrics.json"
-                st = path.stat()
-                key, stamp = (ch["id"], g), (st.st_mtime_ns, st.st_size)
-                hit = cache.get(key)
-                if hit is None or hit[0] != stamp:
-                    hit = cache[key] = (stamp, self.load_gen_metrics(ch["id"], g))
-                rows.append(dict(hit[1]))
-                g += 1
+            rows += self.chain_rows(ch["id"])
         return rows

@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,19 +124,22 @@ def resolve_workers(workers: Union[int, str, None], backend: str, n_chains: int,
 
 class _Progress:
     """Counts finished generations per chain, reports new ones (``on_generation``),
-    rewrites the tables and drives one tqdm bar for the whole sweep."""
+    rewrites the tables and drives one tqdm bar for the whole sweep.  Polling looks at a
+    chain's files again only when its row log grew or its next generation folder appeared,
+    and holds no rows (memory bounded by the number of chains)."""
 
     def __init__(self, exp: Any) -> None:
         self.exp = exp
         self.store = exp.store
         self.known = {ch.id: self.store.finished_generations(ch.id) for ch in exp.chains}
+        self.log_size = {ch.id: -1 for ch in exp.chains}
         self.total = sum(ch.config.loop.generations for ch in exp.chains)
         self.callback: Optional[Callable[[dict], None]] = exp.on_generation
         from tqdm.auto import tqdm
 
         self._tqdm = tqdm
         self.bar = tqdm(total=self.total, initial=sum(self.known.values()), desc="sweep", unit="gen",
-                        disable=not exp.progress, dynamic_ncols=True, leave=True)
+                        disable=not exp.progress, dynamic_ncols=True, leave=True, mininterval=0.5)
 
     def report(self, row: dict) -> None:
         """One finished generation: advance the bar, call the user's callback."""
@@ -148,17 +152,26 @@ class _Progress:
                 with self._tqdm.external_write_mode():
                     self.callback(row)
 
+    def _changed(self, chain: str) -> bool:
+        try:
+            size = self.store.rows_log_path(chain).stat().st_size
+        except FileNotFoundError:
+            size = -1
+        grew = size != self.log_size[chain]
+        self.log_size[chain] = size
+        return grew or self.store.has_folder(chain, self.known[chain])
+
     def poll(self) -> int:
         """Report generations finished (by any process) since the last poll."""
         new = 0
         for ch in self.exp.chains:
-            g = self.known[ch.id]
-            while self.store.is_done(ch.id, g):
-                self.report(self.store.load_gen_metrics(ch.id, g))
-                g += 1
+            if not self._changed(ch.id):
+                continue
+            for row in self.store.chain_rows(ch.id, self.known[ch.id]):
+                self.report(row)
                 new += 1
         if new:
-            self.exp.write_tables()
+            self.exp.write_tables(force=False)
         return new
 
     def close(self) -> None:
@@ -187,6 +200,27 @@ def limit_threads(threads: int) -> Any:
     return stack
 
 
+_EXPERIMENTS: dict = {}  # (config, run folder) -> Experiment, reused by the chains a worker process runs
+
+
+def _worker_experiment(raw: dict, out_dir: str) -> Any:
+    """The worker's ``Experiment`` of ``raw`` in ``out_dir``: built once per process, so that
+    the chains a worker runs one after the other share the real data and metric set-up."""
+    import json
+
+    from .loop.experiment import Experiment
+
+    key = (json.dumps(raw, sort_keys=True, default=str), out_dir)
+    exp = _EXPERIMENTS.get(key)
+    if exp is None:
+        _EXPERIMENTS.clear()
+        exp = _EXPERIMENTS[key] = Experiment(raw, out_dir)
+        # The parent rewrites the tables as generations finish; workers writing them
+        # too would only race with it (each write is atomic, but could be stale).
+        exp.write_tables = lambda force=True: None  # type: ignore[method-assign]
+    return exp
+
+
 def run_one_chain(raw: dict, out_dir: str, chain_id: str, threads: int,
                   log_level: int = logging.WARNING) -> tuple[str, str]:
     """Run (or resume) one chain of ``raw`` in ``out_dir`` in this process, with
@@ -197,12 +231,8 @@ def run_one_chain(raw: dict, out_dir: str, chain_id: str, threads: int,
         from .config import ConfigError
         from .data import DataError
         from .generators import TrainingDiverged
-        from .loop.experiment import Experiment
 
-        exp = Experiment(raw, out_dir)
-        # The parent rewrites the tables as generations finish; workers writing them
-        # too would only race with it (each write is atomic, but could be stale).
-        exp.write_tables = lambda: None  # type: ignore[method-assign]
+        exp = _worker_experiment(raw, out_dir)
         chain = next((c for c in exp.chains if c.id == chain_id), None)
         if chain is None:
             return "error", f"chain {chain_id!r} is not in the config"
@@ -233,13 +263,81 @@ def _die_with_parent() -> None:
         pass
 
 
-def _local_worker(conn: Any, raw: dict, out_dir: str, chain_id: str, threads: int, log_level: int) -> None:
+def _local_worker(conn: Any, env: dict) -> None:
+    """A worker process: runs the calls it is sent (``(function, args)``), one at a time,
+    and sends back each result, until it is sent None or its parent goes away."""
     _die_with_parent()
-    result = run_one_chain(raw, out_dir, chain_id, threads, log_level)
-    try:
-        conn.send(result)
-    finally:
-        conn.close()
+    os.environ.update(env)  # already set at spawn; before anything imports torch
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg is None:
+            return
+        target, args = msg
+        conn.send(target(*args))
+
+
+# --------------------------------------------------------------------------- GPUs
+
+
+def cuda_devices() -> list[str]:
+    """The CUDA devices this process may use, as ``CUDA_VISIBLE_DEVICES`` names them
+    (indices when it is unset)."""
+    import torch
+
+    n = torch.cuda.device_count()
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [x.strip() for x in env.split(",") if x.strip()][:n]
+    return [str(i) for i in range(n)]
+
+
+def _check_fraction(f: Any) -> float:
+    if isinstance(f, bool) or not isinstance(f, (int, float)) or not f >= 0:
+        raise _config_error(f"--gpus-per-chain: {f!r} must be a number >= 0 (e.g. 1, 0.25)")
+    if f > 1 and not float(f).is_integer():
+        raise _config_error(f"--gpus-per-chain: {f:g} cannot be split over GPUs; use a fraction <= 1 "
+                            "(chains share a GPU) or a whole number")
+    return float(f)
+
+
+def resolve_gpus(gpus_per_chain: Optional[float], n_gpus: int, chains: list, where: str = "here") -> float:
+    """GPUs per chain: the request, or by default 1 when there are GPUs (``n_gpus``) and
+    some chain's device is not ``cpu``, else 0.  A request that no machine with ``n_gpus``
+    GPUs can meet is a ``ConfigError`` (one line)."""
+    if gpus_per_chain is None:
+        wants = any(ch.config.device != "cpu" for ch in chains)
+        return 1.0 if n_gpus and wants else 0.0
+    f = _check_fraction(gpus_per_chain)
+    if f > 0 and n_gpus == 0:
+        raise _config_error(f"--gpus-per-chain {f:g}: no CUDA device is visible {where} "
+                            "(use --gpus-per-chain 0, or run where torch.cuda.device_count() > 0)")
+    if f > n_gpus:
+        raise _config_error(f"--gpus-per-chain {f:g}: a chain asks for {f:g} GPUs but only {n_gpus} exist {where}")
+    return f
+
+
+def gpu_slots(n_workers: int, gpus_per_chain: float, devices: list[str]) -> list[Optional[str]]:
+    """``CUDA_VISIBLE_DEVICES`` of each local worker: disjoint devices, packed by
+    ``gpus_per_chain`` (0.25: four workers per GPU; 2: two GPUs per worker); None for
+    each worker when no GPU is asked for.  More workers than the GPUs hold: ``ConfigError``."""
+    if not gpus_per_chain:
+        return [None] * n_workers
+    if gpus_per_chain >= 1:
+        k = int(gpus_per_chain)
+        capacity = len(devices) // k
+        slots = [",".join(devices[i * k:(i + 1) * k]) for i in range(min(n_workers, capacity))]
+    else:
+        per = int(1 / gpus_per_chain + 1e-9)
+        capacity = per * len(devices)
+        slots = [devices[i // per] for i in range(min(n_workers, capacity))]
+    if n_workers > capacity:
+        raise _config_error(f"--workers {n_workers} with --gpus-per-chain {gpus_per_chain:g} needs more GPUs than the "
+                            f"{len(devices)} here (at most {capacity} workers); use --workers {capacity} or a smaller "
+                            "--gpus-per-chain")
+    return slots
 
 
 # --------------------------------------------------------------------------- backends
@@ -253,61 +351,117 @@ class _Job:
     extra: dict = field(default_factory=dict)
 
 
+class _Slot:
+    """One worker process of the local pool and the job it runs (None: idle)."""
+
+    def __init__(self, env: dict) -> None:
+        self.env = env
+        self.proc: Any = None
+        self.conn: Any = None
+        self.job: Optional[_Job] = None
+
+
 class _LocalBackend:
-    """Each chain attempt in a fresh ``spawn``-ed process (a dead one is just a
-    non-zero exit code; nothing is shared with the parent but the run folder)."""
+    """A pool of ``spawn``-ed worker processes, each running chain after chain (the
+    import of torch and the set-up of the data and metrics are paid once per worker, not
+    once per chain).  A worker that dies is a failed attempt of its chain; the next chain
+    given to its slot starts a fresh process.  Worker i gets the environment
+    ``envs[i]`` (its ``CUDA_VISIBLE_DEVICES``) from its start."""
 
     name = "local"
 
-    def __init__(self) -> None:
+    def __init__(self, envs: list[dict], target: Optional[Callable] = None) -> None:
         import multiprocessing as mp
 
         self.ctx = mp.get_context("spawn")
+        self.slots = [_Slot(env) for env in envs]
+        self.target = target or run_one_chain
         self.running: dict[str, _Job] = {}
 
-    def submit(self, job: _Job, raw: dict, out_dir: str, threads: int, log_level: int) -> None:
-        recv, send = self.ctx.Pipe(duplex=False)
-        p = self.ctx.Process(target=_local_worker, args=(send, raw, out_dir, job.chain_id, threads, log_level),
-                             name=f"genloop-{job.chain_id}", daemon=True)
-        p.start()
+    def _start(self, slot: _Slot) -> None:
+        recv, send = self.ctx.Pipe(duplex=True)
+        p = self.ctx.Process(target=_local_worker, args=(send, slot.env), name="genloop~idle", daemon=True)
+        saved = {k: os.environ.get(k) for k in slot.env}
+        os.environ.update(slot.env)  # the spawned interpreter starts with it
+        try:
+            p.start()
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
         send.close()
-        job.handle = p
-        job.extra["conn"] = recv
+        slot.proc, slot.conn = p, recv
+
+    def submit(self, job: _Job, *args: Any) -> None:
+        slot = next(s for s in self.slots if s.job is None)
+        if slot.proc is None or not slot.proc.is_alive():
+            self._close(slot)
+            self._start(slot)
+        slot.conn.send((self.target, args))
+        slot.proc.name = f"genloop-{job.chain_id}"
+        slot.job = job
+        job.handle = slot
         self.running[job.chain_id] = job
+
+    @staticmethod
+    def _close(slot: _Slot) -> None:
+        if slot.proc is not None:
+            slot.proc.join(5)
+        if slot.conn is not None:
+            slot.conn.close()
+        slot.proc = slot.conn = None
 
     def wait(self, timeout: float) -> list[tuple[_Job, str, str]]:
         from multiprocessing.connection import wait
 
-        if not self.running:
+        busy = [s for s in self.slots if s.job is not None]
+        if not busy:
             return []
-        wait([j.handle.sentinel for j in self.running.values()], timeout)
+        wait([s.conn for s in busy] + [s.proc.sentinel for s in busy], timeout)
         out = []
-        for cid, job in list(self.running.items()):
-            p, conn = job.handle, job.extra["conn"]
-            if p.is_alive():
-                continue
-            p.join()
-            status, msg = "died", f"worker exited with code {p.exitcode}"
+        for slot in busy:
+            result = None
             try:
-                if conn.poll():
-                    status, msg = conn.recv()
+                if slot.conn.poll():
+                    result = slot.conn.recv()
             except (EOFError, OSError):
-                pass
-            conn.close()
-            del self.running[cid]
-            out.append((job, status, msg))
+                result = None
+            if result is None and slot.proc.is_alive():
+                continue
+            job, slot.job = slot.job, None
+            del self.running[job.chain_id]
+            if result is None:
+                slot.proc.join(5)
+                result = ("died", f"worker exited with code {slot.proc.exitcode}")
+                self._close(slot)
+            else:
+                slot.proc.name = "genloop~idle"
+            out.append((job, *result))
         return out
 
     def shutdown(self) -> None:
-        for job in self.running.values():
-            if job.handle.is_alive():
-                job.handle.terminate()
-        for job in self.running.values():
-            job.handle.join(10)
-            if job.handle.is_alive():
-                job.handle.kill()
-                job.handle.join(5)
-            job.extra["conn"].close()
+        for slot in self.slots:
+            if slot.proc is None:
+                continue
+            if slot.job is None and slot.proc.is_alive():
+                try:
+                    slot.conn.send(None)
+                except (BrokenPipeError, OSError):
+                    slot.proc.terminate()
+            elif slot.proc.is_alive():
+                slot.proc.terminate()
+        for slot in self.slots:
+            if slot.proc is None:
+                continue
+            slot.proc.join(10)
+            if slot.proc.is_alive():
+                slot.proc.kill()
+                slot.proc.join(5)
+            slot.conn.close()
+            slot.proc = slot.conn = None
+            slot.job = None
         self.running.clear()
 
 
@@ -320,13 +474,20 @@ def import_ray() -> Any:
     return ray
 
 
+def ray_gpus_per_node(ray: Any) -> int:
+    """The most GPUs any live node of the Ray cluster has (what one task can be given)."""
+    return int(max([n.get("Resources", {}).get("GPU", 0) for n in ray.nodes() if n.get("Alive")] or [0]))
+
+
 class _RayBackend:
-    """Each chain attempt is a Ray task (``num_cpus=threads``, no Ray-level retries:
-    the sweep retries, resuming from the run folder)."""
+    """Each chain attempt is a Ray task (``num_cpus=threads``, ``num_gpus`` = GPUs per
+    chain, so Ray gives the task its own ``CUDA_VISIBLE_DEVICES``; no Ray-level retries:
+    the sweep retries, resuming from the run folder).  Ray reuses its worker processes,
+    so many small chains do not each pay a process start."""
 
     name = "ray"
 
-    def __init__(self, address: Optional[str], threads: int) -> None:
+    def __init__(self, address: Optional[str]) -> None:
         ray = self.ray = import_ray()
         self.started = False
         if not ray.is_initialized():
@@ -336,11 +497,17 @@ class _RayBackend:
             else:  # a private local Ray for this run; small object store (chains pass no big objects)
                 ray.init(include_dashboard=False, object_store_memory=200 * 1024 * 1024, **kwargs)
             self.started = True
-        self.task = ray.remote(num_cpus=threads, max_retries=0)(run_one_chain)
         self.running: dict[str, _Job] = {}
+        self.task: Any = None
 
-    def submit(self, job: _Job, raw: dict, out_dir: str, threads: int, log_level: int) -> None:
-        job.handle = self.task.remote(raw, out_dir, job.chain_id, threads, log_level)
+    def configure(self, threads: int, gpus: float, target: Optional[Callable] = None) -> None:
+        options: dict[str, Any] = {"num_cpus": threads, "max_retries": 0}
+        if gpus:
+            options["num_gpus"] = gpus
+        self.task = self.ray.remote(**options)(target or run_one_chain)
+
+    def submit(self, job: _Job, *args: Any) -> None:
+        job.handle = self.task.remote(*args)
         self.running[job.chain_id] = job
 
     def wait(self, timeout: float) -> list[tuple[_Job, str, str]]:
@@ -375,10 +542,14 @@ class _RayBackend:
 
 def run_sweep(exp: Any, workers: Union[int, str, None] = 1, backend: str = "local", address: Optional[str] = None,
               retries: int = DEFAULT_RETRIES, threads: Optional[int] = None,
-              poll_seconds: float = POLL_SECONDS) -> list[dict]:
-    """Run every unfinished chain of ``exp`` (an ``Experiment``); returns the metric rows.
+              poll_seconds: float = POLL_SECONDS, gpus_per_chain: Optional[float] = None,
+              return_rows: bool = True) -> Optional[list[dict]]:
+    """Run every unfinished chain of ``exp`` (an ``Experiment``); returns the metric rows
+    (None with ``return_rows=False``: a big sweep's driver then holds no rows).
 
-    See the module docstring for the modes, retries and reproducibility."""
+    ``gpus_per_chain`` (None: ``sweep.gpus_per_chain`` of the config, else the default:
+    1 when CUDA devices exist and the device is not cpu, else 0).  See the module
+    docstring for the modes, retries and reproducibility."""
     from .generators import TrainingDiverged
 
     if backend not in BACKENDS:
@@ -387,35 +558,66 @@ def run_sweep(exp: Any, workers: Union[int, str, None] = 1, backend: str = "loca
         raise _config_error(f"--retries: {retries!r} must be 0 or more")
     if address and backend != "ray":
         raise _config_error("--address is only used with --backend ray")
+    if gpus_per_chain is None:
+        gpus_per_chain = exp.chains[0].config.sweep.gpus_per_chain if exp.chains else None
     n_workers, n_threads = resolve_workers(workers, backend, len(exp.chains), threads)
+    ray_pool = None
+    gpus, devices, slots = 0.0, [], []
     if backend == "ray":
         import_ray()  # a clear error before any work when ray is missing
-    exp.prepare()  # the parent trains the shared classifier once (cached in RUN/cache)
-    store = exp.store
-    pending = [ch for ch in exp.chains if store.finished_generations(ch.id) < ch.config.loop.generations]
-    done_before = len(exp.chains) - len(pending)
-    if done_before:
-        log.info("%d of %d chains already finished; running the other %d", done_before, len(exp.chains), len(pending))
-    progress = _Progress(exp)
-    diverged: list[str] = []
-    failed: list[str] = []
+        ray_pool = _RayBackend(address)
+        try:
+            gpus = resolve_gpus(gpus_per_chain, ray_gpus_per_node(ray_pool.ray), exp.chains,
+                                where="on any node of the Ray cluster")
+        except BaseException:
+            ray_pool.shutdown()
+            raise
+        ray_pool.configure(n_threads, gpus)
+    else:
+        devices = cuda_devices() if gpus_per_chain != 0 else []
+        gpus = resolve_gpus(gpus_per_chain, len(devices), exp.chains)
+        if gpus and isinstance(workers, str) and workers.strip().lower() == "auto":
+            fit = len(devices) // int(gpus) if gpus >= 1 else int(1 / gpus + 1e-9) * len(devices)
+            n_workers = max(1, min(int(n_workers), fit))  # as many as the GPUs hold
+        slots = gpu_slots(min(int(n_workers), max(1, len(exp.chains))), gpus, devices) if n_workers != 1 else []
     try:
-        if not pending:
-            pass
-        elif backend == "local" and n_workers == 1:
-            _run_inline(exp, pending, n_threads, int(retries), progress, diverged, failed, TrainingDiverged)
-        else:
-            _run_pool(exp, pending, backend, address, n_workers, n_threads, int(retries), progress,
-                      diverged, failed, poll_seconds)
+        if gpus:
+            log.info("%g GPU(s) per chain (%s)", gpus, backend)
+        exp.prepare()  # the parent trains the shared classifier once (cached in RUN/cache)
+        store = exp.store
+        pending = [ch for ch in exp.chains if store.finished_generations(ch.id) < ch.config.loop.generations]
+        done_before = len(exp.chains) - len(pending)
+        if done_before:
+            log.info("%d of %d chains already finished; running the other %d", done_before, len(exp.chains), len(pending))
+        progress = _Progress(exp)
+        diverged: list[str] = []
+        failed: list[str] = []
+        try:
+            if not pending:
+                pass
+            elif backend == "local" and n_workers == 1:  # in this process, with its devices
+                _run_inline(exp, pending, n_threads, int(retries), progress, diverged, failed, TrainingDiverged)
+            else:
+                if ray_pool is not None:
+                    pool: Any = ray_pool
+                else:
+                    slots = slots[:len(pending)]
+                    pool = _LocalBackend([{"CUDA_VISIBLE_DEVICES": d} if d is not None else {} for d in slots])
+                    n_workers = len(slots)
+                _run_pool(exp, pending, pool, n_workers, n_threads, int(retries), progress,
+                          diverged, failed, poll_seconds)
+        finally:
+            progress.close()
+            exp.write_tables()
     finally:
-        progress.close()
-        exp.write_tables()
+        if ray_pool is not None:
+            ray_pool.shutdown()
     if failed:
         raise SweepError("; ".join(failed) + (f"; {'; '.join(diverged)}" if diverged else "")
                          + " (finished generations are kept in the run folder; rerun to resume)")
     if diverged:
         raise TrainingDiverged("; ".join(diverged) + " (finished generations are kept in the run folder)")
-    return store.metric_rows()
+    return store.metric_rows() if return_rows else None
 
 
 class _CallbackError(Exception):
@@ -471,14 +673,13 @@ def _inline_chains(exp: Any, pending: list, retries: int, diverged: list, failed
                 log.warning("chain %s failed (%s: %s); retry %d of %d from its last finished generation",
                             ch.id, type(exc).__name__, exc, attempt, retries)
             finally:
-                exp.write_tables()
+                exp.write_tables(force=False)
 
 
-def _run_pool(exp: Any, pending: list, backend: str, address: Optional[str], n_workers: Optional[int],
+def _run_pool(exp: Any, pending: list, pool: Any, n_workers: Optional[int],
               threads: int, retries: int, progress: _Progress, diverged: list, failed: list,
               poll_seconds: float) -> None:
     """Chains in worker processes (local) or Ray tasks; the parent polls the run folder."""
-    pool: Any = _LocalBackend() if backend == "local" else _RayBackend(address, threads)
     raw, out_dir = exp.raw, str(Path(exp.store.root).resolve())
     log_level = logging.getLogger("genloop").getEffectiveLevel()
     queue = list(pending)
@@ -488,7 +689,7 @@ def _run_pool(exp: Any, pending: list, backend: str, address: Optional[str], n_w
             while queue and (n_workers is None or len(pool.running) < n_workers):
                 ch = queue.pop(0)
                 attempts[ch.id] += 1
-                pool.submit(_Job(ch.id, attempts[ch.id]), raw, out_dir, threads, log_level)
+                pool.submit(_Job(ch.id, attempts[ch.id]), raw, out_dir, ch.id, threads, log_level)
                 log.debug("chain %s: attempt %d started on %s", ch.id, attempts[ch.id], pool.name)
             finished = pool.wait(poll_seconds)
             progress.poll()

@@ -19,13 +19,13 @@ from typing import Any, Callable, Optional, Union
 import numpy as np
 import torch
 
-from ..config import Chain, Config, ConfigError, diff, dump_yaml, expand, to_dict
+from ..config import Chain, Config, ConfigError, dump_yaml, expand, identity_diff, to_dict
 from ..data import ImageSet, RealData, load_real
 from ..generators import GenContext, TrainingDiverged, build_generator
 from ..grid import save_grid
 from ..metrics import MetricContext, build_metrics
-from ..store import (RunStore, json_bytes, npz_bytes, weights_bytes, write_csv, write_files, write_json,
-                     write_jsonl)
+from ..store import (RunStore, json_bytes, load_npz, npz_bytes, weights_bytes, write_bytes, write_csv, write_files,
+                     write_json)
 from ..utils import digest, resolve_device
 from .interactions import INTERACTIONS, History, Interaction, Pool, lineage_config
 
@@ -38,6 +38,10 @@ TIME_COLUMNS = ("train_seconds", "sample_seconds", "score_seconds", "total_secon
 # and always at the end of a chain, so that long chains of fast generations do not spend
 # their time rewriting tables.
 TABLE_INTERVAL = 2.0
+
+# Rows of generations without a folder (store.samples / store.checkpoints not every) are
+# appended to the chain's rows.jsonl at most this often (seconds; always at a chain's end).
+LOG_INTERVAL = 2.0
 
 # Kept samples of finished generations are cached in memory up to this many bytes per chain
 # (the accumulating interaction models read every earlier generation each generation).
@@ -214,6 +218,25 @@ def check_names(cfg: Config) -> None:
                 raise ConfigError(f"loop.lineages[{i}].{key}: unknown {reg.kind} {over[key]!r} (known: {', '.join(reg.names())})")
 
 
+class MissingSamples(LookupError):
+    """A generation's kept samples are needed but were not kept (store.samples last/none)."""
+
+    def __init__(self, generation: int) -> None:
+        super().__init__(f"the samples of generation {generation} were not kept")
+        self.generation = generation
+
+
+def _resume_samples(store: RunStore, chain: str, g: int) -> Optional[dict]:
+    """The arrays of ``resume_samples.npz`` when it holds generation ``g``'s samples, else None."""
+    path = store.resume_samples_path(chain)
+    if not path.exists():
+        return None
+    arrays = load_npz(path)
+    if int(arrays.pop("generation", -1)) != g:
+        return None
+    return arrays
+
+
 class RunFolderMismatch(ConfigError):
     """The run folder was made with a different config."""
 
@@ -240,6 +263,7 @@ class Experiment:
         self._real: dict[str, RealData] = {}
         self._metric_ctx: dict[str, MetricContext] = {}
         self._metrics: dict[str, list] = {}
+        self._tables_due = 0.0
 
     # ------------------------------------------------------------------ set-up
     def prepare(self) -> None:
@@ -250,7 +274,7 @@ class Experiment:
             import yaml
 
             old = yaml.safe_load(self.store.config_path.read_text())
-            changed = diff(old, self.raw)
+            changed = identity_diff(old, self.raw)
             if changed:
                 if not self.force:
                     raise RunFolderMismatch(
@@ -326,6 +350,10 @@ class Experiment:
         return self.store.metric_rows()
 
     def run_chain(self, chain: Chain) -> None:
+        """Run (or resume) one chain.  What each generation writes follows ``store.samples``
+        and ``store.checkpoints`` (see ``genloop.store``); rows of generations without a
+        folder are logged in batches.  A resume that needs samples that were not kept
+        recomputes the chain in memory from generation 0 (logged), never uses other data."""
         cfg = chain.config
         store = self.store
         real = self.real_for(cfg)
@@ -333,15 +361,12 @@ class Experiment:
         device = resolve_device(cfg.device)
         metrics = self.metrics_for(cfg)
         nl = len(interaction.lineages())
+        keep_samples, keep_models = cfg.store.samples, cfg.store.checkpoints
+        last_g = cfg.loop.generations - 1
         cache: dict[int, dict] = {}
+        memory: dict[tuple[int, int], ImageSet] = {}  # kept samples of this process's generations (not every)
 
-        def load(g: int, lineage: int = 0) -> ImageSet:
-            if g not in cache:
-                arrays = store.load_sample_arrays(chain.id, g)
-                while cache and sum(a.nbytes for z in cache.values() for a in z.values()) > SAMPLE_CACHE_BYTES:
-                    cache.pop(next(iter(cache)))
-                cache[g] = arrays
-            z = cache[g]
+        def from_arrays(z: dict, lineage: int) -> ImageSet:
             images, labels = z["images"], z.get("labels")
             if "lineage" in z:
                 sel = z["lineage"] == lineage
@@ -350,59 +375,137 @@ class Experiment:
                 images, labels = images[:0], None if labels is None else labels[:0]
             return ImageSet(images, labels, real.train.num_classes if labels is not None else 0)
 
+        def load(g: int, lineage: int = 0) -> ImageSet:
+            if (g, lineage) in memory:
+                return memory[(g, lineage)]
+            if g not in cache:
+                if (store.gen_dir(chain.id, g) / "samples.npz").exists() and store.has_folder(chain.id, g):
+                    arrays = store.load_sample_arrays(chain.id, g)
+                else:
+                    arrays = _resume_samples(store, chain.id, g)
+                    if arrays is None:
+                        raise MissingSamples(g)
+                while cache and sum(a.nbytes for z in cache.values() for a in z.values()) > SAMPLE_CACHE_BYTES:
+                    cache.pop(next(iter(cache)))
+                cache[g] = arrays
+            return from_arrays(cache[g], lineage)
+
         history = History(real, load, nl)
         start = store.finished_generations(chain.id)
         if start:
             log.info("chain %s: generations 0..%d already finished, resuming at %d", chain.id, start - 1, start)
-        last_tables = time.perf_counter()
-        for g in range(start, cfg.loop.generations):
-            res = run_generation(cfg, interaction, history, g, real, device, metrics,
-                                 self._metric_ctx.get(self._metric_key(cfg)),
-                                 state_path=lambda lin: store.train_state_path(chain.id, lin),
-                                 progress=self.progress, desc=f"{chain.id} gen {g}")
-            row: dict[str, Any] = {"chain": chain.id, "seed": cfg.seed, "generation": g}
-            row.update(chain.varied)
-            row.update(res.row)
-            d = store.gen_dir(chain.id, g)
-            if nl == 1:
-                arrays = store.samples_arrays(res.kept[0].images, res.kept[0].labels)
-            else:
-                labels = None if any(k.labels is None for k in res.kept) else np.concatenate([k.labels for k in res.kept])
-                arrays = store.samples_arrays(np.concatenate([k.images for k in res.kept]), labels,
-                                              np.concatenate([np.full(len(k), lin) for lin, k in enumerate(res.kept)]))
+        replay_until = 0  # generations below this are recomputed in memory only (their results are stored)
+        pending: list[dict] = []  # logged rows not yet written
+        newest: list = []  # [generation, arrays] of the newest kept samples (store.samples=last)
+        last_flush = time.perf_counter()
+
+        def flush() -> None:
+            if not pending:
+                return
+            if keep_samples == "last" and newest and newest[0] == pending[-1]["generation"]:
+                write_bytes(store.resume_samples_path(chain.id), npz_bytes(generation=np.array(newest[0]), **newest[1]))
+            store.append_rows(chain.id, pending)
+            pending.clear()
+
+        g = start
+        try:
+            while g < cfg.loop.generations:
+                replaying = g < replay_until
+                try:
+                    res = run_generation(cfg, interaction, history, g, real, device, metrics,
+                                         self._metric_ctx.get(self._metric_key(cfg)),
+                                         state_path=lambda lin: store.train_state_path(chain.id, lin),
+                                         progress=self.progress and not replaying, desc=f"{chain.id} gen {g}")
+                except MissingSamples as exc:
+                    if replay_until or g == 0:
+                        raise
+                    log.warning("chain %s: generation %d needs the samples of generation %d, which were not kept "
+                                "(store.samples=%s); recomputing generations 0..%d in memory (same seeds, same numbers)",
+                                chain.id, g, exc.generation, keep_samples, g - 1)
+                    replay_until, g = g, 0
+                    continue
+                if keep_samples != "every" or replaying:
+                    memory.update({(g, lin): k for lin, k in enumerate(res.kept)})
+                if replaying:
+                    g += 1
+                    continue
+                row: dict[str, Any] = {"chain": chain.id, "seed": cfg.seed, "generation": g}
+                row.update(chain.varied)
+                row.update(res.row)
+                final = g == last_g
+                with_samples = keep_samples == "every" or (keep_samples == "last" and final)
+                with_model = keep_models == "every" or (keep_models == "last" and final)
+                files = self._generation_files(chain, g, res, row, nl, with_samples, with_model)
+                if files:
+                    flush()  # logged rows first: a folder never stands after a gap
+                    write_files(files)  # all durable before the DONE marker
+                    store.mark_done(chain.id, g)
+                else:
+                    pending.append(row)
+                    if keep_samples == "last":
+                        newest[:] = [g, self._kept_arrays(res, nl)]
+                for lin in range(nl):
+                    sp = store.train_state_path(chain.id, lin)
+                    if sp.exists():
+                        sp.unlink()
+                log.debug("chain %s generation %d done in %.3fs", chain.id, g, row["total_seconds"])
+                if self.on_generation is not None:
+                    self.on_generation(row)
+                if pending and (final or time.perf_counter() - last_flush >= LOG_INTERVAL):
+                    flush()
+                    last_flush = time.perf_counter()
+                self.write_tables(force=False)
+                g += 1
+        finally:
+            flush()  # finished generations are kept whatever stops the chain
+        if keep_samples != "every":
+            rp = store.resume_samples_path(chain.id)
+            if rp.exists() and store.finished_generations(chain.id) >= cfg.loop.generations:
+                rp.unlink()
+
+    @staticmethod
+    def _kept_arrays(res: GenerationResult, nl: int) -> dict:
+        if nl == 1:
+            return RunStore.samples_arrays(res.kept[0].images, res.kept[0].labels)
+        labels = None if any(k.labels is None for k in res.kept) else np.concatenate([k.labels for k in res.kept])
+        return RunStore.samples_arrays(np.concatenate([k.images for k in res.kept]), labels,
+                                       np.concatenate([np.full(len(k), lin) for lin, k in enumerate(res.kept)]))
+
+    def _generation_files(self, chain: Chain, g: int, res: GenerationResult, row: dict, nl: int,
+                          with_samples: bool, with_model: bool) -> dict:
+        """The files of generation ``g``'s folder (path -> bytes); empty when it keeps none."""
+        d = self.store.gen_dir(chain.id, g)
+        files: dict = {}
+        if with_samples:
             pool = res.pool
-            files = {d / "samples.npz": npz_bytes(**arrays),
-                     d / "provenance.npz": npz_bytes(origin=pool.origin, lineage=pool.lineage, index=pool.index),
-                     d / "metrics.json": json_bytes(row)}
-            for lin, (gen, samples) in enumerate(zip(res.generators, res.samples)):
-                suffix = lineage_file_suffix(lin)
+            files[d / "samples.npz"] = npz_bytes(**self._kept_arrays(res, nl))
+            files[d / "provenance.npz"] = npz_bytes(origin=pool.origin, lineage=pool.lineage, index=pool.index)
+        for lin, (gen, samples) in enumerate(zip(res.generators, res.samples)):
+            suffix = lineage_file_suffix(lin)
+            if with_model:
                 state = gen.state_dict()
                 if state:
                     meta = {"generation": g, "chain": chain.id, **({"lineage": lin} if nl > 1 else {})}
                     files[d / f"model{suffix}.safetensors"] = weights_bytes(state, meta)
-                if samples.images.dtype == np.uint8 and len(samples):
-                    save_grid(d / f"grid{suffix}.png", samples.images, samples.labels, samples.num_classes)
-            write_files(files)  # all durable before the DONE marker
-            store.mark_done(chain.id, g)
-            for lin in range(nl):
-                sp = store.train_state_path(chain.id, lin)
-                if sp.exists():
-                    sp.unlink()
-            log.info("chain %s generation %d done in %.1fs", chain.id, g, row["total_seconds"])
-            if self.on_generation is not None:
-                self.on_generation(row)
-            if g == cfg.loop.generations - 1 or time.perf_counter() - last_tables >= TABLE_INTERVAL:
-                self.write_tables()
-                last_tables = time.perf_counter()
+            if with_samples and samples.images.dtype == np.uint8 and len(samples):  # grids only for images
+                save_grid(d / f"grid{suffix}.png", samples.images, samples.labels, samples.num_classes)
+        if files:
+            files[d / "metrics.json"] = json_bytes(row)
+        return files
 
-    def write_tables(self) -> None:
-        rows = self.store.metric_rows()
-        if rows:
-            write_csv(self.store.root / "metrics.csv", rows)
-            write_jsonl(self.store.root / "metrics.jsonl", rows)
-            from .summary import write_summary
+    def write_tables(self, force: bool = True) -> None:
+        """Rewrite metrics.csv, metrics.jsonl and summary.csv (mean, std, 95% CI over seeds).
+        ``force=False``: only when due; a rewrite is due ``TABLE_INTERVAL`` seconds after
+        the last one, or ten times as long as the last one took (big sweeps spend their
+        time on chains, not on rewriting tables)."""
+        now = time.perf_counter()
+        if not force and now < self._tables_due:
+            return
+        from .summary import write_tables
 
-            write_summary(self.store, rows)  # summary.csv: mean, std, 95% CI over seeds
+        write_tables(self.store)
+        spent = time.perf_counter() - now
+        self._tables_due = time.perf_counter() + max(TABLE_INTERVAL, 10 * spent)
 
 
 def run_experiment(config: Union[Config, dict, str, Path, None] = None, out_dir: Union[str, Path] = "runs/default",

@@ -15,12 +15,14 @@ seeds); both are NaN with fewer than two values.
 """
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 from pathlib import Path
 from typing import Any, Optional
 
-from ..store import RunStore, write_csv
+from ..store import RunStore, _csv_value, _jsonable, atomic_write, write_csv
 
 # Row keys that identify a row rather than measure something.
 ID_COLUMNS = ("chain", "seed", "generation")
@@ -56,6 +58,19 @@ def setting_keys(chains: list[dict], rows: list[dict]) -> list[str]:
     return keys
 
 
+_T_CACHE: dict[tuple[int, float], float] = {}
+
+
+def _t(level: float, dof: int) -> float:
+    """Student's t quantile (cached: a summary asks for the same few thousand times)."""
+    key = (dof, level)
+    if key not in _T_CACHE:
+        from scipy.stats import t
+
+        _T_CACHE[key] = float(t.ppf(0.5 + level / 2, dof))
+    return _T_CACHE[key]
+
+
 def interval(values: list[float], level: float = 0.95) -> tuple[float, float, float, float]:
     """(mean, std, low, high) of ``values`` with a Student-t interval at ``level``."""
     n = len(values)
@@ -65,45 +80,128 @@ def interval(values: list[float], level: float = 0.95) -> tuple[float, float, fl
     if n < 2:
         return mean, math.nan, math.nan, math.nan
     std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
-    from scipy.stats import t
-
-    half = float(t.ppf(0.5 + level / 2, n - 1)) * std / math.sqrt(n)
+    half = _t(level, n - 1) * std / math.sqrt(n)
     return mean, std, mean - half, mean + half
+
+
+def _from_moments(n: int, mean: float, m2: float, level: float = 0.95) -> tuple[float, float, float, float]:
+    """``interval`` from running moments (count, mean, sum of squared deviations)."""
+    if n == 0:
+        return (math.nan,) * 4
+    if n < 2:
+        return mean, math.nan, math.nan, math.nan
+    std = math.sqrt(max(m2, 0.0) / (n - 1))
+    half = _t(level, n - 1) * std / math.sqrt(n)
+    return mean, std, mean - half, mean + half
+
+
+class SummaryAccumulator:
+    """``summary.csv`` built from rows fed one chain at a time, in memory proportional to
+    settings x generations x metrics (not to seeds): per value a running count, mean and
+    sum of squared deviations (Welford's update), so a sweep of thousands of seeds is
+    summarised without holding its rows."""
+
+    def __init__(self, chains: list[dict]) -> None:
+        self.keys = setting_keys(chains, [])
+        self.skip = set(ID_COLUMNS) | set(self.keys)
+        self.metrics: dict[str, None] = {}  # first-seen order
+        self.groups: dict[tuple, dict] = {}  # ident -> {"values": ..., "gens": {g: {"n": k, m: [n, mean, m2]}}}
+
+    def add(self, r: dict) -> None:
+        ident = tuple(json.dumps(r.get(k), sort_keys=True) for k in self.keys)
+        grp = self.groups.get(ident)
+        if grp is None:
+            grp = self.groups[ident] = {"values": {k: r.get(k) for k in self.keys}, "gens": {}}
+        at = grp["gens"].setdefault(int(r["generation"]), {"n": 0})
+        at["n"] += 1
+        for k, v in r.items():
+            if k in self.skip:
+                continue
+            x = _number(v)
+            if x is None:
+                continue
+            self.metrics.setdefault(k, None)
+            if math.isnan(x):
+                at.setdefault(k, [0, 0.0, 0.0])
+                continue
+            acc = at.setdefault(k, [0, 0.0, 0.0])
+            acc[0] += 1
+            d = x - acc[1]
+            acc[1] += d / acc[0]
+            acc[2] += d * (x - acc[1])
+
+    def rows(self) -> list[dict]:
+        out = []
+        for grp in self.groups.values():
+            values = grp["values"]
+            for g in sorted(grp["gens"]):
+                at = grp["gens"][g]
+                row: dict[str, Any] = dict(values)
+                row.update({"setting": setting_label(values), "generation": g, "n": at["n"]})
+                for m in self.metrics:
+                    for stat, v in zip(STATS, _from_moments(*at.get(m, (0, 0.0, 0.0)))):
+                        row[f"{m}_{stat}"] = v
+                out.append(row)
+        return out
 
 
 def summary_rows(rows: list[dict], chains: list[dict]) -> list[dict]:
     """Aggregate metric rows over seeds: one row per (setting, generation)."""
-    keys = setting_keys(chains, rows)
-    skip = set(ID_COLUMNS) | set(keys)
-    metrics: list[str] = []
+    acc = SummaryAccumulator(chains)
     for r in rows:
-        for k, v in r.items():
-            if k not in skip and k not in metrics and _number(v) is not None:
-                metrics.append(k)
-    groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        ident = tuple(json.dumps(r.get(k), sort_keys=True) for k in keys)
-        groups.setdefault(ident, []).append(r)
-    out = []
-    for ident, members in groups.items():
-        values = {k: members[0].get(k) for k in keys}
-        for g in sorted({int(r["generation"]) for r in members}):
-            at = [r for r in members if int(r["generation"]) == g]
-            row: dict[str, Any] = dict(values)
-            row.update({"setting": setting_label(values), "generation": g, "n": len(at)})
-            for m in metrics:
-                xs = [x for x in (_number(r.get(m)) for r in at) if x is not None and not math.isnan(x)]
-                for stat, v in zip(STATS, interval(xs)):
-                    row[f"{m}_{stat}"] = v
-            out.append(row)
-    return out
+        acc.add(r)
+    return acc.rows()
 
 
 def write_summary(store: RunStore, rows: Optional[list[dict]] = None) -> Optional[Path]:
     """Write ``RUN/summary.csv`` from the finished generations; returns its path."""
-    rows = store.metric_rows() if rows is None else rows
-    if not rows:
+    acc = SummaryAccumulator(store.chains())
+    if rows is None:
+        for ch in store.chains():
+            for r in store.chain_rows(ch["id"]):
+                acc.add(r)
+    else:
+        for r in rows:
+            acc.add(r)
+    if not acc.groups:
         return None
     path = store.root / "summary.csv"
-    write_csv(path, summary_rows(rows, store.chains()))
+    write_csv(path, acc.rows())
     return path
+
+
+def write_tables(store: RunStore) -> int:
+    """Rewrite ``metrics.csv``, ``metrics.jsonl`` and ``summary.csv`` from the run folder,
+    streaming one chain's rows at a time (memory bounded by one chain and the summary);
+    returns the number of rows.  Each file is replaced atomically."""
+    chains = store.chains()
+    columns: dict[str, None] = {}
+    acc = SummaryAccumulator(chains)
+    count = 0
+
+    def jsonl(f) -> None:
+        nonlocal count
+        for ch in chains:
+            for r in store.chain_rows(ch["id"]):
+                columns.update(dict.fromkeys(r))
+                acc.add(r)
+                f.write((json.dumps(r, default=_jsonable) + "\n").encode("utf-8"))
+                count += 1
+
+    atomic_write(store.root / "metrics.jsonl", jsonl)
+    if not count:
+        return 0
+
+    def csv_(f) -> None:
+        text = io.TextIOWrapper(f, encoding="utf-8", newline="")
+        w = csv.DictWriter(text, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        for ch in chains:
+            for r in store.chain_rows(ch["id"]):
+                w.writerow({k: _csv_value(r.get(k)) for k in columns})
+        text.flush()
+        text.detach()
+
+    atomic_write(store.root / "metrics.csv", csv_)
+    write_csv(store.root / "summary.csv", acc.rows())
+    return count

@@ -128,6 +128,32 @@ def _finite(v) -> bool:
     return isinstance(v, (int, float)) and not (isinstance(v, float) and math.isnan(v))
 
 
+def _theory_chains(store: RunStore) -> set[str]:
+    """Ids of the chains whose variance ratio has the closed form of ``report.theory``."""
+    from ..config import ConfigError, expand
+    from .theory import variance_theory_applies
+
+    try:
+        import yaml
+
+        raw = yaml.safe_load(store.config_path.read_text())
+        return {ch.id for ch in expand(raw) if variance_theory_applies(ch.config)}
+    except (OSError, ConfigError, yaml.YAMLError) as exc:
+        log.warning("%s: no theory curves (%s)", store.root, exc)
+        return set()
+
+
+def _draw_theory(ax, xs: list, n, label_done: list) -> None:
+    """The dashed theory curve ((n-1)/n)^(g+1) of the variance ratio, once per n."""
+    from .theory import variance_ratio_curve
+
+    ys = variance_ratio_curve(n, xs)
+    if ys is None or n in label_done:
+        return
+    label_done.append(n)
+    ax.plot(xs, ys, "--", color="black", lw=1.2, label=f"theory, replace: ((n-1)/n)^(g+1), n={n:g}")
+
+
 def _summary(store: RunStore) -> list[dict]:
     path = store.root / "summary.csv"
     return read_csv(path) if path.exists() else []
@@ -152,11 +178,20 @@ def plot_bands(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf")) -> list
     for r in rows:
         by_setting[str(r["setting"])].append(r)
     seeds = max(int(r["n"]) for r in rows)
+    theory = _theory_chains(store) if "variance_ratio" in metrics else set()
+    chains = store.chains()
+    from ..loop.summary import setting_label
+
+    theory_settings = {setting_label({k: v for k, v in ch.get("varied", {}).items() if k != "seed"})
+                       for ch in chains if ch["id"] in theory}
+    theory_settings -= {setting_label({k: v for k, v in ch.get("varied", {}).items() if k != "seed"})
+                        for ch in chains if ch["id"] not in theory}
     out = []
     for stem, title, cols, ylabel in metric_panels(metrics):
         col = cols[0]
         fig, ax = plt.subplots(figsize=(5.0, 3.4), dpi=120)
         drawn = False
+        theory_drawn: list = []
         for si, (setting, rs) in enumerate(by_setting.items()):
             rs = sorted(rs, key=lambda r: r["generation"])
             xs = [r["generation"] for r in rs]
@@ -172,6 +207,8 @@ def plot_bands(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf")) -> list
                 ax.fill_between(xs, [a if _finite(a) else y for a, y in zip(lo, ys)],
                                 [b if _finite(b) else y for b, y in zip(hi, ys)], color=color, alpha=0.2, lw=0)
             drawn = True
+            if col == "variance_ratio" and setting in theory_settings:
+                _draw_theory(ax, xs, rs[0].get("pool_size_mean"), theory_drawn)
         if not drawn:
             plt.close(fig)
             continue
