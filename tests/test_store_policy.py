@@ -205,3 +205,21 @@ def test_theory_preset_and_its_theory_curve(tmp_path, monkeypatch):
     assert n == 100 and xs == list(range(20))
     summary = [r for r in read_csv(out / "summary.csv") if r["setting"] == "interaction=replace"]
     assert len(summary) == 20 and summary[0]["n"] == 2
+
+
+def test_precision_is_bf16_autocast_on_cuda_only(monkeypatch):
+    import torch
+
+    from genloop.generators.diffusion import autocast_dtype
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert autocast_dtype(cpu, "auto") is None and autocast_dtype(cpu, "fp32") is None  # CPU numbers unchanged
+    with pytest.raises(ConfigError, match="train.precision: bf16 needs a CUDA device"):
+        autocast_dtype(cpu, "bf16")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert autocast_dtype(cuda, "auto") is torch.bfloat16 and autocast_dtype(cuda, "bf16") is torch.bfloat16
+    assert autocast_dtype(cuda, "fp32") is None
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert autocast_dtype(cuda, "auto") is None
+    with pytest.raises(ConfigError, match="not supported by this GPU"):
+        autocast_dtype(cuda, "bf16")
