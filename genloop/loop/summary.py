@@ -8,6 +8,8 @@ A *setting* is one combination of the varied config keys other than ``seed``
     <varied keys...>, setting, generation, n,
     <metric>_mean, <metric>_std, <metric>_ci95_low, <metric>_ci95_high, ...
 
+The pool composition by source generation (``pool_gen_<g>``, one column per
+generation; in ``metrics.csv``, where the composition plot reads it) is left out.
 ``n`` is the number of seeds with that generation finished; per metric, missing
 and NaN values are left out.  ``std`` is the sample standard deviation (ddof 1)
 and the interval is mean +- t(0.975, n-1) * std / sqrt(n) (Student's t over the
@@ -27,6 +29,7 @@ from ..store import RunStore, _csv_value, _jsonable, atomic_write, write_csv
 # Row keys that identify a row rather than measure something.
 ID_COLUMNS = ("chain", "seed", "generation")
 STATS = ("mean", "std", "ci95_low", "ci95_high")
+SKIP_PREFIXES = ("pool_gen_",)  # one column per source generation: not summarised
 
 
 def _number(v: Any) -> Optional[float]:
@@ -115,7 +118,7 @@ class SummaryAccumulator:
         at = grp["gens"].setdefault(int(r["generation"]), {"n": 0})
         at["n"] += 1
         for k, v in r.items():
-            if k in self.skip:
+            if k in self.skip or k.startswith(SKIP_PREFIXES):
                 continue
             x = _number(v)
             if x is None:
@@ -194,11 +197,12 @@ def write_tables(store: RunStore) -> int:
 
     def csv_(f) -> None:
         text = io.TextIOWrapper(f, encoding="utf-8", newline="")
-        w = csv.DictWriter(text, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
-        w.writeheader()
+        w = csv.writer(text, lineterminator="\n")
+        cols = list(columns)
+        w.writerow(cols)
         for ch in chains:
             for r in store.chain_rows(ch["id"]):
-                w.writerow({k: _csv_value(r.get(k)) for k in columns})
+                w.writerow([_csv_value(r.get(k)) for k in cols])
         text.flush()
         text.detach()
 

@@ -1,0 +1,130 @@
+"""Benchmark of the run-folder cost for fast generators, and of a big analytic sweep.
+
+Part 1 (``--part cli``): 7 interaction models x 20 seeds x 200 generations of the
+Gaussian generator (1-D N(0, 1), 100 train points: the ``theory`` preset's data and
+generator) through ``genloop run`` in a subprocess (``store.samples=last``,
+``store.checkpoints=last``; everything included: start-up, the run folder, the tables,
+plots and the HTML report), against the same 140 chains run in memory by
+``genloop.loop.experiment.simulate``.  Targets: <= 60 s, within 3x of ``simulate``.
+
+Part 2 (``--part ray``): a 1,000-chain analytic sweep (``-p theory`` with
+``loop.interaction=replace``, 1,000 seeds, ``--generations`` generations) on a local Ray
+(``--backend ray``): chains per second and the peak resident memory of the driver
+process (``VmHWM`` of ``genloop run`` itself, read from /proc while it runs; Ray's own
+processes are not counted), and the size of the streamed ``summary.csv``.
+
+Command:  python benchmarks/bench_run_folder.py [--part cli|ray|both] [--generations 200]
+
+Output of that command on this machine: see FIGURES below (filled in from the runs).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+MODELS = "[replace,mix,accumulate,accumulate_subsample,fresh,curate,detect]"
+OPTIONS = ["loop.fresh_reserve=0.5", "loop.curate_top_fraction=0.9", "loop.detector=oracle"]
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _hwm_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def run_cli(args: list[str]) -> tuple[float, int, str]:
+    """(seconds, peak RSS of the genloop process in KiB, its output)."""
+    cmd = [sys.executable, "-m", "genloop", "run", "--no-progress", *args]
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    peak = [0]
+
+    def watch() -> None:
+        while p.poll() is None:
+            peak[0] = max(peak[0], _hwm_kib(p.pid))
+            time.sleep(0.2)
+
+    th = threading.Thread(target=watch, daemon=True)
+    th.start()
+    out, _ = p.communicate()
+    th.join()
+    dt = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise SystemExit(f"genloop run failed ({p.returncode}):\n{out[-3000:]}")
+    return dt, peak[0], out
+
+
+def part_cli(generations: int, seeds: int, tmp: Path) -> None:
+    from genloop.config import expand, load_raw, preset_path
+    from genloop.loop.experiment import simulate
+
+    over = [f"loop.interaction={MODELS}", f"seeds={list(range(seeds))}", f"loop.generations={generations}", *OPTIONS]
+    out = tmp / "cli"
+    dt, _, text = run_cli(["-p", "theory", "-o", str(out), *over])
+    chains = expand(load_raw(preset_path("theory"), over))
+    t0 = time.perf_counter()
+    for ch in chains:
+        simulate(ch.config)
+    sim = time.perf_counter() - t0
+    n = len(chains) * generations
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    files = sum(1 for f in out.rglob("*") if f.is_file())
+    print(f"7 models x {seeds} seeds x {generations} generations = {len(chains)} chains, {n} generations")
+    print(f"genloop run (whole command, report included): {dt:.1f} s = {1000 * dt / n:.2f} ms per generation")
+    print(f"simulate (in memory, this process):           {sim:.1f} s = {1000 * sim / n:.2f} ms per generation")
+    print(f"ratio: {dt / sim:.2f}x; run folder: {files} files, {size / 1e6:.1f} MB")
+    print("last lines:", *text.strip().splitlines()[-4:], sep="\n  ")
+
+
+def part_ray(generations: int, chains: int, tmp: Path) -> None:
+    out = tmp / "ray"
+    over = ["loop.interaction=replace", f"seeds={list(range(chains))}", f"loop.generations={generations}"]
+    dt, peak, text = run_cli(["-p", "theory", "-o", str(out), "--backend", "ray", *over])
+    summary = out / "summary.csv"
+    print(f"{chains} chains x {generations} generations on a local Ray: {dt:.1f} s = {chains / dt:.1f} chains/s "
+          f"({chains * generations / dt:.0f} generations/s), whole command")
+    print(f"peak driver RSS (genloop run process): {peak / 1024:.0f} MiB; summary.csv {summary.stat().st_size / 1e3:.0f} kB, "
+          f"{sum(1 for _ in open(summary)) - 1} rows")
+    print("last lines:", *text.strip().splitlines()[-3:], sep="\n  ")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--part", choices=("cli", "ray", "both"), default="both")
+    ap.add_argument("--generations", type=int, default=200)
+    ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--chains", type=int, default=1000)
+    ap.add_argument("--ray-generations", type=int, default=50)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench_run_folder."))
+    try:
+        if args.part in ("cli", "both"):
+            part_cli(args.generations, args.seeds, tmp)
+        if args.part in ("ray", "both"):
+            part_ray(args.ray_generations, args.chains, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
