@@ -190,10 +190,24 @@ def _csv_value(v: Any) -> Any:
     return v
 
 
+_CSV_CACHE: dict = {}  # path -> ((mtime_ns, size), rows): the last few tables read, reused while unchanged
+
+
 def read_csv(path: Path) -> list[dict]:
-    """Rows of a CSV written by ``write_csv``; numbers are converted back."""
-    with open(path, newline="") as f:
-        return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    """Rows of a CSV written by ``write_csv``; numbers are converted back.  A table read
+    again while unchanged (same mtime and size) is not parsed again (the report reads
+    ``metrics.csv`` in several places); the rows returned are fresh dicts."""
+    key = str(Path(path).resolve())
+    st = os.stat(key)
+    stamp = (st.st_mtime_ns, st.st_size)
+    hit = _CSV_CACHE.get(key)
+    if hit is None or hit[0] != stamp:
+        with open(path, newline="") as f:
+            rows = [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        while len(_CSV_CACHE) >= 4:
+            _CSV_CACHE.pop(next(iter(_CSV_CACHE)))
+        hit = _CSV_CACHE[key] = (stamp, rows)
+    return [dict(r) for r in hit[1]]
 
 
 def _parse(v: str) -> Any:

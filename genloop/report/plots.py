@@ -63,6 +63,8 @@ def plot_run(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf")) -> list[P
     columns = list(rows[0].keys()) if rows else []
     out = []
     store.plots_dir.mkdir(parents=True, exist_ok=True)
+    many = len(by_chain) > 20  # then no legend entry per chain (drawing it would cost more than the plot)
+    marker = "o" if max((len(rs) for rs in by_chain.values()), default=0) <= 50 else None
     for stem, title, cols, ylabel in metric_panels(columns):
         fig, ax = plt.subplots(figsize=(5.0, 3.4), dpi=120)
         styles = ["-", "--", ":", "-."]
@@ -72,9 +74,9 @@ def plot_run(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf")) -> list[P
                 ys = [r.get(col) for r in rs]
                 if all(y is None or (isinstance(y, float) and math.isnan(y)) for y in ys):
                     continue
-                label = _chain_label(rs[0], varied) + (f" [{col.split('_')[-1]}]" if len(cols) > 1 else "")
-                ax.plot([r["generation"] for r in rs], ys, styles[si % len(styles)], marker="o", ms=3,
-                        color=f"C{ci % 10}", label=label)
+                label = None if many else _chain_label(rs[0], varied) + (f" [{col.split('_')[-1]}]" if len(cols) > 1 else "")
+                ax.plot([r["generation"] for r in rs], ys, styles[si % len(styles)], marker=marker, ms=3,
+                        color=f"C{ci % 10}", label=label, lw=0.6 if many else 1.5)
         for col in cols[:1]:
             for ref in refs:
                 if isinstance(ref.get(col), (int, float)):
