@@ -190,7 +190,7 @@ def _csv_value(v: Any) -> Any:
     return v
 
 
-_CSV_CACHE: dict = {}  # path -> ((mtime_ns, size), rows): the last few tables read, reused while unchanged
+_CSV_CACHE: dict = {}  # path -> ((inode, mtime_ns, size), rows): the last few tables read, reused while unchanged
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -199,7 +199,7 @@ def read_csv(path: Path) -> list[dict]:
     ``metrics.csv`` in several places); the rows returned are fresh dicts."""
     key = str(Path(path).resolve())
     st = os.stat(key)
-    stamp = (st.st_mtime_ns, st.st_size)
+    stamp = (st.st_ino, st.st_mtime_ns, st.st_size)  # an atomic rewrite is a new inode
     hit = _CSV_CACHE.get(key)
     if hit is None or hit[0] != stamp:
         with open(path, newline="") as f:
