@@ -73,7 +73,6 @@ def lr_at(step: int, cfg, steps: int) -> float:
     return cfg.lr
 
 
-@GENERATORS.register("ddpm")
 def autocast_dtype(device: torch.device, precision: str) -> Optional[torch.dtype]:
     """The autocast dtype of ``train.precision`` on ``device`` (None: plain fp32).  bf16 runs
     only on CUDA (on this CPU it is ~400x slower); ``auto`` takes bf16 on GPUs that support
@@ -93,6 +92,7 @@ def autocast_dtype(device: torch.device, precision: str) -> Optional[torch.dtype
     return torch.bfloat16 if supported else None
 
 
+@GENERATORS.register("ddpm")
 class DiffusionGenerator:
     def __init__(self, ctx: GenContext) -> None:
         self.ctx = ctx

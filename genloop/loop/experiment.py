@@ -218,6 +218,17 @@ def check_names(cfg: Config) -> None:
                 raise ConfigError(f"loop.lineages[{i}].{key}: unknown {reg.kind} {over[key]!r} (known: {', '.join(reg.names())})")
 
 
+def theory_columns(cfg: Config) -> list[str]:
+    """Metric columns of ``cfg``'s chains with a closed-form expectation the report draws
+    (``genloop.report.theory``): ``variance_ratio`` for a Gaussian refitted by maximum
+    likelihood on its own n samples each generation (``replace``)."""
+    if (cfg.generator.name == "gaussian" and cfg.loop.interaction == "replace" and not cfg.loop.lineages
+            and cfg.loop.sample_count is None and (not cfg.generator.conditional or cfg.data.name == "gaussian")
+            and "variance_ratio" in cfg.metrics.names):
+        return ["variance_ratio"]
+    return []
+
+
 class MissingSamples(LookupError):
     """A generation's kept samples are needed but were not kept (store.samples last/none)."""
 
@@ -288,7 +299,11 @@ class Experiment:
         from ..store import write_text
 
         write_text(self.store.config_path, dump_yaml(self.raw))
-        write_json(root / "chains.json", [{"id": c.id, "varied": c.varied, "seed": c.config.seed} for c in self.chains])
+        from .summary import setting_label
+
+        write_json(root / "chains.json", [{"id": c.id, "varied": c.varied, "seed": c.config.seed,
+                                           "setting": setting_label({k: v for k, v in c.varied.items() if k != "seed"}),
+                                           "theory": theory_columns(c.config)} for c in self.chains])
         refs = []
         for ch in self.chains:
             key = self._metric_key(ch.config)

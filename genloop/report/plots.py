@@ -132,17 +132,7 @@ def _finite(v) -> bool:
 
 def _theory_chains(store: RunStore) -> set[str]:
     """Ids of the chains whose variance ratio has the closed form of ``report.theory``."""
-    from ..config import ConfigError, expand
-    from .theory import variance_theory_applies
-
-    try:
-        import yaml
-
-        raw = yaml.safe_load(store.config_path.read_text())
-        return {ch.id for ch in expand(raw) if variance_theory_applies(ch.config)}
-    except (OSError, ConfigError, yaml.YAMLError) as exc:
-        log.warning("%s: no theory curves (%s)", store.root, exc)
-        return set()
+    return {ch["id"] for ch in store.chains() if "variance_ratio" in ch.get("theory", [])}
 
 
 def _draw_theory(ax, xs: list, n, label_done: list) -> None:
@@ -182,12 +172,8 @@ def plot_bands(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf")) -> list
     seeds = max(int(r["n"]) for r in rows)
     theory = _theory_chains(store) if "variance_ratio" in metrics else set()
     chains = store.chains()
-    from ..loop.summary import setting_label
-
-    theory_settings = {setting_label({k: v for k, v in ch.get("varied", {}).items() if k != "seed"})
-                       for ch in chains if ch["id"] in theory}
-    theory_settings -= {setting_label({k: v for k, v in ch.get("varied", {}).items() if k != "seed"})
-                        for ch in chains if ch["id"] not in theory}
+    theory_settings = {ch.get("setting") for ch in chains if ch["id"] in theory}
+    theory_settings -= {ch.get("setting") for ch in chains if ch["id"] not in theory}
     out = []
     for stem, title, cols, ylabel in metric_panels(metrics):
         col = cols[0]

@@ -9,19 +9,13 @@ gaussian``, ``loop.interaction: replace``), has
 
 (g+1 fits: the real data's and g refits; each fit's variance is (n-1)/n of the
 data's in expectation, and samples of a fitted Gaussian have its variance).  The
-report draws this curve, labelled "theory", next to the measured mean.
+report draws this curve, labelled "theory", next to the measured mean, for the
+chains that ``chains.json`` marks with ``"theory": ["variance_ratio"]`` (the
+runner decides, ``genloop.loop.experiment.theory_columns``).
 """
 from __future__ import annotations
 
 from typing import Optional
-
-from ..config import Config
-
-
-def variance_theory_applies(cfg: Config) -> bool:
-    """True when the closed form above holds for ``cfg``'s chains."""
-    return (cfg.generator.name == "gaussian" and cfg.loop.interaction == "replace" and not cfg.loop.lineages
-            and cfg.loop.sample_count is None and (not cfg.generator.conditional or cfg.data.name == "gaussian"))
 
 
 def variance_ratio_curve(n: float, generations: list[int]) -> Optional[list[float]]:
