@@ -172,8 +172,11 @@ def test_ray_tasks_request_gpus_and_see_their_own_devices(tmp_path):
              logging_level=logging.WARNING)
     try:
         assert ray_gpus_per_node(ray) == 2
+        def visible_devices(tag):  # nested: Ray ships it by value (the test module is not on its workers' path)
+            return tag, os.environ.get("CUDA_VISIBLE_DEVICES")
+
         pool = _RayBackend(None)
-        pool.configure(1, 1.0, target=_visible_devices)
+        pool.configure(1, 1.0, target=visible_devices)
         for i in range(2):
             pool.submit(_Job(f"c{i}", 1), f"c{i}")
         results = []
