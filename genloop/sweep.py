@@ -6,6 +6,11 @@ processes on this machine, or as tasks on a Ray cluster.
 * The parent calls ``exp.prepare()`` first: it checks or creates the run folder,
   writes the chain list and trains the shared domain classifier once (cached in
   ``RUN/cache``, where every worker finds it).
+* The parent holds the run folder's lock (``RunStore.lock``) from ``prepare`` to the
+  end: a second run on the same folder stops at once naming the holder.  Workers
+  and Ray tasks take no lock (their parent holds it for them).
+* A chain that fails for good leaves ``chains/<chain>/FAILED.json`` (its last error
+  line, for ``genloop status``), removed when the chain later finishes.
 * Chains whose every generation is finished are never run again; the others
   run through ``Experiment.run_chain``, which resumes at the first unfinished
   generation (and inside it from the training checkpoint).
@@ -58,6 +63,8 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
+
+from .store import update_lock
 
 log = logging.getLogger(__name__)
 
@@ -390,32 +397,36 @@ def run_sweep(exp: Any, workers: Union[int, str, None] = 1, backend: str = "loca
     n_workers, n_threads = resolve_workers(workers, backend, len(exp.chains), threads)
     if backend == "ray":
         import_ray()  # a clear error before any work when ray is missing
-    exp.prepare()  # the parent trains the shared classifier once (cached in RUN/cache)
     store = exp.store
-    pending = [ch for ch in exp.chains if store.finished_generations(ch.id) < ch.config.loop.generations]
-    done_before = len(exp.chains) - len(pending)
-    if done_before:
-        log.info("%d of %d chains already finished; running the other %d", done_before, len(exp.chains), len(pending))
-    progress = _Progress(exp)
-    diverged: list[str] = []
-    failed: list[str] = []
-    try:
-        if not pending:
-            pass
-        elif backend == "local" and n_workers == 1:
-            _run_inline(exp, pending, n_threads, int(retries), progress, diverged, failed, TrainingDiverged)
-        else:
-            _run_pool(exp, pending, backend, address, n_workers, n_threads, int(retries), progress,
-                      diverged, failed, poll_seconds)
-    finally:
-        progress.close()
-        exp.write_tables()
-    if failed:
-        raise SweepError("; ".join(failed) + (f"; {'; '.join(diverged)}" if diverged else "")
-                         + " (finished generations are kept in the run folder; rerun to resume)")
-    if diverged:
-        raise TrainingDiverged("; ".join(diverged) + " (finished generations are kept in the run folder)")
-    return store.metric_rows()
+    with store.lock():  # one writer per run folder; stops here, naming the holder, if another run has it
+        exp.prepare()  # the parent trains the shared classifier once (cached in RUN/cache)
+        pending = [ch for ch in exp.chains if store.finished_generations(ch.id) < ch.config.loop.generations]
+        done_before = len(exp.chains) - len(pending)
+        if done_before:
+            log.info("%d of %d chains already finished; running the other %d", done_before, len(exp.chains),
+                     len(pending))
+        update_lock(store.root, backend=backend, workers=n_workers, threads=n_threads,
+                    chains=len(exp.chains), pending=len(pending))
+        progress = _Progress(exp)
+        diverged: list[str] = []
+        failed: list[str] = []
+        try:
+            if not pending:
+                pass
+            elif backend == "local" and n_workers == 1:
+                _run_inline(exp, pending, n_threads, int(retries), progress, diverged, failed, TrainingDiverged)
+            else:
+                _run_pool(exp, pending, backend, address, n_workers, n_threads, int(retries), progress,
+                          diverged, failed, poll_seconds)
+        finally:
+            progress.close()
+            exp.write_tables()
+        if failed:
+            raise SweepError("; ".join(failed) + (f"; {'; '.join(diverged)}" if diverged else "")
+                             + " (finished generations are kept in the run folder; rerun to resume)")
+        if diverged:
+            raise TrainingDiverged("; ".join(diverged) + " (finished generations are kept in the run folder)")
+        return store.metric_rows()
 
 
 class _CallbackError(Exception):
@@ -454,18 +465,22 @@ def _inline_chains(exp: Any, pending: list, retries: int, diverged: list, failed
             attempt += 1
             try:
                 exp.run_chain(ch)
+                exp.store.clear_failure(ch.id)
                 break
             except _CallbackError as exc:
                 raise exc.__cause__ from None
-            except (ConfigError, DataError):
+            except (ConfigError, DataError) as exc:
+                exp.store.write_failure(ch.id, "invalid", f"{type(exc).__name__}: {exc}", attempt)
                 raise
             except TrainingDiverged as exc:
                 log.error("chain %s stopped: %s", ch.id, exc)
+                exp.store.write_failure(ch.id, "diverged", str(exc), attempt)
                 diverged.append(f"{ch.id}: {exc}")
                 break
             except Exception as exc:  # noqa: BLE001 - retried, then reported
                 if attempt > retries:
                     log.error("chain %s failed after %d attempt(s): %s", ch.id, attempt, exc)
+                    exp.store.write_failure(ch.id, "failed", traceback.format_exc()[-6000:], attempt)
                     failed.append(f"{ch.id}: {type(exc).__name__}: {exc}")
                     break
                 log.warning("chain %s failed (%s: %s); retry %d of %d from its last finished generation",
@@ -494,13 +509,16 @@ def _run_pool(exp: Any, pending: list, backend: str, address: Optional[str], n_w
             progress.poll()
             for job, status, msg in finished:
                 if status == "ok":
+                    exp.store.clear_failure(job.chain_id)
                     continue
                 if status == "diverged":
                     log.error("chain %s stopped: %s", job.chain_id, msg)
+                    exp.store.write_failure(job.chain_id, "diverged", msg, job.attempt)
                     diverged.append(f"{job.chain_id}: {msg}")
                     continue
                 if status == "invalid":  # a config or data error: retrying cannot help
                     log.error("chain %s failed: %s", job.chain_id, msg)
+                    exp.store.write_failure(job.chain_id, "invalid", msg, job.attempt)
                     failed.append(f"{job.chain_id}: {msg}")
                     continue
                 ch = next(c for c in pending if c.id == job.chain_id)
@@ -511,6 +529,7 @@ def _run_pool(exp: Any, pending: list, backend: str, address: Optional[str], n_w
                     queue.insert(0, ch)
                 else:
                     log.error("chain %s failed after %d attempt(s): %s", job.chain_id, job.attempt, msg)
+                    exp.store.write_failure(job.chain_id, "failed", msg or status, job.attempt)
                     last = msg.strip().splitlines()[-1] if msg.strip() else status
                     failed.append(f"{job.chain_id}: {last} (after {job.attempt} attempt(s))")
         progress.poll()

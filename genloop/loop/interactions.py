@@ -239,6 +239,12 @@ class Interaction:
         self.config = config
         self.real = real
 
+    @classmethod
+    def generations_matter(cls, config: Config) -> Optional[str]:
+        """Why earlier generations would differ with another ``loop.generations`` (a run
+        folder then cannot be extended to more generations), or None when they would not."""
+        return None
+
     def sample_count(self) -> int:
         return self.config.loop.sample_count or len(self.real.train)
 
@@ -341,6 +347,13 @@ class AccumulateSubsample(Accumulate):
 class Fresh(Interaction):
     """Each later generation: k never-used real images from a held-back reserve plus
     n0 - k samples of the previous generation (n0: generation 0's size)."""
+
+    @classmethod
+    def generations_matter(cls, config: Config) -> Optional[str]:
+        if config.loop.fresh_reserve is None:
+            return ("loop.interaction=fresh sizes its real-image reserve from loop.generations "
+                    "(set loop.fresh_reserve to make a run that can be extended)")
+        return None
 
     def __init__(self, config: Config, real: RealData) -> None:
         super().__init__(config, real)
