@@ -533,9 +533,12 @@ class RunStore:
 
     def load_samples(self, chain: str, generation: int,
                      lineage: Optional[int] = None) -> tuple[np.ndarray, Optional[np.ndarray]]:
-        """(images, labels) of a generation's kept samples: all, or one lineage's."""
+        """(images, labels) of a generation's kept samples: all, or one lineage's; (None, None)
+        for samples that are not images (text: ``tokens``)."""
         z = self.load_sample_arrays(chain, generation)
-        images, labels = z["images"], z.get("labels")
+        images, labels = z.get("images"), z.get("labels")
+        if images is None:
+            return None, None
         if lineage is not None:
             sel = z["lineage"] == lineage if "lineage" in z else np.full(len(images), lineage == 0)
             images, labels = images[sel], None if labels is None else labels[sel]

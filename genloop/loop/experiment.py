@@ -33,9 +33,9 @@ import numpy as np
 import torch
 
 from ..config import Chain, Config, ConfigError, diff, dump_yaml, expand, get_path, to_dict
-from ..data import ImageSet, RealData, load_real
+from ..data import ImageSet, RealData, concat_sets, load_real
 from ..generators import GenContext, TrainingDiverged, build_generator
-from ..grid import save_grid
+from ..grid import make_grid
 from ..metrics import MetricContext, build_metrics
 from ..store import (LOCK_NAME, RunStore, json_bytes, npz_bytes, weights_bytes, write_csv, write_files,
                      write_json, write_jsonl)
@@ -114,7 +114,7 @@ def run_generation(cfg: Config, interaction: Interaction, history: History, g: i
                           seed=lineage_seed(cfg.seed, g, lin), state_path=state_path(lin) if state_path else None,
                           progress=progress, desc=desc + (f" lineage {lin}" if nl > 1 else ""),
                           select_score=_select_score(scorer, lcfg),
-                          validation=real.test if lcfg.train.select_every else None)
+                          validation=real.test if lcfg.train.select_every else None, real_train=real.train)
         gen = build_generator(gctx)
         fits.append(gen.fit(pool.data))
         tb = time.perf_counter()
@@ -131,16 +131,16 @@ def run_generation(cfg: Config, interaction: Interaction, history: History, g: i
     row: dict[str, Any] = {}
     if nl == 1:
         for _, metric in metrics:
-            row.update(metric(samples[0]))
+            row.update(measure(metric, samples[0], gens[0]))
     else:
         full = [s for s in samples if len(s)]
-        everything = ImageSet.concat(full)
+        everything = concat_sets(full)
         for _, metric in metrics:
-            row.update(metric(everything))
+            row.update(measure(metric, everything, None))
         for lin, s in enumerate(samples):
             if len(s):
                 for _, metric in metrics:
-                    row.update({f"{k}_l{lin}": v for k, v in metric(s).items()})
+                    row.update({f"{k}_l{lin}": v for k, v in measure(metric, s, gens[lin]).items()})
     score_s += time.perf_counter() - tm
     row.update(pool.composition(nl))
     row.update(pool.stats)
@@ -160,6 +160,15 @@ def run_generation(cfg: Config, interaction: Interaction, history: History, g: i
     row.update({"train_seconds": train_s, "sample_seconds": sample_s, "score_seconds": score_s,
                 "total_seconds": time.perf_counter() - t0})
     return GenerationResult(pool, gens, samples, kept, row)
+
+
+def measure(metric: Any, samples: Any, model: Any) -> dict:
+    """A metric's columns for ``samples``; a metric with ``uses_model = True`` also gets the
+    generator that made them (None for the pooled samples of several lineages), e.g. to
+    measure its perplexity on real text."""
+    if getattr(metric, "uses_model", False):
+        return metric(samples, model=model)
+    return metric(samples)
 
 
 def _select_score(scorer: Any, cfg: Config) -> Optional[Callable[[np.ndarray, np.ndarray], float]]:
@@ -188,7 +197,7 @@ def simulate(cfg: Config, real: Optional[RealData] = None, metrics: Union[bool, 
     interaction = INTERACTIONS.get(cfg.loop.interaction)(cfg, real)
     ctx = MetricContext(config=cfg, real=real, device=device, seed=cfg.data.split_seed)  # also the select() scorer
     metric_list = build_metrics(ctx) if metrics is True else (metrics or [])
-    kept: dict[tuple[int, int], ImageSet] = {}
+    kept: dict[tuple[int, int], Any] = {}
     history = History(real, lambda g, lin=0: kept[(g, lin)], len(interaction.lineages()))
     rows = []
     for g in range(cfg.loop.generations):
@@ -225,6 +234,35 @@ def check_names(cfg: Config) -> None:
         for key, reg in (("name", GENERATORS), ("network", NETWORKS)):
             if key in over and over[key] not in reg:
                 raise ConfigError(f"loop.lineages[{i}].{key}: unknown {reg.kind} {over[key]!r} (known: {', '.join(reg.names())})")
+
+
+PASSAGES = 8  # generated passages kept as text per generation (text data)
+
+
+def _image_preview(samples: ImageSet, d: Path, suffix: str) -> dict:
+    if samples.images.dtype != np.uint8:
+        return {}
+    import io
+
+    from PIL import Image
+
+    grid = make_grid(samples.images, samples.labels, samples.num_classes)
+    buf = io.BytesIO()
+    Image.fromarray(grid[..., 0] if grid.shape[2] == 1 else grid).save(buf, format="PNG")
+    return {d / f"grid{suffix}.png": buf.getvalue()}
+
+
+def _text_preview(samples: Any, d: Path, suffix: str) -> dict:
+    return {d / f"passages{suffix}.json": json_bytes(samples.texts(PASSAGES))}
+
+
+# What a generation folder shows of its samples, by data kind: a grid (images), passages (text).
+PREVIEWS: dict[str, Callable[[Any, Path, str], dict]] = {"images": _image_preview, "tokens": _text_preview}
+
+
+def preview_files(samples: Any, d: Path, suffix: str) -> dict:
+    """Preview files (path -> bytes) of a generation's samples (written with the others, recorded in DONE)."""
+    return PREVIEWS[samples.kind](samples, d, suffix)
 
 
 class RunFolderMismatch(ConfigError):
@@ -482,20 +520,18 @@ class Experiment:
         nl = len(interaction.lineages())
         cache: dict[int, dict] = {}
 
-        def load(g: int, lineage: int = 0) -> ImageSet:
+        def load(g: int, lineage: int = 0):
             if g not in cache:
                 arrays = store.load_sample_arrays(chain.id, g)
                 while cache and sum(a.nbytes for z in cache.values() for a in z.values()) > SAMPLE_CACHE_BYTES:
                     cache.pop(next(iter(cache)))
                 cache[g] = arrays
-            z = cache[g]
-            images, labels = z["images"], z.get("labels")
-            if "lineage" in z:
-                sel = z["lineage"] == lineage
-                images, labels = images[sel], None if labels is None else labels[sel]
-            elif lineage:
-                images, labels = images[:0], None if labels is None else labels[:0]
-            return ImageSet(images, labels, real.train.num_classes if labels is not None else 0)
+            z = dict(cache[g])
+            lin = z.pop("lineage", None)
+            if lin is not None or lineage:
+                sel = lin == lineage if lin is not None else slice(0, 0)
+                z = {k: v[sel] for k, v in z.items()}
+            return real.train.from_arrays(z)  # a set of the real data's kind
 
         history = History(real, load, nl)
         start = store.finished_generations(chain.id)
@@ -512,11 +548,12 @@ class Experiment:
             row.update(res.row)
             d = store.gen_dir(chain.id, g)
             if nl == 1:
-                arrays = store.samples_arrays(res.kept[0].images, res.kept[0].labels)
+                arrays = res.kept[0].arrays()
             else:
-                labels = None if any(k.labels is None for k in res.kept) else np.concatenate([k.labels for k in res.kept])
-                arrays = store.samples_arrays(np.concatenate([k.images for k in res.kept]), labels,
-                                              np.concatenate([np.full(len(k), lin) for lin, k in enumerate(res.kept)]))
+                parts = [k.arrays() for k in res.kept]
+                arrays = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]
+                          if all(name in p for p in parts)}
+                arrays["lineage"] = np.concatenate([np.full(len(k), lin, dtype=np.int64) for lin, k in enumerate(res.kept)])
             pool = res.pool
             files = {d / "samples.npz": npz_bytes(**arrays),
                      d / "provenance.npz": npz_bytes(origin=pool.origin, lineage=pool.lineage, index=pool.index),
@@ -528,9 +565,8 @@ class Experiment:
                 if state:
                     meta = {"generation": g, "chain": chain.id, **({"lineage": lin} if nl > 1 else {})}
                     files[d / f"model{suffix}.safetensors"] = weights_bytes(state, meta)
-                if samples.images.dtype == np.uint8 and len(samples):
-                    save_grid(d / f"grid{suffix}.png", samples.images, samples.labels, samples.num_classes)
-                    grids.append(d / f"grid{suffix}.png")
+                if len(samples):
+                    files.update(preview_files(samples, d, suffix))
             write_files(files)  # all durable before the DONE marker
             store.mark_done(chain.id, g, files, grids)  # records each file's size and SHA-256
             for lin in range(nl):
