@@ -215,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("data", help="dataset tools")
     dsub = d.add_subparsers(dest="data_cmd", required=True)
     di = dsub.add_parser("info", help="count, shape, classes and per-class counts of a dataset")
-    di.add_argument("spec", help="data source name: digits, mnist, folder, npz, shapes")
+    di.add_argument("spec", help="data source name: digits, mnist, folder, npz, shapes, gaussian, shapes, shakespeare, text, zipf-markov")
     di.add_argument("--root", help="data.root")
     di.add_argument("--cache", help="cache folder for decoded images")
     di.add_argument("overrides", nargs="*", metavar="key=value", help="more data.* overrides")

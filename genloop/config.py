@@ -52,8 +52,8 @@ def section(cls: type, help: str) -> Any:
 
 @dataclass
 class DataConfig:
-    name: str = opt("digits", "dataset source (registry `genloop.data`): digits, mnist, folder, npz, shapes")
-    root: Optional[str] = opt(None, "folder or file holding the dataset (mnist, folder, npz)")
+    name: str = opt("digits", "dataset source (registry `genloop.data`): digits, mnist, folder, npz, shapes, gaussian; text: shakespeare, text, zipf-markov")
+    root: Optional[str] = opt(None, "folder or file holding the dataset (mnist, folder, npz, text)")
     image_size: Optional[int] = opt(None, "resize images to this side length (None: native size; folder 64, shapes 32)", ge=4)
     test_fraction: float = opt(0.2, "fraction of the real images held out as the real test set", gt=0.0, lt=1.0)
     limit: Optional[int] = opt(None, "use at most this many real training images (None: all)", ge=1)
@@ -354,6 +354,13 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"generator.beta_end: {g.beta_end} must be larger than generator.beta_start ({g.beta_start})")
     if cfg.sampler.name == "ddim" and cfg.sampler.steps > g.timesteps:
         raise ConfigError(f"sampler.steps: {cfg.sampler.steps} exceeds generator.timesteps ({g.timesteps})")
+    if cfg.decode.prompt_tokens > cfg.data.block_size:
+        raise ConfigError(f"decode.prompt_tokens: {cfg.decode.prompt_tokens} is more than data.block_size "
+                          f"({cfg.data.block_size}); a sample is one block, its first prompt_tokens real")
+    if (cfg.loop.interaction == "curate" and "text" in cfg.metrics.names
+            and cfg.loop.curate_order == cfg.metrics.judge_order):
+        raise ConfigError(f"loop.curate_order: {cfg.loop.curate_order} equals metrics.judge_order; the curate filter "
+                          "must not be the text metrics' judge (choose another order for one of them)")
     for hook in _VALIDATORS:
         hook(cfg)
 

@@ -213,7 +213,9 @@ class NGramGenerator:
                 h = s.numpy()
                 if h.shape[1] < m.n - 1:
                     h = np.concatenate([np.full((len(h), m.n - 1 - h.shape[1]), BOS, dtype=np.int64), h], 1)
-                return torch.from_numpy(np.log(m.dist(h[:, h.shape[1] - (m.n - 1):]))), None
+                with np.errstate(divide="ignore"):
+                    logp = np.log(m.dist(h[:, h.shape[1] - (m.n - 1):]))
+                return torch.from_numpy(logp), None
 
             tokens = generate_blocks(step, lambda s, i: s, n, length, dec, self.ctx.real_train, self.ctx.seed)
         return self.train.like(tokens.astype(np.int32))
