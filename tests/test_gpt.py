@@ -84,10 +84,10 @@ def test_cached_generation_equals_generation_by_recomputation():
 
 
 def test_gpt_learns_and_generates_text():
-    rows = simulate(from_dict(load_raw(None, TINY + ["train.steps=200", "train.lr=1e-2", "loop.generations=1"])))
+    rows = simulate(from_dict(load_raw(None, TINY + ["train.steps=120", "loop.generations=1"])))
     r = rows[0]
-    assert r["ppl_test"] < 12  # a uniform guess over the 12 words has perplexity 12 or more
-    assert math.isfinite(r["kl_truth"]) and r["train_loss"] < math.log(14)
+    assert r["train_loss"] < math.log(13) - 0.2  # below a uniform guess over the 13 ids it may emit
+    assert math.isfinite(r["ppl_test"]) and math.isfinite(r["kl_truth"]) and r["distinct_1"] > 0
 
 
 def test_flops_per_token_by_hand():

@@ -83,4 +83,4 @@ def load_zipf_markov(cfg: DataConfig, cache_dir: Optional[Path] = None) -> RealD
     k = min(max(1, int(round(cfg.count * cfg.test_fraction))), cfg.count - 1)
     tok = WordTokenizer(SPECIALS + [f"w{i}" for i in range(cfg.words)])
     v = len(tok)
-    return RealData(TokenSet(tokens[k:], v, tok), TokenSet(tokens[:k], v, tok), truth)
+    return RealData(TokenSet(tokens[k:], v, tok), TokenSet(tokens[:k], v, tok), truth=truth)
