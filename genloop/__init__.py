@@ -5,6 +5,8 @@ Python API::
     import genloop
     rows = genloop.run("my.yaml", out_dir="runs/x", overrides=["loop.generations=3"])
     rows = genloop.run("my.yaml", out_dir="runs/y", overrides=["seeds=[0,1,2]"], workers=2)
+    rows = genloop.run("my.yaml", out_dir="runs/y", overrides=["seeds=[0,1,2,3]"])  # extends: adds seed 3
+    state = genloop.status("runs/y")     # generations finished / planned, failures, ETA
 
 ``run`` returns the metric rows (one dict per chain and generation) and draws
 the plots and report into the run folder, as ``genloop run`` does.
@@ -53,6 +55,15 @@ def run(config: Union[str, Path, dict, None] = None, out_dir: Union[str, Path] =
         plot_run(Path(out_dir))
         write_report(Path(out_dir))
     return rows
+
+
+def status(run_dir: Union[str, Path]) -> dict:
+    """How far a run folder has got (what ``genloop status --json`` prints): per chain the
+    generations finished / planned, state, last metric row, failure and seconds per
+    generation; the writer holding the folder's lock; totals and an ETA.  Needs no lock."""
+    from .folder_status import run_status
+
+    return run_status(run_dir)
 
 
 def load_config(config: Union[str, Path, dict, None] = None, overrides: Optional[list[str]] = None):

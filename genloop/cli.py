@@ -1,4 +1,4 @@
-"""Command line: ``genloop run | eval | data | presets | config | report``.
+"""Command line: ``genloop run | status | eval | data | presets | config | report``.
 
 Only this module prints; the library logs.
 """
@@ -73,11 +73,14 @@ def cmd_run(args) -> int:
     t0 = time.perf_counter()
     exp = Experiment(raw, out, force=args.force, progress=not args.no_progress, on_generation=on_generation,
                      on_reference=on_reference)
+    changed = exp.folder_change()  # refuses a folder made with another config, unless it is an extension
     last = {ch.id: ch.config.loop.generations - 1 for ch in exp.chains}
     total = sum(last.values()) + len(last)
     every_line = total <= LINES_PER_GENERATION_UP_TO
     print(f"genloop: {len(exp.chains)} chain(s) x {exp.chains[0].config.loop.generations} generation(s) -> {out}"
           + ("" if every_line else " (one line per finished chain)"), flush=True)
+    if changed and not args.force:
+        print(f"genloop: extending {out} ({', '.join(changed)}); finished generations are kept", flush=True)
     from .sweep import run_sweep
 
     # One at a time in this process (--workers 1), in worker processes, or on Ray;
@@ -115,6 +118,14 @@ def cmd_report(args) -> int:
     print(f"plots: {len(plots)} in {out}/plots")
     if report:
         print(f"report: {report}")
+    return 0
+
+
+def cmd_status(args) -> int:
+    from .folder_status import format_status, run_status
+
+    st = run_status(Path(args.run_dir))
+    print(json.dumps(st, indent=2, default=str) if args.json else format_status(st))
     return 0
 
 
@@ -221,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("data", help="dataset tools")
     dsub = d.add_subparsers(dest="data_cmd", required=True)
     di = dsub.add_parser("info", help="count, shape, classes and per-class counts of a dataset")
-    di.add_argument("spec", help="data source name: digits, mnist, folder, npz, shapes")
+    di.add_argument("spec", help="data source name: digits, mnist, folder, npz, shapes, gaussian, shapes, shakespeare, text, zipf-markov")
     di.add_argument("--root", help="data.root")
     di.add_argument("--cache", help="cache folder for decoded images")
     di.add_argument("overrides", nargs="*", metavar="key=value", help="more data.* overrides")
@@ -242,6 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="redraw plots and the HTML report of a run folder")
     rp.add_argument("run_dir")
     rp.set_defaults(func=cmd_report)
+
+    st = sub.add_parser("status", help="chains, generations finished / planned, last metrics, failures, ETA of a run folder")
+    st.add_argument("run_dir")
+    st.add_argument("--json", action="store_true", help="print JSON (for scripts)")
+    st.set_defaults(func=cmd_status)
     return p
 
 
@@ -251,6 +267,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     from .data import DataError
     from .generators import TrainingDiverged
+    from .store import RunLocked
     from .sweep import SweepError
 
     try:
@@ -264,6 +281,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     except SweepError as exc:
         print(f"genloop: error: {exc}", file=sys.stderr)
         return 4
+    except RunLocked as exc:
+        print(f"genloop: error: {exc}", file=sys.stderr)
+        return 5
     except KeyError as exc:
         msg = exc.args[0] if exc.args else str(exc)
         if isinstance(msg, str) and msg.startswith("unknown "):

@@ -52,8 +52,8 @@ def section(cls: type, help: str) -> Any:
 
 @dataclass
 class DataConfig:
-    name: str = opt("digits", "dataset source (registry `genloop.data`): digits, mnist, folder, npz, shapes")
-    root: Optional[str] = opt(None, "folder or file holding the dataset (mnist, folder, npz)")
+    name: str = opt("digits", "dataset source (registry `genloop.data`): digits, mnist, folder, npz, shapes, gaussian; text: shakespeare, text, zipf-markov")
+    root: Optional[str] = opt(None, "folder or file holding the dataset (mnist, folder, npz, text)")
     image_size: Optional[int] = opt(None, "resize images to this side length (None: native size; folder 64, shapes 32)", ge=4)
     test_fraction: float = opt(0.2, "fraction of the real images held out as the real test set", gt=0.0, lt=1.0)
     limit: Optional[int] = opt(None, "use at most this many real training images (None: all)", ge=1)
@@ -67,6 +67,13 @@ class DataConfig:
     workers: int = opt(0, "folder: threads decoding images when the cache is built (0: one per CPU core)", ge=0)
     bbox_crop: bool = opt(False, "folder, CUB-200-2011: crop each image to the square around its bounding box (bounding_boxes.txt and images.txt next to images/) instead of the centre square")
     bbox_padding: float = opt(0.25, "folder with data.bbox_crop: the square's side is (1 + padding) x the box's longer side (the paper's birds: 0.25)", ge=0.0)
+    test_limit: Optional[int] = opt(None, "use at most this many real test items (images or text blocks; None: all)", ge=1)
+    tokenizer: str = opt("word", "text: tokenizer trained once on the real training text and cached in the run folder (registry `genloop.data.text.TOKENIZERS`): word (lower-cased words, digits and punctuation, newline kept) or char")
+    block_size: int = opt(64, "text: tokens per block; a text data set is blocks of this many tokens, and every sample is one block", ge=2)
+    vocab_size: int = opt(8000, "text: most frequent training tokens kept by the tokenizer (the rest map to <unk>)", ge=2)
+    min_count: int = opt(1, "text, word tokenizer: keep only tokens seen at least this often in the training text", ge=1)
+    words: int = opt(50, "zipf-markov: number of words of the synthetic language (its vocabulary)", ge=2, le=400)
+    zipf_exponent: float = opt(1.1, "zipf-markov: exponent s of the Zipf weights 1/rank^s of each context's next-word distribution", gt=0.0)
 
 
 @dataclass
@@ -89,6 +96,10 @@ class GeneratorConfig:
     components: int = opt(4, "gmm: mixture components (per class when conditional; capped at the number of points)", ge=1)
     covariance_type: str = opt("full", "gmm: covariance of each component (scikit-learn covariance_type)", choices=("full", "diag", "spherical", "tied"))
     bandwidth: float = opt(0.1, "kde: kernel standard deviation h; a sample is a random training point + h N(0, I) (uint8 images: in [-1, 1] pixel units)", ge=0.0)
+    order: int = opt(3, "ngram: n of the interpolated Kneser-Ney model (context of n-1 tokens)", ge=1, le=8)
+    heads: int = opt(4, "gpt: attention heads (generator.width must be a multiple)", ge=1)
+    dropout: float = opt(0.0, "gpt: dropout of the attention and MLP outputs in training", ge=0.0, lt=1.0)
+    model_path: Optional[str] = opt(None, "hf-causal-lm: a local folder saved with save_pretrained (a causal LM such as OPT-125m or GPT-2)")
 
 
 @dataclass
@@ -99,6 +110,17 @@ class SamplerConfig:
     variance: str = opt("posterior", "DDPM reverse-step variance: posterior (beta~_t) or beta (beta_t)", choices=("posterior", "beta"))
     clip_x0: bool = opt(True, "clip the predicted x_0 to [-1, 1] at every step (improved-diffusion's clip_denoised)")
     batch_size: int = opt(2048, "images denoised at once", ge=1)
+
+
+@dataclass
+class DecodeConfig:
+    temperature: float = opt(1.0, "text: divide the log-probabilities by this before sampling (1: the model's own distribution)", gt=0.0)
+    top_k: int = opt(0, "text: sample only among the k most probable tokens (0: all)", ge=0)
+    top_p: float = opt(1.0, "text: nucleus sampling, the smallest set of tokens with this much probability (1: all)", gt=0.0, le=1.0)
+    repetition_penalty: float = opt(1.0, "text: CTRL repetition penalty on tokens already in the sequence (1: off; Shumailov et al. 3.0)", ge=1.0)
+    beams: int = opt(1, "text: beam search with this many beams instead of sampling (1: sample)", ge=1)
+    prompt_tokens: int = opt(0, "text: condition each sample on the first this-many tokens of a random real training block and keep only the new tokens (0: unprompted; Shumailov et al. 64)", ge=0)
+    batch_size: int = opt(256, "text: sequences generated at once", ge=1)
 
 
 @dataclass
@@ -130,6 +152,7 @@ class LoopConfig:
     fresh_reserve: Optional[float] = opt(None, "fresh: fraction of the real training set held back as the reserve of fresh images (None: just enough that no image is ever reused)", gt=0.0, lt=1.0)
     curate_threshold: float = opt(0.9, "curate: keep a sample when the domain classifier gives its conditioning label at least this probability", ge=0.0, le=1.0)
     curate_top_fraction: Optional[float] = opt(None, "curate: keep this fraction of the samples, the most confident ones, instead of a threshold (needed for unlabelled data)", gt=0.0, le=1.0)
+    curate_order: int = opt(2, "curate on text: n of the Kneser-Ney filter model (trained on the real training text) whose lowest-perplexity samples are kept; differs from the text metrics' judge (metrics.judge_order)", ge=1, le=8)
     detector: str = opt("oracle", "detect: oracle (knows provenance, errs at the rates below) or learned (a real-vs-generated logistic classifier trained each generation)", choices=("oracle", "learned"))
     detector_recall: float = opt(0.9, "detect (oracle): probability that a generated image is detected and removed", ge=0.0, le=1.0)
     detector_false_positive_rate: float = opt(0.05, "detect (oracle): probability that a real image is wrongly removed", ge=0.0, le=1.0)
@@ -159,6 +182,8 @@ class MetricsConfig:
     equal_n: bool = opt(True, "score fd/kid/prdc of every generation and of the reference at one sample count n = min(real training set, real held-out set, samples): larger sides are subsampled and averaged over metrics.draws draws (the column eval_n says n); false: all images, so the reference (held-out vs training set) has other counts than the generations")
     draws: int = opt(5, "with metrics.equal_n: random subsamples averaged when a side has more than n images", ge=1)
     min_samples_warning: int = opt(1000, "log a warning when fd/kid/prdc get fewer samples than this (their estimates are biased or noisy below)", ge=0)
+    judge_order: int = opt(3, "text metrics: n of the Kneser-Ney judge trained once on the real training text (ppl_judge)", ge=1, le=8)
+    tail_max_count: int = opt(2, "text metrics: the real tail is the tokens seen at most this often in the real training text (tail_survival)", ge=1)
     classifier: ClassifierConfig = section(ClassifierConfig, "the domain classifier trained once on the real training set")
 
 
@@ -182,6 +207,7 @@ class Config:
     data: DataConfig = section(DataConfig, "the real dataset")
     generator: GeneratorConfig = section(GeneratorConfig, "the generative model trained each generation")
     sampler: SamplerConfig = section(SamplerConfig, "how images are drawn from a trained diffusion model")
+    decode: DecodeConfig = section(DecodeConfig, "how text is drawn from a trained language model (ngram, gpt, hf-causal-lm)")
     train: TrainConfig = section(TrainConfig, "how each generation is trained")
     loop: LoopConfig = section(LoopConfig, "the interaction between models and data over generations")
     metrics: MetricsConfig = section(MetricsConfig, "what is measured on each generation's samples")
@@ -342,6 +368,13 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"generator.beta_end: {g.beta_end} must be larger than generator.beta_start ({g.beta_start})")
     if cfg.sampler.name == "ddim" and cfg.sampler.steps > g.timesteps:
         raise ConfigError(f"sampler.steps: {cfg.sampler.steps} exceeds generator.timesteps ({g.timesteps})")
+    if cfg.decode.prompt_tokens > cfg.data.block_size:
+        raise ConfigError(f"decode.prompt_tokens: {cfg.decode.prompt_tokens} is more than data.block_size "
+                          f"({cfg.data.block_size}); a sample is one block, its first prompt_tokens real")
+    if (cfg.loop.interaction == "curate" and "text" in cfg.metrics.names
+            and cfg.loop.curate_order == cfg.metrics.judge_order):
+        raise ConfigError(f"loop.curate_order: {cfg.loop.curate_order} equals metrics.judge_order; the curate filter "
+                          "must not be the text metrics' judge (choose another order for one of them)")
     for hook in _VALIDATORS:
         hook(cfg)
 

@@ -11,11 +11,13 @@ Layout of a run folder::
       cache/                      real-data features, the domain classifier
       plots/                      metric curves (PNG, PDF)
       report.html
+      run.lock                    held by the one process writing the folder (PID, host)
       chains/<chain>/
         gen_000/ samples.npz  model.safetensors  grid.png  metrics.json  provenance.npz  DONE
         train_state/            checkpoint of an unfinished generation's training
         rows.jsonl              metric rows of generations that keep no file (see below)
         resume_samples.npz      store.samples=last: the latest kept samples, for a resume
+        FAILED.json             the chain's last failure (removed when it finishes)
 
 What a generation writes follows ``store.samples`` and ``store.checkpoints``
 (``every`` | ``last`` | ``none``).  A generation that keeps a file gets its
@@ -30,6 +32,17 @@ so that a resume can go on from there; if the generation a resume needs is
 not available, the chain is recomputed in memory from generation 0 (same seeds,
 same numbers; logged), never continued from other data.
 
+``DONE`` is written last, atomically, and records the size and SHA-256 of every
+file of the generation it vouches for (``verify_done`` checks them on resume).
+A generation logged in ``rows.jsonl`` has no files to vouch for: its complete
+JSON line is its record.
+
+One writer per folder: ``RunStore.lock()`` holds an exclusive ``flock`` on
+``run.lock`` (which names the holder's PID and host) for as long as a run writes
+the folder; a second writer stops at once naming the holder.  The kernel drops a
+dead process's lock, so a lock file left by a crashed run is taken over (logged).
+Readers (``genloop report``, ``genloop status``) never take it.
+
 With several lineages (interaction ``ecosystem``) ``samples.npz`` holds every
 lineage's kept samples and a ``lineage`` array saying whose each is; lineage
 k > 0 writes ``model_l<k>.safetensors`` and ``grid_l<k>.png`` (lineage 0 the
@@ -40,16 +53,30 @@ real training set or in that generation's samples of that lineage).
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import hashlib
 import io
 import json
+import logging
 import math
 import os
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
 import numpy as np
+
+log = logging.getLogger(__name__)
+
+LOCK_NAME = "run.lock"
+FAILED_NAME = "FAILED.json"
+
+
+class RunLocked(RuntimeError):
+    """Another live process holds the run folder's lock."""
 
 
 def atomic_write(path: Path, write) -> None:
@@ -225,6 +252,164 @@ def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
     write_text(path, "".join(json.dumps(r, default=_jsonable) + "\n" for r in rows))
 
 
+# --------------------------------------------------------------------------- one writer per folder
+
+_HELD: dict[str, list] = {}  # resolved lock path -> [fd, depth] of the locks this process holds
+
+
+def lock_holder(root: Path) -> Optional[dict]:
+    """What ``run.lock`` says about its holder (pid, host, started, ...), without taking
+    the lock; None when there is no lock file.  A lock file may be stale (its process gone):
+    ``holder_alive`` tells for this host."""
+    path = Path(root) / LOCK_NAME
+    for _ in range(20):  # a new holder writes its details just after taking the lock
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            return None
+        except OSError:
+            return {}
+        if text.strip():
+            try:
+                info = json.loads(text)
+                return info if isinstance(info, dict) else {}
+            except ValueError:
+                pass
+        time.sleep(0.05)
+    return {}
+
+
+def holder_alive(info: Optional[dict]) -> Optional[bool]:
+    """True / False when the holder named by ``info`` runs / does not run on this host;
+    None when that cannot be told (another host, or no details)."""
+    if not info or info.get("host") != socket.gethostname() or not isinstance(info.get("pid"), int):
+        return None
+    try:
+        os.kill(info["pid"], 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def describe_holder(info: Optional[dict]) -> str:
+    if not info:
+        return "holder unknown"
+    text = f"pid {info.get('pid', '?')} on host {info.get('host', '?')}"
+    if info.get("started"):
+        text += f", started {info['started']}"
+    return text
+
+
+def _lock_info(**extra: Any) -> dict:
+    import sys
+
+    info = {"pid": os.getpid(), "host": socket.gethostname(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "started_unix": time.time(),
+            "command": " ".join(sys.argv)[:500]}
+    info.update(extra)
+    return info
+
+
+def _write_lock_info(fd: int, info: dict) -> None:
+    data = (json.dumps(info, default=_jsonable) + "\n").encode("utf-8")
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, data, 0)
+    os.fsync(fd)
+
+
+def acquire_lock(root: Path) -> None:
+    """Take the run folder's lock (re-entrant within a process); raise ``RunLocked`` naming
+    the holder when another process has it.  A lock file whose process is gone is taken
+    over with a warning."""
+    import fcntl
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / LOCK_NAME
+    key = str(path.resolve())
+    if key in _HELD:
+        _HELD[key][1] += 1
+        return
+    for _ in range(50):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            info = lock_holder(root)
+            raise RunLocked(f"{root}: another genloop run is writing to this folder ({describe_holder(info)}); "
+                            "wait for it to finish or stop it (genloop status and genloop report need no lock)") from None
+        try:  # the file may have been unlinked by its last holder between our open and flock
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if not same:
+            os.close(fd)
+            continue
+        old = os.read(fd, 65536).decode("utf-8", "replace").strip()
+        if old:
+            try:
+                prev = json.loads(old)
+            except ValueError:
+                prev = {}
+            log.warning("%s: took over a stale lock (%s): that process is gone", path,
+                        describe_holder(prev if isinstance(prev, dict) else {}))
+        _write_lock_info(fd, _lock_info())
+        _HELD[key] = [fd, 1]
+        return
+    raise RunLocked(f"{root}: could not take {LOCK_NAME} (it keeps being replaced); is another run starting?")
+
+
+def update_lock(root: Path, **fields: Any) -> None:
+    """Add details (workers, backend, ...) to the lock this process holds on ``root``."""
+    key = str((Path(root) / LOCK_NAME).resolve())
+    held = _HELD.get(key)
+    if held is None:
+        return
+    fd = held[0]
+    try:
+        info = json.loads(os.pread(fd, 65536, 0).decode("utf-8"))
+    except ValueError:
+        info = _lock_info()
+    info.update(fields)
+    _write_lock_info(fd, info)
+
+
+def release_lock(root: Path) -> None:
+    """Release this process's lock on ``root`` (the outermost release removes the file)."""
+    path = Path(root) / LOCK_NAME
+    key = str(path.resolve())
+    held = _HELD.get(key)
+    if held is None:
+        return
+    held[1] -= 1
+    if held[1] > 0:
+        return
+    del _HELD[key]
+    try:
+        os.unlink(path)  # while still holding it: a waiting opener then sees another inode and retries
+    except FileNotFoundError:
+        pass
+    os.close(held[0])
+
+
+def holds_lock(root: Path) -> bool:
+    return str((Path(root) / LOCK_NAME).resolve()) in _HELD
+
+
+# --------------------------------------------------------------------------- verified generations
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 class RunStore:
     """Paths and typed reads/writes of one run folder."""
 
@@ -310,8 +495,96 @@ class RunStore:
         """The generation finished with a folder of files (``DONE``)."""
         return (self.gen_dir(chain, generation) / "DONE").exists()
 
-    def mark_done(self, chain: str, generation: int) -> None:
-        write_text(self.gen_dir(chain, generation) / "DONE", "")
+    def mark_done(self, chain: str, generation: int, files: Optional[dict] = None,
+                  paths: Iterable[Path] = ()) -> None:
+        """Write the generation's DONE marker, recording the size and SHA-256 of the files it
+        vouches for: ``files`` (path -> the bytes written there) and ``paths`` (read back)."""
+        record: dict[str, dict] = {}
+        for p, data in (files or {}).items():
+            record[Path(p).name] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        for p in paths:
+            p = Path(p)
+            record[p.name] = {"size": p.stat().st_size, "sha256": sha256_file(p)}
+        write_json(self.gen_dir(chain, generation) / "DONE", {"files": dict(sorted(record.items()))})
+
+    def done_record(self, chain: str, generation: int) -> Optional[dict]:
+        """name -> {size, sha256} from a DONE marker; None for an unfinished generation or
+        an empty marker (written before records existed)."""
+        path = self.gen_dir(chain, generation) / "DONE"
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            return None
+        if not text.strip():
+            return None
+        try:
+            files = json.loads(text).get("files")
+        except (ValueError, AttributeError):
+            return {}
+        return files if isinstance(files, dict) else {}
+
+    def verify_done(self, chain: str, generation: int) -> Optional[str]:
+        """None when every file a finished generation's DONE vouches for is there with its
+        recorded size and SHA-256 (or the marker records nothing); else what is wrong,
+        naming the file."""
+        d = self.gen_dir(chain, generation)
+        record = self.done_record(chain, generation)
+        if record is None:
+            return None
+        if not record and (d / "DONE").read_text().strip():
+            return "DONE: unreadable record"
+        for name, want in record.items():
+            p = d / name
+            try:
+                size = p.stat().st_size
+            except FileNotFoundError:
+                return f"{name} is missing"
+            if size != want.get("size"):
+                return f"{name} has {size} bytes, {want.get('size')} recorded"
+            if sha256_file(p) != want.get("sha256"):
+                return f"{name}: SHA-256 differs from the one recorded"
+        return None
+
+    def undo(self, chain: str, generation: int) -> None:
+        """Mark a finished generation unfinished (its DONE marker goes; files are rewritten)."""
+        try:
+            (self.gen_dir(chain, generation) / "DONE").unlink()
+        except FileNotFoundError:
+            pass
+
+    # --- failures
+    def write_failure(self, chain: str, status: str, message: str, attempts: int = 1) -> None:
+        lines = [line for line in str(message).strip().splitlines() if line.strip()]
+        write_json(self.chain_dir(chain) / FAILED_NAME,
+                   {"status": status, "error": lines[-1].strip() if lines else status, "attempts": attempts,
+                    "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "message": str(message)[-6000:]})
+
+    def clear_failure(self, chain: str) -> None:
+        try:
+            (self.chain_dir(chain) / FAILED_NAME).unlink()
+        except FileNotFoundError:
+            pass
+
+    def failure(self, chain: str) -> Optional[dict]:
+        p = self.chain_dir(chain) / FAILED_NAME
+        try:
+            return read_json(p)
+        except (FileNotFoundError, ValueError):
+            return None
+
+    # --- the writer's lock
+    def lock(self) -> contextlib.AbstractContextManager:
+        """Context: hold the folder's lock (see ``acquire_lock``)."""
+
+        @contextlib.contextmanager
+        def held():
+            acquire_lock(self.root)
+            try:
+                yield self
+            finally:
+                release_lock(self.root)
+
+        return held()
 
     def finished_generations(self, chain: str) -> int:
         """Number of consecutive finished generations from 0."""
@@ -321,9 +594,11 @@ class RunStore:
             g += 1
         return g
 
-    def chain_rows(self, chain: str, start: int = 0) -> list[dict]:
+    def chain_rows(self, chain: str, start: int = 0, varied: Optional[dict] = None) -> list[dict]:
         """Metric rows of the chain's consecutive finished generations from ``start`` on
-        (from ``rows.jsonl`` or the generation folders' ``metrics.json``)."""
+        (from ``rows.jsonl`` or the generation folders' ``metrics.json``); with ``varied``
+        (the chain's settings from chains.json) rows written before a grid key was added
+        get its column (see ``_with_varied``)."""
         logged = {int(r["generation"]): r for r in self.read_log(chain)[0]}
         rows, g = [], start
         while True:
@@ -332,7 +607,7 @@ class RunStore:
             elif self.has_folder(chain, g):
                 rows.append(self._cached_gen_metrics(chain, g))
             else:
-                return rows
+                return [self._with_varied(r, varied) for r in rows] if varied else rows
             g += 1
 
     @staticmethod
@@ -357,9 +632,12 @@ class RunStore:
 
     def load_samples(self, chain: str, generation: int,
                      lineage: Optional[int] = None) -> tuple[np.ndarray, Optional[np.ndarray]]:
-        """(images, labels) of a generation's kept samples: all, or one lineage's."""
+        """(images, labels) of a generation's kept samples: all, or one lineage's; (None, None)
+        for samples that are not images (text: ``tokens``)."""
         z = self.load_sample_arrays(chain, generation)
-        images, labels = z["images"], z.get("labels")
+        images, labels = z.get("images"), z.get("labels")
+        if images is None:
+            return None, None
         if lineage is not None:
             sel = z["lineage"] == lineage if "lineage" in z else np.full(len(images), lineage == 0)
             images, labels = images[sel], None if labels is None else labels[sel]
@@ -390,11 +668,24 @@ class RunStore:
         p = self.root / "chains.json"
         return read_json(p) if p.exists() else []
 
+    @staticmethod
+    def _with_varied(row: dict, varied: dict) -> dict:
+        """``row`` with the chain's varied settings it lacks (a run extended with a new grid
+        key or seeds adds columns that its earlier rows were written without)."""
+        missing = {k: v for k, v in varied.items() if k not in row}
+        if not missing:
+            return dict(row)
+        ids = ("chain", "seed", "generation")
+        out = {k: row[k] for k in ids if k in row}
+        out.update({k: row[k] if k in row else varied[k] for k in varied})
+        out.update({k: v for k, v in row.items() if k not in out})
+        return out
+
     def metric_rows(self) -> list[dict]:
         """Rows of every finished generation of every chain, in order.  Rows already
         read from a metrics.json are reused while it is unchanged (same mtime and size).
         For many chains, iterate ``chain_rows`` per chain instead (bounded memory)."""
         rows = []
         for ch in self.chains():
-            rows += self.chain_rows(ch["id"])
+            rows += self.chain_rows(ch["id"], varied=ch.get("varied"))
         return rows

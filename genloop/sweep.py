@@ -6,6 +6,11 @@ processes on this machine, or as tasks on a Ray cluster.
 * The parent calls ``exp.prepare()`` first: it checks or creates the run folder,
   writes the chain list and trains the shared domain classifier once (cached in
   ``RUN/cache``, where every worker finds it).
+* The parent holds the run folder's lock (``RunStore.lock``) from ``prepare`` to the
+  end: a second run on the same folder stops at once naming the holder.  Workers
+  and Ray tasks take no lock (their parent holds it for them).
+* A chain that fails for good leaves ``chains/<chain>/FAILED.json`` (its last error
+  line, for ``genloop status``), removed when the chain later finishes.
 * Chains whose every generation is finished are never run again; the others
   run through ``Experiment.run_chain``, which resumes at the first unfinished
   generation (and inside it from the training checkpoint).
@@ -59,6 +64,8 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
+
+from .store import update_lock
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +174,7 @@ class _Progress:
         for ch in self.exp.chains:
             if not self._changed(ch.id):
                 continue
-            for row in self.store.chain_rows(ch.id, self.known[ch.id]):
+            for row in self.store.chain_rows(ch.id, self.known[ch.id], varied=ch.varied):
                 self.report(row)
                 new += 1
         if new:
@@ -561,63 +568,73 @@ def run_sweep(exp: Any, workers: Union[int, str, None] = 1, backend: str = "loca
     if gpus_per_chain is None:
         gpus_per_chain = exp.chains[0].config.sweep.gpus_per_chain if exp.chains else None
     n_workers, n_threads = resolve_workers(workers, backend, len(exp.chains), threads)
+    if backend == "ray":
+        import_ray()  # a clear error before any work when ray is missing
     ray_pool = None
     gpus, devices, slots = 0.0, [], []
     if backend == "ray":
-        import_ray()  # a clear error before any work when ray is missing
         ray_pool = _RayBackend(address)
-        try:
+    try:
+        # GPUs first: a request the machine cannot meet stops before the run folder is touched
+        if ray_pool is not None:
             gpus = resolve_gpus(gpus_per_chain, ray_gpus_per_node(ray_pool.ray), exp.chains,
                                 where="on any node of the Ray cluster")
-        except BaseException:
-            ray_pool.shutdown()
-            raise
-        ray_pool.configure(n_threads, gpus)
-    else:
-        devices = cuda_devices() if gpus_per_chain != 0 else []
-        gpus = resolve_gpus(gpus_per_chain, len(devices), exp.chains)
-        if gpus and isinstance(workers, str) and workers.strip().lower() == "auto":
-            fit = len(devices) // int(gpus) if gpus >= 1 else int(1 / gpus + 1e-9) * len(devices)
-            n_workers = max(1, min(int(n_workers), fit))  # as many as the GPUs hold
-        slots = gpu_slots(min(int(n_workers), max(1, len(exp.chains))), gpus, devices) if n_workers != 1 else []
-    try:
+            ray_pool.configure(n_threads, gpus)
+        else:
+            devices = cuda_devices() if gpus_per_chain != 0 else []
+            gpus = resolve_gpus(gpus_per_chain, len(devices), exp.chains)
+            if gpus and isinstance(workers, str) and workers.strip().lower() == "auto":
+                fit = len(devices) // int(gpus) if gpus >= 1 else int(1 / gpus + 1e-9) * len(devices)
+                n_workers = max(1, min(int(n_workers), fit))  # as many as the GPUs hold
+            slots = gpu_slots(min(int(n_workers), max(1, len(exp.chains))), gpus, devices) if n_workers != 1 else []
         if gpus:
             log.info("%g GPU(s) per chain (%s)", gpus, backend)
-        exp.prepare()  # the parent trains the shared classifier once (cached in RUN/cache)
-        store = exp.store
-        pending = [ch for ch in exp.chains if store.finished_generations(ch.id) < ch.config.loop.generations]
-        done_before = len(exp.chains) - len(pending)
-        if done_before:
-            log.info("%d of %d chains already finished; running the other %d", done_before, len(exp.chains), len(pending))
-        progress = _Progress(exp)
-        diverged: list[str] = []
-        failed: list[str] = []
-        try:
-            if not pending:
-                pass
-            elif backend == "local" and n_workers == 1:  # in this process, with its devices
-                _run_inline(exp, pending, n_threads, int(retries), progress, diverged, failed, TrainingDiverged)
-            else:
-                if ray_pool is not None:
-                    pool: Any = ray_pool
-                else:
-                    slots = slots[:len(pending)]
-                    pool = _LocalBackend([{"CUDA_VISIBLE_DEVICES": d} if d is not None else {} for d in slots])
-                    n_workers = len(slots)
-                _run_pool(exp, pending, pool, n_workers, n_threads, int(retries), progress,
-                          diverged, failed, poll_seconds)
-        finally:
-            progress.close()
-            exp.write_tables()
+        with exp.store.lock():  # one writer per run folder; stops here, naming the holder, if another run has it
+            _sweep_locked(exp, backend, ray_pool, slots, n_workers, n_threads, int(retries), poll_seconds,
+                          TrainingDiverged)
     finally:
         if ray_pool is not None:
             ray_pool.shutdown()
+    return exp.store.metric_rows() if return_rows else None
+
+
+def _sweep_locked(exp: Any, backend: str, ray_pool: Any, slots: list, n_workers: Optional[int], n_threads: int,
+                  retries: int, poll_seconds: float, TrainingDiverged: type) -> None:
+    """``run_sweep``'s work while it holds the run folder's lock: prepare, then the chains."""
+    store = exp.store
+    exp.prepare()  # the parent trains the shared classifier once (cached in RUN/cache)
+    pending = [ch for ch in exp.chains if store.finished_generations(ch.id) < ch.config.loop.generations]
+    done_before = len(exp.chains) - len(pending)
+    if done_before:
+        log.info("%d of %d chains already finished; running the other %d", done_before, len(exp.chains),
+                 len(pending))
+    update_lock(store.root, backend=backend, workers=n_workers, threads=n_threads,
+                chains=len(exp.chains), pending=len(pending))
+    progress = _Progress(exp)
+    diverged: list[str] = []
+    failed: list[str] = []
+    try:
+        if not pending:
+            pass
+        elif backend == "local" and n_workers == 1:  # in this process, with its devices
+            _run_inline(exp, pending, n_threads, retries, progress, diverged, failed, TrainingDiverged)
+        else:
+            if ray_pool is not None:
+                pool: Any = ray_pool
+            else:
+                slots = slots[:len(pending)]
+                pool = _LocalBackend([{"CUDA_VISIBLE_DEVICES": d} if d is not None else {} for d in slots])
+                n_workers = len(slots)
+            _run_pool(exp, pending, pool, n_workers, n_threads, retries, progress,
+                      diverged, failed, poll_seconds)
+    finally:
+        progress.close()
+        exp.write_tables()
     if failed:
         raise SweepError("; ".join(failed) + (f"; {'; '.join(diverged)}" if diverged else "")
                          + " (finished generations are kept in the run folder; rerun to resume)")
     if diverged:
         raise TrainingDiverged("; ".join(diverged) + " (finished generations are kept in the run folder)")
-    return store.metric_rows() if return_rows else None
 
 
 class _CallbackError(Exception):
@@ -656,18 +673,22 @@ def _inline_chains(exp: Any, pending: list, retries: int, diverged: list, failed
             attempt += 1
             try:
                 exp.run_chain(ch)
+                exp.store.clear_failure(ch.id)
                 break
             except _CallbackError as exc:
                 raise exc.__cause__ from None
-            except (ConfigError, DataError):
+            except (ConfigError, DataError) as exc:
+                exp.store.write_failure(ch.id, "invalid", f"{type(exc).__name__}: {exc}", attempt)
                 raise
             except TrainingDiverged as exc:
                 log.error("chain %s stopped: %s", ch.id, exc)
+                exp.store.write_failure(ch.id, "diverged", str(exc), attempt)
                 diverged.append(f"{ch.id}: {exc}")
                 break
             except Exception as exc:  # noqa: BLE001 - retried, then reported
                 if attempt > retries:
                     log.error("chain %s failed after %d attempt(s): %s", ch.id, attempt, exc)
+                    exp.store.write_failure(ch.id, "failed", traceback.format_exc()[-6000:], attempt)
                     failed.append(f"{ch.id}: {type(exc).__name__}: {exc}")
                     break
                 log.warning("chain %s failed (%s: %s); retry %d of %d from its last finished generation",
@@ -695,13 +716,16 @@ def _run_pool(exp: Any, pending: list, pool: Any, n_workers: Optional[int],
             progress.poll()
             for job, status, msg in finished:
                 if status == "ok":
+                    exp.store.clear_failure(job.chain_id)
                     continue
                 if status == "diverged":
                     log.error("chain %s stopped: %s", job.chain_id, msg)
+                    exp.store.write_failure(job.chain_id, "diverged", msg, job.attempt)
                     diverged.append(f"{job.chain_id}: {msg}")
                     continue
                 if status == "invalid":  # a config or data error: retrying cannot help
                     log.error("chain %s failed: %s", job.chain_id, msg)
+                    exp.store.write_failure(job.chain_id, "invalid", msg, job.attempt)
                     failed.append(f"{job.chain_id}: {msg}")
                     continue
                 ch = next(c for c in pending if c.id == job.chain_id)
@@ -712,6 +736,7 @@ def _run_pool(exp: Any, pending: list, pool: Any, n_workers: Optional[int],
                     queue.insert(0, ch)
                 else:
                     log.error("chain %s failed after %d attempt(s): %s", job.chain_id, job.attempt, msg)
+                    exp.store.write_failure(job.chain_id, "failed", msg or status, job.attempt)
                     last = msg.strip().splitlines()[-1] if msg.strip() else status
                     failed.append(f"{job.chain_id}: {last} (after {job.attempt} attempt(s))")
         progress.poll()

@@ -113,10 +113,23 @@ def _describe(name: str, s: ImageSet) -> str:
     return f"{name:<6}{len(s):>9,} images  {s.images.dtype}  C x H x W = {c} x {h} x {w}"
 
 
+def _text_info(sets: list) -> str:
+    """Blocks, tokens and vocabulary of text sets, and the start of the first block."""
+    first = sets[0][1]
+    tok = first.tokenizer
+    lines = [f"{n:<6}{len(s):>9,} blocks x {s.shape[0]} tokens = {len(s) * s.shape[0]:,} tokens" for n, s in sets]
+    lines.append(f"vocabulary: {first.vocab_size:,} tokens ({getattr(tok, 'name', '') or 'no'} tokenizer; ids 0 <bos>, 1 <unk>)")
+    if len(first):
+        lines.append("first block: " + repr(first.texts(1)[0][:200]))
+    return "\n".join(lines)
+
+
 def info(real: Union[RealData, ImageSet]) -> str:
     """Count, shape, classes and per-class counts of a dataset, as text
     (``genloop data info`` prints it; library code never prints)."""
     sets = [("train", real.train), ("test", real.test)] if isinstance(real, RealData) else [("images", real)]
+    if sets[0][1].kind == "tokens":
+        return _text_info(sets)
     lines = [_describe(n, s) for n, s in sets]
     first = sets[0][1]
     if len(first):

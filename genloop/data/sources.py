@@ -5,3 +5,5 @@ from . import folder  # noqa: F401
 from . import mnist  # noqa: F401
 from . import npz  # noqa: F401
 from . import shapes  # noqa: F401
+from . import text  # noqa: F401  (shakespeare, text, zipf-markov)
+from . import zipf  # noqa: F401  (zipf-markov)

@@ -4,13 +4,16 @@ A generator class is registered in ``GENERATORS`` under ``generator.name`` and
 constructed as ``cls(ctx: GenContext)``.  ``fit`` trains it on an ``ImageSet``;
 ``sample(labels, n)`` returns an ``ImageSet`` of ``n`` images (conditioned on
 ``labels`` when given, else unconditional); ``state_dict()`` returns the
-tensors to save as the generation's checkpoint (safetensors).
+tensors to save as the generation's checkpoint (safetensors).  ``fit`` and
+``sample`` work on one data kind (``ImageSet`` or ``TokenSet``); a language
+model also has ``log_probs(blocks) -> (N, L)`` (log-probability of each token
+given its block prefix), which the text metrics use (perplexity on real text).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol
 
 import numpy as np
 import torch
@@ -45,6 +48,7 @@ class GenContext:
     desc: str = ""
     select_score: Optional[Callable[[np.ndarray, np.ndarray], float]] = None
     validation: Optional[ImageSet] = None
+    real_train: Any = None  # the real training set (text generators draw their prompts from it)
 
 
 class Generator(Protocol):

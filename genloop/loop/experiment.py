@@ -6,10 +6,23 @@ Resume: a generation counts as finished when its ``DONE`` marker exists
 generation; inside a generation the generator resumes from its training
 checkpoint.  All randomness of generation g derives from (chain seed, g), so a
 resumed run gives the same numbers as an uninterrupted one.
+
+Verified files: ``DONE`` records the size and SHA-256 of every file of its
+generation; before running, ``prepare`` checks them, and a finished generation
+whose file is missing or changed is redone, with every later generation of its
+chain (they were computed from it), logged with the file's name.
+
+Extend, never redo: a folder made with another config is continued when the new
+config only raises ``loop.generations``, adds seeds or adds values to a grid key
+(every chain of the folder is still a chain of the new config, with as many
+generations or more); finished chains and generations are kept and keep their
+chain ids (matched by their resolved config, ``chain_key``), new chains get new
+ids.  Any other change is refused naming the keys that differ.
 """
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -19,13 +32,13 @@ from typing import Any, Callable, Optional, Union
 import numpy as np
 import torch
 
-from ..config import Chain, Config, ConfigError, dump_yaml, expand, identity_diff, to_dict
-from ..data import ImageSet, RealData, load_real
+from ..config import Chain, Config, ConfigError, NON_IDENTITY_SECTIONS, dump_yaml, expand, get_path, identity_diff, to_dict
+from ..data import ImageSet, RealData, concat_sets, load_real
 from ..generators import GenContext, TrainingDiverged, build_generator
-from ..grid import save_grid
+from ..grid import make_grid
 from ..metrics import MetricContext, build_metrics
-from ..store import (RunStore, json_bytes, load_npz, npz_bytes, weights_bytes, write_bytes, write_csv, write_files,
-                     write_json)
+from ..store import (LOCK_NAME, RunStore, json_bytes, load_npz, npz_bytes, weights_bytes, write_bytes, write_csv,
+                     write_files, write_json)
 from ..utils import digest, resolve_device
 from .interactions import INTERACTIONS, History, Interaction, Pool, lineage_config
 
@@ -105,7 +118,7 @@ def run_generation(cfg: Config, interaction: Interaction, history: History, g: i
                           seed=lineage_seed(cfg.seed, g, lin), state_path=state_path(lin) if state_path else None,
                           progress=progress, desc=desc + (f" lineage {lin}" if nl > 1 else ""),
                           select_score=_select_score(scorer, lcfg),
-                          validation=real.test if lcfg.train.select_every else None)
+                          validation=real.test if lcfg.train.select_every else None, real_train=real.train)
         gen = build_generator(gctx)
         fits.append(gen.fit(pool.data))
         tb = time.perf_counter()
@@ -122,16 +135,16 @@ def run_generation(cfg: Config, interaction: Interaction, history: History, g: i
     row: dict[str, Any] = {}
     if nl == 1:
         for _, metric in metrics:
-            row.update(metric(samples[0]))
+            row.update(measure(metric, samples[0], gens[0]))
     else:
         full = [s for s in samples if len(s)]
-        everything = ImageSet.concat(full)
+        everything = concat_sets(full)
         for _, metric in metrics:
-            row.update(metric(everything))
+            row.update(measure(metric, everything, None))
         for lin, s in enumerate(samples):
             if len(s):
                 for _, metric in metrics:
-                    row.update({f"{k}_l{lin}": v for k, v in metric(s).items()})
+                    row.update({f"{k}_l{lin}": v for k, v in measure(metric, s, gens[lin]).items()})
     score_s += time.perf_counter() - tm
     row.update(pool.composition(nl))
     row.update(pool.stats)
@@ -151,6 +164,15 @@ def run_generation(cfg: Config, interaction: Interaction, history: History, g: i
     row.update({"train_seconds": train_s, "sample_seconds": sample_s, "score_seconds": score_s,
                 "total_seconds": time.perf_counter() - t0})
     return GenerationResult(pool, gens, samples, kept, row)
+
+
+def measure(metric: Any, samples: Any, model: Any) -> dict:
+    """A metric's columns for ``samples``; a metric with ``uses_model = True`` also gets the
+    generator that made them (None for the pooled samples of several lineages), e.g. to
+    measure its perplexity on real text."""
+    if getattr(metric, "uses_model", False):
+        return metric(samples, model=model)
+    return metric(samples)
 
 
 def _select_score(scorer: Any, cfg: Config) -> Optional[Callable[[np.ndarray, np.ndarray], float]]:
@@ -179,7 +201,7 @@ def simulate(cfg: Config, real: Optional[RealData] = None, metrics: Union[bool, 
     interaction = INTERACTIONS.get(cfg.loop.interaction)(cfg, real)
     ctx = MetricContext(config=cfg, real=real, device=device, seed=cfg.data.split_seed)  # also the select() scorer
     metric_list = build_metrics(ctx) if metrics is True else (metrics or [])
-    kept: dict[tuple[int, int], ImageSet] = {}
+    kept: dict[tuple[int, int], Any] = {}
     history = History(real, lambda g, lin=0: kept[(g, lin)], len(interaction.lineages()))
     rows = []
     for g in range(cfg.loop.generations):
@@ -248,8 +270,89 @@ def _resume_samples(store: RunStore, chain: str, g: int) -> Optional[dict]:
     return arrays
 
 
+PASSAGES = 8  # generated passages kept as text per generation (text data)
+
+
+def _image_preview(samples: ImageSet, d: Path, suffix: str) -> dict:
+    if samples.images.dtype != np.uint8:
+        return {}
+    import io
+
+    from PIL import Image
+
+    grid = make_grid(samples.images, samples.labels, samples.num_classes)
+    buf = io.BytesIO()
+    Image.fromarray(grid[..., 0] if grid.shape[2] == 1 else grid).save(buf, format="PNG")
+    return {d / f"grid{suffix}.png": buf.getvalue()}
+
+
+def _text_preview(samples: Any, d: Path, suffix: str) -> dict:
+    return {d / f"passages{suffix}.json": json_bytes(samples.texts(PASSAGES))}
+
+
+# What a generation folder shows of its samples, by data kind: a grid (images), passages (text).
+PREVIEWS: dict[str, Callable[[Any, Path, str], dict]] = {"images": _image_preview, "tokens": _text_preview}
+
+
+def preview_files(samples: Any, d: Path, suffix: str) -> dict:
+    """Preview files (path -> bytes) of a generation's samples (written with the others, recorded in DONE)."""
+    return PREVIEWS[samples.kind](samples, d, suffix)
+
+
 class RunFolderMismatch(ConfigError):
     """The run folder was made with a different config."""
+
+
+EXTENDABLE = "only raising loop.generations, adding seeds or adding values to a grid key continue a run folder"
+
+
+def chain_key(chain: Chain) -> str:
+    """What identifies a chain's results in a run folder across runs: a hash of its resolved
+    config less ``loop.generations`` (unless that is a grid key), so that a chain keeps its
+    identity (and id) when generations, seeds or grid values are added."""
+    d = to_dict(chain.config)
+    for section in NON_IDENTITY_SECTIONS:  # store.*, sweep.*: how a run is kept or spread, not what it computes
+        d.pop(section, None)
+    if "loop.generations" not in chain.varied:
+        d["loop"].pop("generations", None)
+    return digest(d)
+
+
+def _values(raw: dict, key: str) -> list:
+    try:
+        v = get_path(raw, key)
+    except (KeyError, TypeError):
+        return []
+    return [] if v is None else v if isinstance(v, list) else [v]
+
+
+def extension_problem(old_raw: dict, new_raw: dict, new_chains: list[Chain], changed: list[str]) -> Optional[str]:
+    """None when ``new_raw`` extends the run folder made with ``old_raw`` (every old chain is
+    a new chain with as many generations or more, and its earlier generations would not
+    change); else what is refused, naming the keys that differ."""
+    try:
+        old_chains = expand(old_raw)
+    except (ConfigError, KeyError, TypeError, ValueError):
+        return f"keys that differ: {', '.join(changed)}"
+    new_by_key = {chain_key(c): c for c in new_chains}
+    missing = False
+    for oc in old_chains:
+        nc = new_by_key.get(chain_key(oc))
+        if nc is None:
+            missing = True
+            continue
+        og, ng = oc.config.loop.generations, nc.config.loop.generations
+        if ng < og:
+            return f"keys that differ: loop.generations ({og} -> {ng}: a run folder can gain generations, not lose them)"
+        if ng != og:
+            why = INTERACTIONS.get(nc.config.loop.interaction).generations_matter(nc.config)
+            if why:
+                return f"keys that differ: loop.generations ({why})"
+    if missing:
+        grown = [k for k in changed if all(v in _values(new_raw, k) for v in _values(old_raw, k))
+                 and k != "loop.generations"]
+        return f"keys that differ: {', '.join([k for k in changed if k not in grown] or changed)}"
+    return None
 
 
 class Experiment:
@@ -266,6 +369,7 @@ class Experiment:
         self.chains: list[Chain] = expand(raw)
         for ch in self.chains:
             check_names(ch.config)  # fail early on unknown names, before any work
+        self._fresh_ids = [ch.id for ch in self.chains]
         self.store = RunStore(Path(out_dir))
         self.force = force
         self.progress = progress
@@ -275,26 +379,69 @@ class Experiment:
         self._metric_ctx: dict[str, MetricContext] = {}
         self._metrics: dict[str, list] = {}
         self._tables_due = 0.0
+        self._adopt_ids()
+
+    def _adopt_ids(self) -> None:
+        """Chains already in the run folder keep their ids (found by ``chain_key``); chains
+        new to it are numbered after the folder's (``c<N>_<settings>``)."""
+        old = self.store.chains()
+        if not old:
+            return
+        keys = [c.get("key") for c in old]
+        if None in keys:  # chains.json written before keys were recorded: they follow config.yaml
+            try:
+                import yaml
+
+                legacy = expand(yaml.safe_load(self.store.config_path.read_text()))
+            except Exception:  # noqa: BLE001 - an unreadable old config: nothing to adopt
+                return
+            if [c.id for c in legacy] != [c.get("id") for c in old]:
+                return
+            keys = [chain_key(c) for c in legacy]
+        by_key: dict[str, list[str]] = {}
+        for k, c in zip(keys, old):
+            by_key.setdefault(k, []).append(c["id"])
+        taken = {c["id"] for c in old}
+        numbers = [int(m.group(1)) for m in (re.match(r"c(\d+)", i) for i in taken) if m]
+        nxt = max(numbers, default=-1) + 1
+        for ch in self.chains:  # chains of the folder keep their ids; new ones are numbered after them
+            ids = by_key.get(chain_key(ch))
+            if ids:
+                ch.id = ids.pop(0)
+            else:
+                ch.id = re.sub(r"^c\d+", f"c{nxt:02d}", ch.id)
+                nxt += 1
+
+    def folder_change(self) -> list[str]:
+        """The keys in which the config differs from the run folder's (empty for a new folder or
+        the same config).  Raises ``RunFolderMismatch`` when the difference is not an
+        extension (unless ``force``, which then starts over)."""
+        if not self.store.config_path.exists():
+            return []
+        import yaml
+
+        old = yaml.safe_load(self.store.config_path.read_text()) or {}
+        changed = identity_diff(old, self.raw)
+        if changed and not self.force:
+            problem = extension_problem(old, self.raw, self.chains, changed)
+            if problem:
+                raise RunFolderMismatch(f"{self.store.root}: made with a different config ({problem}); "
+                                        f"{EXTENDABLE}; use another output folder, or --force to start over")
+        return changed
 
     # ------------------------------------------------------------------ set-up
     def prepare(self) -> None:
         """Check or create the run folder, write the config and chain list,
         train the shared classifier and record the reference rows."""
         root = self.store.root
-        if self.store.config_path.exists():
-            import yaml
-
-            old = yaml.safe_load(self.store.config_path.read_text())
-            changed = identity_diff(old, self.raw)
-            if changed:
-                if not self.force:
-                    raise RunFolderMismatch(
-                        f"{root}: made with a different config (keys that differ: {', '.join(changed)}); "
-                        "use another output folder, or --force to start over")
-                log.warning("%s: config differs (%s); --force: starting over", root, ", ".join(changed))
-                shutil.rmtree(root)
-        elif self.force and root.exists():
-            shutil.rmtree(root)
+        changed = self.folder_change()
+        if changed and self.force:
+            log.warning("%s: config differs (%s); --force: starting over", root, ", ".join(changed))
+            self._start_over()
+        elif changed:
+            log.info("%s: extending the run (%s); finished generations are kept", root, ", ".join(changed))
+        elif self.force and root.exists() and not self.store.config_path.exists():
+            self._start_over()
         root.mkdir(parents=True, exist_ok=True)
         from ..store import write_text
 
@@ -302,8 +449,10 @@ class Experiment:
         from .summary import setting_label
 
         write_json(root / "chains.json", [{"id": c.id, "varied": c.varied, "seed": c.config.seed,
+                                           "generations": c.config.loop.generations, "key": chain_key(c),
                                            "setting": setting_label({k: v for k, v in c.varied.items() if k != "seed"}),
                                            "theory": theory_columns(c.config)} for c in self.chains])
+        self.verify()
         refs = []
         for ch in self.chains:
             key = self._metric_key(ch.config)
@@ -329,6 +478,40 @@ class Experiment:
         if self.on_reference is not None:
             self.on_reference(refs)
 
+    def _start_over(self) -> None:
+        """Empty the run folder (all but the lock this process holds) and use fresh chain ids."""
+        root = self.store.root
+        for p in list(root.iterdir()) if root.exists() else []:
+            if p.name == LOCK_NAME:
+                continue
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+        for ch, cid in zip(self.chains, self._fresh_ids):
+            ch.id = cid
+
+    def verify(self) -> list[tuple[str, int, str]]:
+        """Check the files each finished generation's DONE vouches for; a generation with a
+        missing or changed file is redone with every later one of its chain (they were made
+        from it).  Returns (chain, generation, problem) per chain with a damaged generation."""
+        store, found = self.store, []
+        for ch in self.chains:
+            n = store.finished_generations(ch.id)
+            for g in range(n):
+                problem = store.verify_done(ch.id, g)
+                if problem is None:
+                    continue
+                log.warning("chain %s generation %d: %s; redoing generation%s %s", ch.id, g, problem,
+                            "s" if n - g > 1 else "", f"{g}..{n - 1}" if n - g > 1 else g)
+                for h in range(n - 1, g - 1, -1):
+                    store.undo(ch.id, h)
+                # the training state of the generation after the last finished one
+                shutil.rmtree(store.train_state_path(ch.id).parent, ignore_errors=True)
+                found.append((ch.id, g, problem))
+                break
+        return found
+
     def real_for(self, cfg: Config) -> RealData:
         key = digest(to_dict(cfg.data))
         if key not in self._real:
@@ -350,19 +533,22 @@ class Experiment:
     # ------------------------------------------------------------------ running
     def run(self) -> list[dict]:
         """Run every chain one after the other; returns the metric rows."""
-        self.prepare()
-        failures = []
-        for ch in self.chains:
-            try:
-                self.run_chain(ch)
-            except TrainingDiverged as exc:
-                log.error("chain %s stopped: %s", ch.id, exc)
-                failures.append(f"{ch.id}: {exc}")
-            finally:
-                self.write_tables()
-        if failures:
-            raise TrainingDiverged("; ".join(failures) + " (finished generations are kept in the run folder)")
-        return self.store.metric_rows()
+        with self.store.lock():
+            self.prepare()
+            failures = []
+            for ch in self.chains:
+                try:
+                    self.run_chain(ch)
+                    self.store.clear_failure(ch.id)
+                except TrainingDiverged as exc:
+                    log.error("chain %s stopped: %s", ch.id, exc)
+                    self.store.write_failure(ch.id, "diverged", str(exc))
+                    failures.append(f"{ch.id}: {exc}")
+                finally:
+                    self.write_tables()
+            if failures:
+                raise TrainingDiverged("; ".join(failures) + " (finished generations are kept in the run folder)")
+            return self.store.metric_rows()
 
     def run_chain(self, chain: Chain) -> None:
         """Run (or resume) one chain.  What each generation writes follows ``store.samples``
@@ -381,14 +567,13 @@ class Experiment:
         cache: dict[int, dict] = {}
         memory: dict[tuple[int, int], ImageSet] = {}  # kept samples of this process's generations (not every)
 
-        def from_arrays(z: dict, lineage: int) -> ImageSet:
-            images, labels = z["images"], z.get("labels")
-            if "lineage" in z:
-                sel = z["lineage"] == lineage
-                images, labels = images[sel], None if labels is None else labels[sel]
-            elif lineage:
-                images, labels = images[:0], None if labels is None else labels[:0]
-            return ImageSet(images, labels, real.train.num_classes if labels is not None else 0)
+        def from_arrays(arrays: dict, lineage: int):
+            z = dict(arrays)
+            lin = z.pop("lineage", None)
+            if lin is not None or lineage:
+                sel = lin == lineage if lin is not None else slice(0, 0)
+                z = {k: v[sel] for k, v in z.items()}
+            return real.train.from_arrays(z)  # a set of the real data's kind
 
         def load(g: int, lineage: int = 0) -> ImageSet:
             if (g, lineage) in memory:
@@ -454,7 +639,7 @@ class Experiment:
                 if files:
                     flush()  # logged rows first: a folder never stands after a gap
                     write_files(files)  # all durable before the DONE marker
-                    store.mark_done(chain.id, g)
+                    store.mark_done(chain.id, g, files)  # records each file's size and SHA-256
                 else:
                     pending.append(row)
                     if keep_samples == "last":
@@ -481,10 +666,11 @@ class Experiment:
     @staticmethod
     def _kept_arrays(res: GenerationResult, nl: int) -> dict:
         if nl == 1:
-            return RunStore.samples_arrays(res.kept[0].images, res.kept[0].labels)
-        labels = None if any(k.labels is None for k in res.kept) else np.concatenate([k.labels for k in res.kept])
-        return RunStore.samples_arrays(np.concatenate([k.images for k in res.kept]), labels,
-                                       np.concatenate([np.full(len(k), lin) for lin, k in enumerate(res.kept)]))
+            return res.kept[0].arrays()
+        parts = [k.arrays() for k in res.kept]
+        arrays = {name: np.concatenate([p[name] for p in parts]) for name in parts[0] if all(name in p for p in parts)}
+        arrays["lineage"] = np.concatenate([np.full(len(k), lin, dtype=np.int64) for lin, k in enumerate(res.kept)])
+        return arrays
 
     def _generation_files(self, chain: Chain, g: int, res: GenerationResult, row: dict, nl: int,
                           with_samples: bool, with_model: bool) -> dict:
@@ -502,8 +688,8 @@ class Experiment:
                 if state:
                     meta = {"generation": g, "chain": chain.id, **({"lineage": lin} if nl > 1 else {})}
                     files[d / f"model{suffix}.safetensors"] = weights_bytes(state, meta)
-            if with_samples and samples.images.dtype == np.uint8 and len(samples):  # grids only for images
-                save_grid(d / f"grid{suffix}.png", samples.images, samples.labels, samples.num_classes)
+            if with_samples and len(samples):  # a grid (images) or passages (text)
+                files.update(preview_files(samples, d, suffix))
         if files:
             files[d / "metrics.json"] = json_bytes(row)
         return files

@@ -72,7 +72,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ..config import Config, ConfigError, GeneratorConfig, register_validator, to_dict
-from ..data import ImageSet, RealData
+from ..data import ImageSet, RealData, concat_sets
 from ..registry import Registry
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ class Pool:
         full = [p for p in pools if len(p)]
         if not full:
             return pools[0]
-        return Pool(ImageSet.concat([p.data for p in full]), np.concatenate([p.origin for p in full]),
+        return Pool(concat_sets([p.data for p in full]), np.concatenate([p.origin for p in full]),
                     np.concatenate([p.lineage for p in full]), np.concatenate([p.index for p in full]))
 
     def subset(self, index: np.ndarray) -> "Pool":
@@ -239,6 +239,12 @@ class Interaction:
         self.config = config
         self.real = real
 
+    @classmethod
+    def generations_matter(cls, config: Config) -> Optional[str]:
+        """Why earlier generations would differ with another ``loop.generations`` (a run
+        folder then cannot be extended to more generations), or None when they would not."""
+        return None
+
     def sample_count(self) -> int:
         return self.config.loop.sample_count or len(self.real.train)
 
@@ -342,6 +348,13 @@ class Fresh(Interaction):
     """Each later generation: k never-used real images from a held-back reserve plus
     n0 - k samples of the previous generation (n0: generation 0's size)."""
 
+    @classmethod
+    def generations_matter(cls, config: Config) -> Optional[str]:
+        if config.loop.fresh_reserve is None:
+            return ("loop.interaction=fresh sizes its real-image reserve from loop.generations "
+                    "(set loop.fresh_reserve to make a run that can be extended)")
+        return None
+
     def __init__(self, config: Config, real: RealData) -> None:
         super().__init__(config, real)
         loop = config.loop
@@ -384,6 +397,58 @@ class Fresh(Interaction):
         return Pool.concat([fresh, synth])
 
 
+def _image_curate_score(config: Config, real: RealData) -> Callable:
+    """Images: p(label | x) from the filter's own classifier (another seed than the metric's
+    judge; max over classes for unlabelled samples of labelled data); unlabelled data: the log-density under a Gaussian fitted
+    to the real training set (needs loop.curate_top_fraction)."""
+    if real.train.labelled:
+        def score(samples: ImageSet, scorer) -> np.ndarray:
+            if scorer is None:
+                raise ValueError("curate: select() needs the metric context (scorer) for the filter's classifier")
+            import torch
+
+            probs = torch.softmax(scorer.filter_classifier().logits(samples.images).float(), 1).numpy()
+            if samples.labels is None:
+                return probs.max(1)
+            return probs[np.arange(len(samples)), samples.labels]
+
+        return score
+    if config.loop.curate_top_fraction is None:
+        raise ConfigError(f"loop.curate_top_fraction: {config.data.name!r} has no labels, so curate scores samples "
+                          "by their log-density under a Gaussian fitted to the real data, which has no natural "
+                          "threshold; set loop.curate_top_fraction (e.g. 0.8)")
+    from ..generators.analytic import to_space
+
+    x = to_space(real.train.images)
+    mean = x.mean(0)
+    cov = np.atleast_2d(np.cov(x, rowvar=False, bias=True)) + 1e-6 * np.eye(x.shape[1])
+    precision = np.linalg.inv(cov)
+
+    def gaussian(samples: ImageSet, scorer) -> np.ndarray:
+        d = to_space(samples.images) - mean
+        return -0.5 * np.einsum("ni,ij,nj->n", d, precision, d)
+
+    return gaussian
+
+
+def _text_curate_score(config: Config, real: RealData) -> Callable:
+    """Text: minus the mean negative log-likelihood per token (so the lowest-perplexity blocks
+    score highest) under a Kneser-Ney filter model of order loop.curate_order trained on the
+    real training text; not the text metrics' judge (order metrics.judge_order).  Perplexity
+    has no natural threshold: needs loop.curate_top_fraction."""
+    if config.loop.curate_top_fraction is None:
+        raise ConfigError("loop.curate_top_fraction: curate on text keeps the lowest-perplexity samples under its "
+                          "filter model, which has no natural threshold; set loop.curate_top_fraction (e.g. 0.8)")
+    from ..generators.ngram import KneserNey
+
+    model = KneserNey(config.loop.curate_order, real.train.vocab_size).fit(real.train.tokens)
+    return lambda samples, scorer: model.log_probs(samples.tokens).mean(1)
+
+
+# How curate scores samples, by data kind: factory(config, real) -> score(samples, scorer), higher is better.
+CURATE_SCORES: dict[str, Callable] = {"images": _image_curate_score, "tokens": _text_curate_score}
+
+
 @INTERACTIONS.register("curate")
 class Curate(Replace):
     """``replace`` with curated samples: only samples the filter's classifier (another seed
@@ -392,35 +457,11 @@ class Curate(Replace):
 
     def __init__(self, config: Config, real: RealData) -> None:
         super().__init__(config, real)
-        self.labelled = real.train.labelled
-        if not self.labelled:
-            if config.loop.curate_top_fraction is None:
-                raise ConfigError(f"loop.curate_top_fraction: {config.data.name!r} has no labels, so curate scores samples "
-                                  "by their log-density under a Gaussian fitted to the real data, which has no natural "
-                                  "threshold; set loop.curate_top_fraction (e.g. 0.8)")
-            from ..generators.analytic import to_space
+        self.score_fn = CURATE_SCORES[real.train.kind](config, real)
 
-            x = to_space(real.train.images)
-            self.mean = x.mean(0)
-            cov = np.atleast_2d(np.cov(x, rowvar=False, bias=True)) + 1e-6 * np.eye(x.shape[1])
-            self.precision = np.linalg.inv(cov)
-
-    def scores(self, samples: ImageSet, scorer) -> np.ndarray:
-        """Higher is better: p(label | x) from the filter's own classifier (not the metric's judge),
-        or the real-data Gaussian log-density."""
-        if not self.labelled:
-            from ..generators.analytic import to_space
-
-            d = to_space(samples.images) - self.mean
-            return -0.5 * np.einsum("ni,ij,nj->n", d, self.precision, d)
-        if scorer is None:
-            raise ValueError("curate: select() needs the metric context (scorer) for the filter's classifier")
-        import torch
-
-        probs = torch.softmax(scorer.filter_classifier().logits(samples.images).float(), 1).numpy()
-        if samples.labels is None:
-            return probs.max(1)
-        return probs[np.arange(len(samples)), samples.labels]
+    def scores(self, samples, scorer) -> np.ndarray:
+        """Higher is better (see the data kind's entry in ``CURATE_SCORES``)."""
+        return self.score_fn(samples, scorer)
 
     def select(self, generation: int, samples: ImageSet, rng: np.random.Generator, scorer=None) -> tuple[ImageSet, dict]:
         if not len(samples):
@@ -464,12 +505,42 @@ class Detect(Interaction):
         return pool
 
 
-def detector_features(data: ImageSet) -> np.ndarray:
+def _image_features(data: ImageSet) -> np.ndarray:
     """Pixels in [-1, 1] (vectors as they are), flattened; squares appended when D <= 256."""
     from ..generators.analytic import to_space
 
     x = to_space(data.images)
     return np.concatenate([x, x * x], 1) if x.shape[1] <= 256 else x
+
+
+TEXT_FEATURES = 256  # hashed n-gram buckets of the learned text detector
+
+
+def _text_features(data) -> np.ndarray:
+    """Per block, the frequencies of its 1-, 2- and 3-grams hashed into 256 buckets
+    (a fixed multiplicative hash of the token ids), plus the block's share of distinct tokens."""
+    t = data.tokens.astype(np.int64)
+    n, length = t.shape
+    x = np.zeros((n, TEXT_FEATURES + 1))
+    rows = np.arange(n)
+    for order in (1, 2, 3):
+        if length < order:
+            continue
+        h = np.zeros((n, length - order + 1), dtype=np.int64)
+        for j in range(order):
+            h = h * 1_000_003 + t[:, j:length - order + 1 + j] + 1
+        b = (h * 2_654_435_761 + order) % TEXT_FEATURES
+        np.add.at(x, (np.repeat(rows, b.shape[1]), b.reshape(-1)), 1.0 / b.shape[1])
+    x[:, -1] = [len(np.unique(r)) / length for r in t]
+    return x
+
+
+# Features of the learned real-vs-generated detector, by data kind.
+DETECTOR_FEATURES: dict[str, Callable] = {"images": _image_features, "tokens": _text_features}
+
+
+def detector_features(data) -> np.ndarray:
+    return DETECTOR_FEATURES[data.kind](data)
 
 
 def learned_detector(data: ImageSet, synthetic: np.ndarray, rng: np.random.Generator) -> np.ndarray:

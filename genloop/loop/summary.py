@@ -161,7 +161,7 @@ def write_summary(store: RunStore, rows: Optional[list[dict]] = None) -> Optiona
     acc = SummaryAccumulator(store.chains())
     if rows is None:
         for ch in store.chains():
-            for r in store.chain_rows(ch["id"]):
+            for r in store.chain_rows(ch["id"], varied=ch.get("varied")):
                 acc.add(r)
     else:
         for r in rows:
@@ -185,7 +185,7 @@ def write_tables(store: RunStore) -> int:
     def jsonl(f) -> None:
         nonlocal count
         for ch in chains:
-            for r in store.chain_rows(ch["id"]):
+            for r in store.chain_rows(ch["id"], varied=ch.get("varied")):
                 columns.update(dict.fromkeys(r))
                 acc.add(r)
                 f.write((json.dumps(r, default=_jsonable) + "\n").encode("utf-8"))
@@ -201,7 +201,7 @@ def write_tables(store: RunStore) -> int:
         cols = list(columns)
         w.writerow(cols)
         for ch in chains:
-            for r in store.chain_rows(ch["id"]):
+            for r in store.chain_rows(ch["id"], varied=ch.get("varied")):
                 w.writerow([_csv_value(r.get(k)) for k in cols])
         text.flush()
         text.detach()

