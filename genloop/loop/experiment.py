@@ -561,6 +561,7 @@ class Experiment:
         interaction = INTERACTIONS.get(cfg.loop.interaction)(cfg, real)
         device = resolve_device(cfg.device)
         metrics = self.metrics_for(cfg)
+        metric_ctx = self._metric_ctx.get(self._metric_key(cfg))  # once per chain (hashing the config is not free)
         nl = len(interaction.lineages())
         keep_samples, keep_models = cfg.store.samples, cfg.store.checkpoints
         last_g = cfg.loop.generations - 1
@@ -612,8 +613,7 @@ class Experiment:
             while g < cfg.loop.generations:
                 replaying = g < replay_until
                 try:
-                    res = run_generation(cfg, interaction, history, g, real, device, metrics,
-                                         self._metric_ctx.get(self._metric_key(cfg)),
+                    res = run_generation(cfg, interaction, history, g, real, device, metrics, metric_ctx,
                                          state_path=lambda lin: store.train_state_path(chain.id, lin),
                                          progress=self.progress and not replaying, desc=f"{chain.id} gen {g}")
                 except MissingSamples as exc:
