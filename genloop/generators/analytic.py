@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from ..data import ImageSet
+from ..data.vectors import as_vectors
 from . import GENERATORS, GenContext
 
 _POOLED = -1  # key of the model fitted on all points
@@ -50,16 +51,9 @@ def _small_blas(d: int):
     return contextlib.nullcontext()
 
 
-def to_space(images: np.ndarray) -> np.ndarray:
-    """(N, ...) uint8 or float32 -> float64 (N, D); uint8 mapped to [-1, 1]."""
-    x = images.reshape(len(images), -1)
-    if images.dtype == np.uint8:
-        return x.astype(np.float64) / 127.5 - 1.0
-    return x.astype(np.float64)
-
-
 def from_space(x: np.ndarray, shape: tuple, dtype: np.dtype) -> np.ndarray:
-    """float64 (N, D) -> (N, *shape) of ``dtype``; uint8 clipped to [-1, 1] and rounded."""
+    """float64 (N, D) -> (N, *shape) of ``dtype`` (the inverse of ``as_vectors(images,
+    signed=True)``); uint8 clipped to [-1, 1] and rounded."""
     x = x.reshape(len(x), *shape)
     if dtype == np.uint8:
         return np.rint((np.clip(x, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
@@ -91,7 +85,7 @@ class _Analytic:
         if len(train) == 0:
             raise ValueError(f"{self.ctx.desc}: cannot fit {self.cfg.name!r} on an empty training set")
         self.dtype = train.images.dtype
-        self.x = to_space(train.images)
+        self.x = as_vectors(train.images, signed=True)
         with _small_blas(self.x.shape[1]):
             return self._fit_all(train)
 

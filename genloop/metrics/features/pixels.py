@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ...data.vectors import as_vectors
 from ...utils import chunks
 from . import EXTRACTORS, FeatureExtractor
 
@@ -24,9 +25,8 @@ class PixelFeatures(FeatureExtractor):
         n = len(images)
         d = int(np.prod(images.shape[1:]))
         out = np.empty((n, d), dtype=np.float32)
-        scale = np.float32(1.0 / 255.0) if images.dtype == np.uint8 else np.float32(1.0)
         for s in chunks(n, self.batch_size):
-            np.multiply(images[s].reshape(s.stop - s.start, d), scale, out=out[s], dtype=np.float32)
+            as_vectors(images[s], out=out[s])
         return out
 
 

@@ -1,0 +1,93 @@
+"""``curate``: ``replace`` whose samples enter the history only when a filter scores them high."""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+
+from ...config import Config, ConfigError
+from ...data import ImageSet, RealData
+from ...data.vectors import as_vectors
+from .base import INTERACTIONS
+from .replace import Replace
+
+
+def _image_curate_score(config: Config, real: RealData) -> Callable:
+    """Images: p(label | x) from the filter's own classifier (another seed than the metric's
+    judge; max over classes for unlabelled samples of labelled data); unlabelled data: the log-density under a Gaussian fitted
+    to the real training set (needs loop.curate_top_fraction)."""
+    if real.train.labelled:
+        def score(samples: ImageSet, scorer) -> np.ndarray:
+            if scorer is None:
+                raise ValueError("curate: select() needs the metric context (scorer) for the filter's classifier")
+            import torch
+
+            probs = torch.softmax(scorer.filter_classifier().logits(samples.images).float(), 1).numpy()
+            if samples.labels is None:
+                return probs.max(1)
+            return probs[np.arange(len(samples)), samples.labels]
+
+        return score
+    if config.loop.curate_top_fraction is None:
+        raise ConfigError(f"loop.curate_top_fraction: {config.data.name!r} has no labels, so curate scores samples "
+                          "by their log-density under a Gaussian fitted to the real data, which has no natural "
+                          "threshold; set loop.curate_top_fraction (e.g. 0.8)")
+    x = as_vectors(real.train.images, signed=True)
+    mean = x.mean(0)
+    cov = np.atleast_2d(np.cov(x, rowvar=False, bias=True)) + 1e-6 * np.eye(x.shape[1])
+    precision = np.linalg.inv(cov)
+
+    def gaussian(samples: ImageSet, scorer) -> np.ndarray:
+        d = as_vectors(samples.images, signed=True) - mean
+        return -0.5 * np.einsum("ni,ij,nj->n", d, precision, d)
+
+    return gaussian
+
+
+def _text_curate_score(config: Config, real: RealData) -> Callable:
+    """Text: minus the mean negative log-likelihood per token (so the lowest-perplexity blocks
+    score highest) under a Kneser-Ney filter model of order loop.curate_order trained on the
+    real training text; not the text metrics' judge (order metrics.judge_order).  Perplexity
+    has no natural threshold: needs loop.curate_top_fraction."""
+    if config.loop.curate_top_fraction is None:
+        raise ConfigError("loop.curate_top_fraction: curate on text keeps the lowest-perplexity samples under its "
+                          "filter model, which has no natural threshold; set loop.curate_top_fraction (e.g. 0.8)")
+    from ...generators.ngram import KneserNey
+
+    model = KneserNey(config.loop.curate_order, real.train.vocab_size).fit(real.train.tokens)
+    return lambda samples, scorer: model.log_probs(samples.tokens).mean(1)
+
+
+# How curate scores samples, by data kind: factory(config, real) -> score(samples, scorer), higher is better.
+CURATE_SCORES: dict[str, Callable] = {"images": _image_curate_score, "tokens": _text_curate_score}
+
+
+@INTERACTIONS.register("curate")
+class Curate(Replace):
+    """``replace`` with curated samples: only samples the filter's classifier (another seed
+    than the metric's judge) assigns to their conditioning label with probability >= curate_threshold (or the top
+    curate_top_fraction by that probability) enter the history."""
+
+    def __init__(self, config: Config, real: RealData) -> None:
+        super().__init__(config, real)
+        self.score_fn = CURATE_SCORES[real.train.kind](config, real)
+
+    def scores(self, samples, scorer) -> np.ndarray:
+        """Higher is better (see the data kind's entry in ``CURATE_SCORES``)."""
+        return self.score_fn(samples, scorer)
+
+    def select(self, generation: int, samples: ImageSet, rng: np.random.Generator, scorer=None) -> tuple[ImageSet, dict]:
+        if not len(samples):
+            return samples, {"curate_kept_fraction": 0.0}
+        s = self.scores(samples, scorer)
+        top = self.config.loop.curate_top_fraction
+        if top is not None:
+            m = max(1, int(math.ceil(top * len(s))))
+            keep = np.sort(np.argsort(-s, kind="stable")[:m])
+        else:
+            keep = np.flatnonzero(s >= self.config.loop.curate_threshold)
+            if not len(keep):  # keep the best one so the chain can go on
+                keep = np.array([int(np.argmax(s))])
+        return samples.subset(keep), {"curate_kept_fraction": len(keep) / len(s),
+                                      "curate_score_kept": float(np.mean(s[keep])), "curate_score_all": float(np.mean(s))}
