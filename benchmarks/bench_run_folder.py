@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -56,9 +57,17 @@ def _hwm_kib(pid: int) -> int:
     return 0
 
 
-def run_cli(args: list[str]) -> tuple[float, int, str]:
-    """(seconds, peak RSS of the genloop process in KiB, its output)."""
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def run_cli(args: list[str]) -> tuple[float, float, int, str]:
+    """(wall seconds, CPU seconds of the genloop process and its workers, peak RSS of the
+    genloop process in KiB, its output).  CPU seconds count every process the command
+    waited for (its local workers; not Ray's own processes)."""
     cmd = [sys.executable, "-m", "genloop", "run", "--no-progress", *args]
+    cpu0 = _children_cpu()
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     peak = [0]
@@ -73,37 +82,40 @@ def run_cli(args: list[str]) -> tuple[float, int, str]:
     out, _ = p.communicate()
     th.join()
     dt = time.perf_counter() - t0
+    cpu = _children_cpu() - cpu0
     if p.returncode != 0:
         raise SystemExit(f"genloop run failed ({p.returncode}):\n{out[-3000:]}")
-    return dt, peak[0], out
+    return dt, cpu, peak[0], out
 
 
-def part_cli(generations: int, seeds: int, tmp: Path) -> None:
+def part_cli(generations: int, seeds: int, tmp: Path, workers: int) -> None:
     from genloop.config import expand, load_raw, preset_path
     from genloop.loop.experiment import simulate
 
     over = [f"loop.interaction={MODELS}", f"seeds={list(range(seeds))}", f"loop.generations={generations}", *OPTIONS]
     out = tmp / "cli"
-    dt, _, text = run_cli(["-p", "theory", "-o", str(out), *over])
+    dt, cpu, _, text = run_cli(["-p", "theory", "-o", str(out), "--workers", str(workers), *over])
     chains = expand(load_raw(preset_path("theory"), over))
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for ch in chains:
         simulate(ch.config)
-    sim = time.perf_counter() - t0
+    sim, sim_cpu = time.perf_counter() - t0, time.process_time() - c0
     n = len(chains) * generations
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     files = sum(1 for f in out.rglob("*") if f.is_file())
     print(f"7 models x {seeds} seeds x {generations} generations = {len(chains)} chains, {n} generations")
-    print(f"genloop run (whole command, report included): {dt:.1f} s = {1000 * dt / n:.2f} ms per generation")
-    print(f"simulate (in memory, this process):           {sim:.1f} s = {1000 * sim / n:.2f} ms per generation")
-    print(f"ratio: {dt / sim:.2f}x; run folder: {files} files, {size / 1e6:.1f} MB")
+    print(f"genloop run --workers {workers} (whole command, report included): {dt:.1f} s wall = "
+          f"{1000 * dt / n:.2f} ms per generation; {cpu:.1f} s CPU")
+    print(f"simulate (in memory, this process, one core): {sim:.1f} s wall = {1000 * sim / n:.2f} ms per generation; "
+          f"{sim_cpu:.1f} s CPU")
+    print(f"ratio (wall): {dt / sim:.2f}x; run folder: {files} files, {size / 1e6:.1f} MB")
     print("last lines:", *text.strip().splitlines()[-4:], sep="\n  ")
 
 
 def part_ray(generations: int, chains: int, tmp: Path) -> None:
     out = tmp / "ray"
     over = ["loop.interaction=replace", f"seeds={list(range(chains))}", f"loop.generations={generations}"]
-    dt, peak, text = run_cli(["-p", "theory", "-o", str(out), "--backend", "ray", *over])
+    dt, _, peak, text = run_cli(["-p", "theory", "-o", str(out), "--backend", "ray", *over])
     summary = out / "summary.csv"
     print(f"{chains} chains x {generations} generations on a local Ray: {dt:.1f} s = {chains / dt:.1f} chains/s "
           f"({chains * generations / dt:.0f} generations/s), whole command")
@@ -117,13 +129,14 @@ def main() -> None:
     ap.add_argument("--part", choices=("cli", "ray", "both"), default="both")
     ap.add_argument("--generations", type=int, default=200)
     ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--workers", type=int, default=2, help="genloop run --workers (this machine has 2 cores)")
     ap.add_argument("--chains", type=int, default=1000)
     ap.add_argument("--ray-generations", type=int, default=50)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench_run_folder."))
     try:
         if args.part in ("cli", "both"):
-            part_cli(args.generations, args.seeds, tmp)
+            part_cli(args.generations, args.seeds, tmp, args.workers)
         if args.part in ("ray", "both"):
             part_ray(args.ray_generations, args.chains, tmp)
     finally:

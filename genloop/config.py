@@ -179,7 +179,7 @@ class MetricsConfig:
     kid_subset_size: int = opt(1000, "KID: images per subset (capped at the smaller set size)", ge=2)
     inception_weights: Optional[str] = opt(None, "path of pt_inception-2015-12-05-6726825d.pth (or .safetensors); None: $GENLOOP_INCEPTION_WEIGHTS, then the torch hub cache")
     feature_batch_size: int = opt(50, "images per forward pass of the Inception feature extractor", ge=1)
-    equal_n: bool = opt(True, "score fd/kid/prdc of every generation and of the reference at one sample count n = min(real training set, real held-out set, samples): larger sides are subsampled and averaged over metrics.draws draws (the column eval_n says n); false: all images, so the reference (held-out vs training set) has other counts than the generations")
+    equal_n: bool = opt(True, "score fd/kid/prdc (and frechet/wasserstein on vectors) of every generation and of the reference at one sample count n = min(real training set, real held-out set, samples): larger sides are subsampled and averaged over metrics.draws draws (the column eval_n says n; variance_ratio: both sides of a row at one N); false: all images, so the reference (held-out vs training set) has other counts than the generations")
     draws: int = opt(5, "with metrics.equal_n: random subsamples averaged when a side has more than n images", ge=1)
     min_samples_warning: int = opt(1000, "log a warning when fd/kid/prdc get fewer samples than this (their estimates are biased or noisy below)", ge=0)
     judge_order: int = opt(3, "text metrics: n of the Kneser-Ney judge trained once on the real training text (ppl_judge)", ge=1, le=8)

@@ -196,8 +196,9 @@ def test_kde_sample_is_a_training_point_plus_bandwidth_noise():
 
 
 def test_gaussian_data_source_and_lowdim_metrics():
+    # every point on both sides (metrics.equal_n=false): the formulas on whole sets
     cfg = _cfg("data.name=gaussian", "data.dim=3", "data.count=500", "data.gaussian_mean=2", "data.gaussian_std=3",
-               "metrics.names=[frechet,wasserstein,variance_ratio]")
+               "metrics.names=[frechet,wasserstein,variance_ratio]", "metrics.equal_n=false")
     real = load_real(cfg.data)
     assert real.train.images.dtype == np.float32 and real.train.images.shape == (400, 3, 1, 1)
     assert len(real.test) == 100 and not real.train.labelled
@@ -223,6 +224,37 @@ def test_gaussian_data_source_and_lowdim_metrics():
     shift = (x64.mean(0) - 2) / 2
     expected = shift @ shift + np.trace(cov) + np.trace(cov / 4) - 2 * np.trace(sqrtm(cov @ cov / 4)).real
     assert row["frechet"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_lowdim_reference_is_scored_at_the_generations_sample_count():
+    """A perfect generator (fresh draws from the true Gaussian, as many as the training set)
+    scores what the reference (held-out vs training set) scores, on average, only when both
+    are at one N (metrics.equal_n); with every point the small held-out set makes the
+    reference's frechet/wasserstein larger."""
+    ratios = {True: {"frechet": [], "wasserstein": []}, False: {"frechet": [], "wasserstein": []}}
+    var_ref = []
+    for seed in range(24):
+        for eq in (True, False):
+            cfg = _cfg("data.name=gaussian", "data.dim=2", "data.count=500", f"data.split_seed={seed}",
+                       "metrics.names=[frechet,wasserstein,variance_ratio]", f"metrics.equal_n={str(eq).lower()}")
+            real = load_real(cfg.data)  # 400 train / 100 test
+            fresh = np.random.default_rng([seed, 7]).standard_normal((400, 2, 1, 1)).astype(np.float32)
+            row, ref = {}, {}
+            for _, m in build_metrics(MetricContext(config=cfg, real=real, device=torch.device("cpu"), seed=seed)):
+                row.update(m(ImageSet(fresh)))
+                ref.update(m.reference())
+            for k in ("frechet", "wasserstein"):
+                ratios[eq][k].append((row[k], ref[k]))
+            if eq:
+                assert row["eval_n_vectors"] == ref["eval_n_vectors"] == 100
+                assert row["eval_n_variance_ratio"] == 400 and ref["eval_n_variance_ratio"] == 100
+                var_ref.append(ref["variance_ratio"])
+    for k in ("frechet", "wasserstein"):
+        gen, ref = (np.mean([p[i] for p in ratios[True][k]]) for i in (0, 1))
+        assert 0.75 < gen / ref < 1.33, (k, gen, ref)
+        gen_all, ref_all = (np.mean([p[i] for p in ratios[False][k]]) for i in (0, 1))
+        assert gen_all / ref_all < 0.75, (k, gen_all, ref_all)  # the unequal-N reference is too high
+    assert np.mean(var_ref) == pytest.approx(1.0, abs=0.05)  # equal sides: unbiased
 
 
 # --------------------------------------------------------------------------- end to end through the runner
