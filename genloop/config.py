@@ -68,10 +68,11 @@ class DataConfig:
     bbox_crop: bool = opt(False, "folder, CUB-200-2011: crop each image to the square around its bounding box (bounding_boxes.txt and images.txt next to images/) instead of the centre square")
     bbox_padding: float = opt(0.25, "folder with data.bbox_crop: the square's side is (1 + padding) x the box's longer side (the paper's birds: 0.25)", ge=0.0)
     test_limit: Optional[int] = opt(None, "use at most this many real test items (images or text blocks; None: all)", ge=1)
-    tokenizer: str = opt("word", "text: tokenizer trained once on the real training text and cached in the run folder (registry `genloop.data.text.TOKENIZERS`): word (lower-cased words, digits and punctuation, newline kept) or char")
+    tokenizer: str = opt("word", "text: tokenizer trained once on the real training text and cached in the run folder (registry `genloop.data.text.TOKENIZERS`): word (lower-cased words, digits and punctuation, newline kept), char, bpe (byte-level BPE, needs the tokenizers package), or pretrained (a saved Hugging Face tokenizer from data.tokenizer_path, not trained; for generator.name=hf-causal-lm)")
+    tokenizer_path: Optional[str] = opt(None, "text, data.tokenizer=pretrained: folder of a tokenizer saved with save_pretrained (usually the same as generator.model_path)")
     block_size: int = opt(64, "text: tokens per block; a text data set is blocks of this many tokens, and every sample is one block", ge=2)
-    vocab_size: int = opt(8000, "text: most frequent training tokens kept by the tokenizer (the rest map to <unk>)", ge=2)
-    min_count: int = opt(1, "text, word tokenizer: keep only tokens seen at least this often in the training text", ge=1)
+    vocab_size: int = opt(8000, "text: most frequent training tokens kept by the tokenizer (the rest map to <unk>); bpe: tokens in all, at least 258 (256 bytes, <bos>, <unk>); not used by pretrained", ge=2)
+    min_count: int = opt(1, "text, word tokenizer: keep only tokens seen at least this often in the training text; bpe: merge only pairs seen at least this often", ge=1)
     words: int = opt(50, "zipf-markov: number of words of the synthetic language (its vocabulary)", ge=2, le=400)
     zipf_exponent: float = opt(1.1, "zipf-markov: exponent s of the Zipf weights 1/rank^s of each context's next-word distribution", gt=0.0)
 
@@ -119,7 +120,8 @@ class DecodeConfig:
     top_p: float = opt(1.0, "text: nucleus sampling, the smallest set of tokens with this much probability (1: all)", gt=0.0, le=1.0)
     repetition_penalty: float = opt(1.0, "text: CTRL repetition penalty on tokens already in the sequence (1: off; Shumailov et al. 3.0)", ge=1.0)
     beams: int = opt(1, "text: beam search with this many beams instead of sampling (1: sample)", ge=1)
-    prompt_tokens: int = opt(0, "text: condition each sample on the first this-many tokens of a random real training block and keep only the new tokens (0: unprompted; Shumailov et al. 64)", ge=0)
+    prompt_tokens: int = opt(0, "text: start each sample with the first this-many tokens of a random real training block; the model writes the rest (0: unprompted; Shumailov et al.: 64 with decode.keep_prompt=false)", ge=0)
+    keep_prompt: bool = opt(True, "text: the prompt is the start of the sample block (true), or only context: the model writes a whole new block after it and the sample is the new tokens (false, as Shumailov et al.: 64-token real prompt, 64 new tokens)")
     batch_size: int = opt(256, "text: sequences generated at once", ge=1)
 
 

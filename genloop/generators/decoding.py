@@ -15,7 +15,10 @@ p).  With ``decode.beams`` > 1, beam search keeps the ``beams`` best
 sequences by summed log-probability (of the adjusted scores) and returns the
 best one; otherwise each token is sampled.  ``decode.prompt_tokens`` = P: a
 sample starts with the first P tokens of a random real training block and the
-model writes the remaining ``block_size`` - P tokens.
+model writes the remaining ``block_size`` - P tokens; with ``decode.keep_prompt``
+false the P tokens are only context: the model writes ``block_size`` new tokens
+after them and the sample is those (Shumailov et al.: a 64-token real block as
+the prompt, 64 new tokens; the model then sees up to P + ``block_size`` tokens).
 """
 from __future__ import annotations
 
@@ -109,14 +112,20 @@ def pick_prompts(real_train: Any, n: int, tokens: int, rng: np.random.Generator)
     return real_train.tokens[idx, :tokens].astype(np.int64)
 
 
+def context_length(dec: DecodeConfig, length: int) -> int:
+    """The longest sequence (without <bos>) a model sees when it writes blocks of ``length`` tokens."""
+    return length if dec.keep_prompt else length + dec.prompt_tokens
+
+
 def generate_blocks(step: Step, reorder: Callable[[Any, torch.Tensor], Any], n: int, length: int, dec: DecodeConfig,
                     real_train: Any, seed: int) -> np.ndarray:
     """``n`` blocks of ``length`` tokens, ``dec.batch_size`` sequences at a time (int32)."""
     rng = np.random.default_rng([seed, 0xDEC0])
     gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
     prompts = pick_prompts(real_train, n, dec.prompt_tokens, rng)
+    drop = 0 if dec.keep_prompt else prompts.shape[1]  # context-only prompt: keep the new tokens
     out = np.empty((n, length), dtype=np.int32)
     for i in range(0, n, dec.batch_size):
         p = torch.from_numpy(prompts[i:i + dec.batch_size])
-        out[i:i + len(p)] = generate(step, reorder, p, length, dec, gen).numpy()
+        out[i:i + len(p)] = generate(step, reorder, p, length + drop, dec, gen)[:, drop:].numpy()
     return out

@@ -26,12 +26,13 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..config import ConfigError
 from ..data import TokenSet
 from ..data.text import BOS
 from ..models.gpt import GPT, KVCache
 from ..store import load_weights, save_weights
 from . import GENERATORS, GenContext, TrainingDiverged
-from .decoding import generate_blocks
+from .decoding import context_length, generate_blocks
 from .diffusion import _read_meta, lr_at, total_steps
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,11 @@ class GPTGenerator:
     def fit(self, train: TokenSet) -> dict:
         if not isinstance(train, TokenSet):
             raise ValueError("generator.name: gpt models text; data.name must be a text source (shakespeare, text, zipf-markov)")
+        dec = self.ctx.config.decode
+        if context_length(dec, self.ctx.shape[0]) > self.ctx.shape[0]:
+            raise ConfigError(f"decode.keep_prompt: false with decode.prompt_tokens={dec.prompt_tokens} needs "
+                              f"{context_length(dec, self.ctx.shape[0])} positions; gpt models only data.block_size "
+                              f"({self.ctx.shape[0]}): set decode.keep_prompt=true")
         ctx, tcfg = self.ctx, self.ctx.config.train
         dev = ctx.device
         self.train = train

@@ -204,10 +204,11 @@ class NGramGenerator:
         if is_plain(dec):
             rng = np.random.default_rng([self.ctx.seed, 0xDEC0])
             prompts = pick_prompts(self.ctx.real_train, n, dec.prompt_tokens, rng)
+            start = m.n - 1 + (0 if dec.keep_prompt else prompts.shape[1])  # first kept position
             seq = np.concatenate([np.full((n, m.n - 1), BOS, dtype=np.int64), prompts], 1)
-            while seq.shape[1] < length + m.n - 1:
+            while seq.shape[1] < start + length:
                 seq = np.concatenate([seq, m.sample_next(seq[:, seq.shape[1] - (m.n - 1):], rng)[:, None]], 1)
-            tokens = seq[:, m.n - 1:]
+            tokens = seq[:, start:]
         else:
             def step(s: torch.Tensor, state: Any):
                 h = s.numpy()

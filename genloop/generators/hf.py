@@ -1,0 +1,345 @@
+"""``hf-causal-lm``: fine-tune a pretrained causal language model from a local folder
+(``generator.model_path``, saved with ``save_pretrained``: OPT-125m, GPT-2, ...) with
+Hugging Face ``transformers`` (the optional extra ``genloop[hf]``; imported only here,
+when the generator is built), as Shumailov et al. (Nature 2024) do.
+
+Tokens.  The run's tokenizer is the model's own: ``data.tokenizer: pretrained`` with
+``data.tokenizer_path`` (normally the same folder), so a ``TokenSet`` holds the model's
+token ids shifted by 2 (genloop's ids 0 and 1 are ``<bos>`` and ``<unk>``; see
+``genloop.data.text``).  The generator maps them back (id - 2; genloop's ``<bos>``
+becomes the model's ``bos_token_id``, or ``eos_token_id`` when it has none), so the
+text metrics count the model's tokens and ``ppl_test`` is the model's own perplexity
+on the real test blocks.  ``fit`` checks that the run's tokenizer is the model
+folder's tokenizer (the same vocabulary) and one the model's embeddings can hold.
+
+Training.  Every generation starts again from the pretrained weights in
+``generator.model_path`` (Shumailov et al. fine-tune the pretrained model each
+generation) and trains on the generation's blocks (Shumailov et al.: 64 tokens, lr
+2e-5, 5 epochs: ``data.block_size``, ``train.lr``, ``train.epochs``): every block x is
+read as ``<bos> x_1 .. x_{L-1}`` and predicts ``x_1 .. x_L`` (cross-entropy over the
+tokenizer's ids), AdamW with ``train.lr``, ``train.weight_decay``, warm-up and decay
+as the other generators, ``train.batch_size`` blocks per step, each epoch a seeded
+permutation of the blocks.  The model is in training mode (its own dropout).  The
+training state (weights, AdamW moments, step, torch's random state, recent losses)
+is checkpointed every ``train.checkpoint_every`` steps to the chain's training-state
+file (safetensors) and a run killed inside a generation resumes there.
+
+Sampling.  ``generators.decoding`` with the ``decode.*`` options, through the
+model's key/value cache (each step feeds only the new tokens; beams reorder the
+cache).  Shumailov et al.: 5 beams, repetition penalty 3.0, a 64-token real prompt
+and 64 new tokens (``decode.beams=5``, ``decode.repetition_penalty=3.0``,
+``decode.prompt_tokens=64``, ``decode.keep_prompt=false``); sampling with
+temperature / top-k / top-p works the same.  Scores are restricted to the
+tokenizer's ids (models such as OPT have padding rows in their embeddings).
+``state_dict`` is the fine-tuned weights (a tied output matrix stored once).
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ..config import Config, ConfigError, register_validator
+from ..data import TokenSet
+from ..data.text import BOS, SPECIALS, PretrainedTokenizer
+from ..store import load_weights, save_weights
+from . import GENERATORS, GenContext, TrainingDiverged
+from .decoding import context_length, generate_blocks
+from .diffusion import _read_meta, lr_at, total_steps
+
+log = logging.getLogger(__name__)
+
+NAME = "hf-causal-lm"
+OFFSET = len(SPECIALS)  # genloop id = model token id + OFFSET
+_LOSS_WINDOW = 50
+
+
+@register_validator
+def _check_hf(cfg: Config) -> None:
+    """hf-causal-lm needs a model folder and the pretrained tokenizer (files are checked when it runs)."""
+    names = [cfg.generator.name] + [o.get("name") for o in (cfg.loop.lineages or [])]
+    if NAME not in names:
+        return
+    if not cfg.generator.model_path and not any(o.get("model_path") for o in (cfg.loop.lineages or [])):
+        raise ConfigError(f"generator.model_path: {NAME} needs the local folder of a causal LM saved with "
+                          "save_pretrained (e.g. generator.model_path=models/opt-125m)")
+    if cfg.data.tokenizer != "pretrained":
+        raise ConfigError(f"data.tokenizer: {cfg.data.tokenizer!r} cannot feed {NAME}; use data.tokenizer=pretrained "
+                          "with data.tokenizer_path set to the model's folder (the model's own tokenizer)")
+
+
+def _transformers():
+    try:
+        import transformers
+    except ImportError:
+        raise ConfigError(f"generator.name: {NAME} needs the transformers package "
+                          "(pip install transformers, or pip install 'genloop[hf]')") from None
+    return transformers
+
+
+def load_causal_lm(path: Optional[str]):
+    """The causal LM saved in folder ``path`` (one-line ``ConfigError`` when missing or another kind of model)."""
+    if not path:
+        raise ConfigError(f"generator.model_path: {NAME} needs the local folder of a causal LM saved with save_pretrained")
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise ConfigError(f"generator.model_path: {root} is not a folder; save a causal LM there with "
+                          "model.save_pretrained (e.g. OPT-125m or GPT-2, downloaded by you)")
+    if not (root / "config.json").is_file():
+        raise ConfigError(f"generator.model_path: {root} has no config.json; it is not a model saved with save_pretrained")
+    tr = _transformers()
+    try:
+        config = tr.AutoConfig.from_pretrained(str(root))
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"generator.model_path: {root}/config.json is not a transformers model config "
+                          f"({_first_line(exc)})") from None
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    kind = getattr(config, "model_type", None)
+    if kind not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        raise ConfigError(f"generator.model_path: {root} holds a {kind!r} model, not a causal language model "
+                          "(use one such as opt or gpt2)")
+    try:
+        model = tr.AutoModelForCausalLM.from_pretrained(str(root))
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ConfigError(f"generator.model_path: {root}: the weights cannot be loaded ({_first_line(exc)})") from None
+    return model
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class _Cache:
+    """The model's key/value cache and how many tokens it holds."""
+
+    def __init__(self, past: Any, length: int) -> None:
+        self.past, self.length = past, length
+
+
+@GENERATORS.register(NAME)
+class HFCausalLMGenerator:
+    def __init__(self, ctx: GenContext) -> None:
+        self.ctx = ctx
+        self.cfg = ctx.config.generator
+        self.model = None
+        self.train: Optional[TokenSet] = None
+        self.vocab = 0  # the tokenizer's ids (<= the model's embedding rows)
+        self.bos = 0
+
+    # ------------------------------------------------------------------ model and token ids
+    def _load(self, train: TokenSet) -> None:
+        tok = train.tokenizer
+        if not isinstance(tok, PretrainedTokenizer):
+            raise ConfigError(f"data.tokenizer: {NAME} needs data.tokenizer=pretrained with data.tokenizer_path "
+                              "set to the model's folder (the model's own tokenizer)")
+        torch.manual_seed(self.ctx.seed)
+        model = load_causal_lm(self.cfg.model_path)
+        rows = model.get_input_embeddings().weight.shape[0]
+        self.vocab = train.vocab_size - OFFSET
+        if self.vocab > rows:
+            raise ConfigError(f"data.tokenizer_path: its tokenizer has {self.vocab} tokens but the model in "
+                              f"{self.cfg.model_path} embeds only {rows}; use the model's own tokenizer")
+        theirs = self._folder_vocab()
+        if theirs is not None and theirs != tok.backend.get_vocab(with_added_tokens=True):
+            raise ConfigError(f"data.tokenizer_path: the run's tokenizer differs from the one in generator.model_path "
+                              f"({self.cfg.model_path}); set data.tokenizer_path to the model's folder")
+        c = model.config
+        bos = c.bos_token_id if c.bos_token_id is not None else c.eos_token_id
+        self.bos = int(bos) if bos is not None and 0 <= int(bos) < rows else 0
+        self.model = model.to(self.ctx.device)
+        sig = inspect.signature(self.model.forward).parameters
+        self._cache_arg = "cache" if "cache" in sig else "past_key_values"  # transformers >= 5 / older
+
+    def _folder_vocab(self) -> Optional[dict]:
+        """The vocabulary of the tokenizer saved in the model folder (None when it has none)."""
+        from ..data import DataError
+
+        try:
+            return PretrainedTokenizer.load_backend(self.cfg.model_path).get_vocab(with_added_tokens=True)
+        except DataError:
+            return None
+
+    def to_model(self, ids: torch.Tensor) -> torch.Tensor:
+        """Genloop ids -> the model's ids (<bos> and <unk> -> the model's bos)."""
+        return torch.where(ids >= OFFSET, ids - OFFSET, torch.full_like(ids, self.bos))
+
+    def inputs(self, blocks: torch.Tensor) -> torch.Tensor:
+        """Blocks (B, L) of genloop ids -> model inputs ``<bos> x_1 .. x_{L-1}`` in model ids."""
+        bos = torch.full((blocks.shape[0], 1), BOS, dtype=blocks.dtype)
+        return self.to_model(torch.cat([bos, blocks[:, :-1]], 1))
+
+    def scores(self, logits: torch.Tensor) -> torch.Tensor:
+        """Model logits (..., rows) -> genloop scores (..., vocab + 2): the tokenizer's ids only,
+        <bos> and <unk> excluded."""
+        pad = torch.full((*logits.shape[:-1], OFFSET), -float("inf"), dtype=torch.float32, device=logits.device)
+        return torch.cat([pad, logits[..., : self.vocab].float()], -1)
+
+    # ------------------------------------------------------------------ training state
+    def _weights(self) -> dict:
+        """The model's tensors, each storage once (a tied output matrix is the input embedding)."""
+        out, seen = {}, set()
+        for k, v in self.model.state_dict().items():
+            ptr = (v.data_ptr(), tuple(v.shape))
+            if ptr in seen:
+                continue
+            seen.add(ptr)
+            out[k] = v
+        return out
+
+    def _load_weights(self, tensors: dict) -> None:
+        missing, _ = self.model.load_state_dict(tensors, strict=False)
+        self.model.tie_weights()
+        weights = self._weights()
+        left = [k for k in missing if k in weights]
+        if left:
+            raise ValueError(f"training state lacks {len(left)} tensors of the model (e.g. {left[0]})")
+
+    def _state(self, opt: torch.optim.Optimizer, step: int, losses: list) -> dict:
+        tensors = {f"net.{k}": v for k, v in self._weights().items()}
+        for i, p in enumerate(self.model.parameters()):
+            for key, val in opt.state.get(p, {}).items():
+                tensors[f"opt.{i}.{key}"] = val if torch.is_tensor(val) else torch.tensor(val)
+        tensors["rng"] = torch.get_rng_state()
+        tensors["step"] = torch.tensor(step, dtype=torch.int64)
+        tensors["recent_losses"] = torch.tensor(losses[-_LOSS_WINDOW:], dtype=torch.float64)
+        return tensors
+
+    def _load_state(self, tensors: dict, opt: torch.optim.Optimizer, losses: list) -> int:
+        self._load_weights({k[4:]: v.to(self.ctx.device) for k, v in tensors.items() if k.startswith("net.")})
+        params = list(self.model.parameters())
+        for k, v in tensors.items():
+            if k.startswith("opt."):
+                _, i, key = k.split(".", 2)
+                opt.state[params[int(i)]][key] = v.to(self.ctx.device) if key != "step" else v
+        torch.set_rng_state(tensors["rng"])
+        losses.extend(tensors["recent_losses"].tolist())
+        return int(tensors["step"])
+
+    def _fingerprint(self, train: TokenSet) -> str:
+        from ..utils import digest
+
+        return digest(train.tokens[:: max(len(train) // 64, 1)], len(train), self.ctx.seed,
+                      self.cfg.__dict__, self.ctx.config.train.__dict__)
+
+    @staticmethod
+    def batch_index(step: int, n: int, bs: int, seed: int) -> np.ndarray:
+        """The blocks of optimizer step ``step``: epochs are seeded permutations of the n blocks,
+        read ``bs`` at a time (a batch may span two epochs)."""
+        start = step * bs
+        out = []
+        while len(out) < bs:
+            epoch, pos = divmod(start + len(out), n)
+            perm = np.random.default_rng([seed, 0xB10C, epoch]).permutation(n)
+            out.extend(perm[pos: pos + bs - len(out)].tolist())
+        return np.asarray(out, dtype=np.int64)
+
+    def fit(self, train: TokenSet) -> dict:
+        if not isinstance(train, TokenSet):
+            raise ConfigError(f"generator.name: {NAME} models text; data.name must be a text source (e.g. text)")
+        ctx, tcfg = self.ctx, self.ctx.config.train
+        self.train = train
+        self._load(train)
+        limit = getattr(self.model.config, "max_position_embeddings", None) or getattr(self.model.config, "n_positions", None)
+        need = context_length(ctx.config.decode, ctx.shape[0]) + 1
+        if limit is not None and need > int(limit):
+            raise ConfigError(f"data.block_size: {ctx.shape[0]} (+ decode.prompt_tokens when decode.keep_prompt=false, "
+                              f"+ <bos>) needs {need} positions; the model has {limit}")
+        dev = ctx.device
+        x_all = torch.from_numpy(train.tokens.astype(np.int64))
+        opt = torch.optim.AdamW(self.model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+        start, losses = 0, []
+        sp = ctx.state_path
+        if sp is not None and sp.exists():
+            if _read_meta(sp).get("fingerprint") == self._fingerprint(train):
+                start = self._load_state(load_weights(sp), opt, losses)
+                log.info("%s: resumed training at step %d from %s", ctx.desc, start, sp)
+            else:
+                log.warning("%s: ignoring training state %s made for other data or settings", ctx.desc, sp)
+        n = len(x_all)
+        bs = min(tcfg.batch_size, n)
+        steps = total_steps(tcfg, n)
+        self.model.train()
+        t0 = time.perf_counter()
+        bar = tqdm(total=steps, initial=start, desc=f"{ctx.desc} train", disable=not ctx.progress, leave=False,
+                   dynamic_ncols=True)
+        loss_val = float("nan")
+        for step in range(start, steps):
+            y = x_all[torch.from_numpy(self.batch_index(step, n, bs, ctx.seed))]
+            logits = self.model(input_ids=self.inputs(y).to(dev), use_cache=False).logits
+            target = (y - OFFSET).masked_fill(y < OFFSET, -100).to(dev)  # <unk> is not learned
+            loss = F.cross_entropy(logits[..., : self.vocab].reshape(-1, self.vocab).float(), target.reshape(-1),
+                                   ignore_index=-100)
+            loss_val = float(loss.detach())
+            if not math.isfinite(loss_val):
+                raise TrainingDiverged(f"{ctx.desc}: training loss became {loss_val} at step {step} "
+                                       f"(try a lower train.lr than {tcfg.lr} or train.grad_clip > 0)")
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, tcfg, steps)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if tcfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), tcfg.grad_clip)
+            opt.step()
+            losses.append(loss_val)
+            bar.update(1)
+            done = step + 1
+            if sp is not None and tcfg.checkpoint_every and done % tcfg.checkpoint_every == 0 and done < steps:
+                save_weights(sp, self._state(opt, done, losses), metadata={"fingerprint": self._fingerprint(train)})
+        bar.close()
+        self.model.eval()
+        tail = losses[-_LOSS_WINDOW:] if losses else [loss_val]
+        return {"train_loss": float(np.mean(tail)), "train_steps": steps - start,
+                "train_seconds_this_run": time.perf_counter() - t0}
+
+    # ------------------------------------------------------------------ scoring and sampling
+    @torch.no_grad()
+    def log_probs(self, blocks: TokenSet, batch: int = 16) -> np.ndarray:
+        """log P of every token of the blocks given its block prefix (over the tokenizer's ids)."""
+        self.model.eval()
+        x = torch.from_numpy(blocks.tokens.astype(np.int64))
+        out = []
+        for i in range(0, len(x), batch):
+            y = x[i:i + batch]
+            logits = self.model(input_ids=self.inputs(y).to(self.ctx.device), use_cache=False).logits
+            lp = torch.log_softmax(self.scores(logits), -1)
+            out.append(lp.gather(-1, y.to(self.ctx.device).unsqueeze(-1)).squeeze(-1).cpu().double().numpy())
+        return np.concatenate(out) if out else np.zeros((0, blocks.shape[0]))
+
+    def step(self, seq: torch.Tensor, cache: Optional[_Cache]) -> tuple[torch.Tensor, _Cache]:
+        """Next-token scores of ``seq`` (B, T) genloop ids; feeds only the tokens not yet in ``cache``."""
+        done = cache.length if cache is not None else 0
+        new = self.to_model(seq[:, done:]).to(self.ctx.device)
+        kwargs = {self._cache_arg: cache.past} if cache is not None else {}
+        out = self.model(input_ids=new, use_cache=True, **kwargs)
+        past = out.get("cache") if out.get("cache") is not None else out.get("past_key_values")
+        return self.scores(out.logits[:, -1]).cpu(), _Cache(past, seq.shape[1])
+
+    def reorder(self, cache: _Cache, rows: torch.Tensor) -> _Cache:
+        """Keep rows ``rows`` of the cache (beam search)."""
+        rows = rows.to(self.ctx.device)
+        past = cache.past
+        if hasattr(past, "reorder_cache"):
+            past.reorder_cache(rows)
+        else:  # a legacy tuple of (key, value) per layer
+            past = tuple(tuple(t.index_select(0, rows) for t in layer) for layer in past)
+        return _Cache(past, cache.length)
+
+    @torch.no_grad()
+    def sample(self, labels: Optional[np.ndarray], n: int) -> TokenSet:
+        self.model.eval()
+        tokens = generate_blocks(self.step, self.reorder, n, self.ctx.shape[0], self.ctx.config.decode,
+                                 self.ctx.real_train, self.ctx.seed)
+        return self.train.like(tokens)
+
+    def state_dict(self) -> dict:
+        return {k: v for k, v in self._weights().items()} if self.model is not None else {}

@@ -1,0 +1,241 @@
+"""Byte-level BPE and pretrained tokenizers (the ``tokenizers`` package) and the
+``hf-causal-lm`` generator on a tiny randomly initialised GPT-2 built here (no download):
+round trips, the key/value cache equal to recomputation, fine-tuning and sampling in the
+loop, resume inside a generation, the one-line errors, the paper-shumailov preset."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("tokenizers")
+
+from genloop.config import ConfigError, DataConfig, DecodeConfig, expand, from_dict, load_raw, preset_path  # noqa: E402
+from genloop.data import DataError  # noqa: E402
+from genloop.data.text import BOS, BPETokenizer, PretrainedTokenizer, Tokenizer, get_tokenizer  # noqa: E402
+from genloop.generators.decoding import generate  # noqa: E402
+
+CORPUS = ("The quick brown fox jumps over the lazy dog. A stitch in time saves nine.\n"
+          "To be, or not to be: that is the question. All the world's a stage.\n\n") * 20
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# --------------------------------------------------------------------------- bpe
+
+
+def test_bpe_round_trip_specials_and_cache(tmp_path):
+    tok = BPETokenizer.train(CORPUS, 320)
+    assert tok.vocab[:2] == ["<bos>", "<unk>"] and len(tok) <= 320
+    for text in (CORPUS[:200], "Unseen: zebra ÄÖü 東京 🙂\ttabs  and\n\nblank lines", ""):
+        ids = tok.encode(text)
+        assert ids.dtype == np.int32 and (len(ids) == 0 or ids.min() >= 2)
+        assert tok.decode(ids) == text  # byte-level: every text round-trips
+        assert tok.decode(np.concatenate([[BOS], ids])) == text
+    assert len(tok.encode("the question")) < len("the question")  # merges learnt from the corpus
+    cfg = DataConfig(tokenizer="bpe", vocab_size=320)
+    a = get_tokenizer(cfg, CORPUS, tmp_path)
+    (cached,) = tmp_path.glob("tokenizer-bpe-*.json")
+    b = Tokenizer.from_json(cached.read_text(encoding="utf-8"))  # read back from the run folder
+    assert isinstance(b, BPETokenizer) and np.array_equal(a.encode(CORPUS), b.encode(CORPUS))
+    with pytest.raises(DataError, match="data.vocab_size: 100 .*at least 258"):
+        BPETokenizer.train(CORPUS, 100)
+
+
+def test_bpe_text_source_end_to_end(tmp_path):
+    from genloop.loop.experiment import simulate
+
+    (tmp_path / "c.txt").write_text(CORPUS, encoding="utf-8")
+    rows = simulate(from_dict(load_raw(None, [f"data.root={tmp_path / 'c.txt'}", "data.name=text", "data.tokenizer=bpe",
+                                              "data.vocab_size=300", "data.block_size=16", "generator.name=ngram",
+                                              "generator.order=2", "metrics.names=[text]", "loop.generations=2"])))
+    assert len(rows) == 2 and math.isfinite(rows[1]["ppl_test"]) and rows[1]["vocab"] > 10
+
+
+# --------------------------------------------------------------------------- tiny pretrained model
+
+transformers = pytest.importorskip("transformers")
+
+
+def _tiny_model(folder, seed=0, positions=64, corpus=CORPUS, pad=4):
+    """A GPT-2 with random weights and a byte-level BPE tokenizer, saved with save_pretrained."""
+    from tokenizers import Tokenizer as Backend, decoders, models, pre_tokenizers, trainers
+
+    backend = Backend(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    backend.train_from_iterator([corpus], trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False))
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<|endoftext|>",
+                                                eos_token="<|endoftext|>")
+    v = backend.get_vocab_size()
+    torch.manual_seed(seed)
+    cfg = transformers.GPT2Config(vocab_size=v + pad, n_positions=positions, n_embd=32, n_layer=2, n_head=2,
+                                  bos_token_id=0, eos_token_id=0)  # padding rows, as OPT has
+    transformers.GPT2LMHeadModel(cfg).save_pretrained(str(folder))
+    fast.save_pretrained(str(folder))
+    return v
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hf")
+    folder = root / "tiny-gpt2"
+    vocab = _tiny_model(folder)
+    (root / "corpus.txt").write_text(CORPUS, encoding="utf-8")
+    return {"model": folder, "vocab": vocab, "corpus": root / "corpus.txt"}
+
+
+def _args(tiny, *extra):
+    return [f"data.root={tiny['corpus']}", "data.name=text", "data.tokenizer=pretrained",
+            f"data.tokenizer_path={tiny['model']}", "data.block_size=12", "generator.name=hf-causal-lm",
+            f"generator.model_path={tiny['model']}", "train.steps=12", "train.batch_size=8", "train.lr=1e-3",
+            "train.warmup_steps=0", "train.checkpoint_every=5", "decode.batch_size=64", "metrics.names=[text]",
+            "loop.generations=2", *extra]
+
+
+def test_pretrained_tokenizer_is_the_models_own_shifted_by_two(tiny):
+    tok = PretrainedTokenizer.build(DataConfig(tokenizer="pretrained", tokenizer_path=str(tiny["model"])), "")
+    auto = transformers.AutoTokenizer.from_pretrained(str(tiny["model"]))
+    text = "To be, or not to be: that is the question."
+    assert len(tok) == tiny["vocab"] + 2
+    assert np.array_equal(tok.encode(text), np.asarray(auto(text)["input_ids"]) + 2)
+    assert tok.decode(tok.encode(text)) == text
+    with pytest.raises(DataError, match="data.tokenizer_path: .*not a folder"):
+        PretrainedTokenizer.build(DataConfig(tokenizer="pretrained", tokenizer_path=str(tiny["model"] / "no")), "")
+
+
+def _generator(tiny, *extra):
+    from genloop.data import load_real
+    from genloop.generators import GenContext, build_generator
+
+    cfg = from_dict(load_raw(None, _args(tiny, *extra)))
+    real = load_real(cfg.data)
+    ctx = GenContext(config=cfg, shape=real.train.shape, num_classes=0, device=torch.device("cpu"), seed=0,
+                     real_train=real.train)
+    return build_generator(ctx), real
+
+
+def test_cached_generation_equals_recomputation_and_log_probs(tiny):
+    gen, real = _generator(tiny)
+    gen._load(real.train)
+    gen.model.eval()
+
+    def recompute(seq, state):
+        with torch.no_grad():
+            return gen.scores(gen.model(input_ids=gen.to_model(seq), use_cache=False).logits[:, -1]), None
+
+    prompts = torch.from_numpy(real.train.tokens[:3, :4].astype(np.int64))
+    with torch.no_grad():
+        for dec in (DecodeConfig(), DecodeConfig(top_k=5, temperature=0.7, repetition_penalty=3.0),
+                    DecodeConfig(beams=3, repetition_penalty=3.0)):
+            a = generate(gen.step, gen.reorder, prompts, 12, dec, torch.Generator().manual_seed(0))
+            b = generate(recompute, lambda c, r: c, prompts, 12, dec, torch.Generator().manual_seed(0))
+            assert torch.equal(a, b) and torch.equal(a[:, :4], prompts) and int(a.min()) >= 2
+    lp = gen.log_probs(real.test)
+    assert lp.shape == real.test.tokens.shape and np.all(lp < 0)
+    x = torch.from_numpy(real.test.tokens[:2].astype(np.int64))  # by hand: softmax over the tokenizer's ids
+    logits = gen.model(input_ids=gen.inputs(x)).logits[..., : tiny["vocab"]].double()
+    ref = torch.log_softmax(logits, -1).gather(-1, (x - 2).unsqueeze(-1)).squeeze(-1)
+    assert np.allclose(lp[:2], ref.detach().numpy(), atol=1e-5)
+
+
+def test_fine_tunes_and_samples_in_the_loop_the_shumailov_way(tiny):
+    from genloop.loop.experiment import simulate
+
+    rows = simulate(from_dict(load_raw(None, _args(tiny, "decode.beams=2", "decode.repetition_penalty=3.0",
+                                                         "decode.prompt_tokens=12", "decode.keep_prompt=false",
+                                                         "train.steps=30", "train.lr=3e-3"))))
+    assert len(rows) == 2
+    # the random model's perplexity on the real test text is about the vocabulary size (300);
+    # fine-tuned on the (very repetitive) corpus it falls far below
+    assert rows[0]["ppl_test"] < tiny["vocab"] / 5
+    assert all(math.isfinite(r["ppl_test"]) and r["distinct_1"] > 0 for r in rows)
+
+
+def test_resumes_inside_a_generation(tiny, tmp_path, monkeypatch):
+    from genloop.loop import Experiment
+    from genloop.store import RunStore, load_npz
+
+    raw = load_raw(None, _args(tiny, "loop.generations=1"))
+    Experiment(raw, tmp_path / "full").run()
+    original = torch.optim.AdamW.step
+    calls = {"n": 0}
+
+    class Stop(Exception):
+        pass
+
+    def crash(self, *a, **k):
+        out = original(self, *a, **k)
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise Stop  # killed after the checkpoint at step 5
+        return out
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", crash)
+    with pytest.raises(Stop):
+        Experiment(raw, tmp_path / "cut").run()
+    store = RunStore(tmp_path / "cut")
+    assert store.train_state_path("c00").exists() and not store.is_done("c00", 0)
+    monkeypatch.setattr(torch.optim.AdamW, "step", original)
+    Experiment(raw, tmp_path / "cut").run()
+    a = load_npz(RunStore(tmp_path / "full").gen_dir("c00", 0) / "samples.npz")["tokens"]
+    assert np.array_equal(a, load_npz(store.gen_dir("c00", 0) / "samples.npz")["tokens"])
+    from genloop.store import read_csv
+
+    ppl = [r["ppl_test"] for r in read_csv(tmp_path / "full" / "metrics.csv")]
+    assert ppl == [r["ppl_test"] for r in read_csv(tmp_path / "cut" / "metrics.csv")]
+
+
+def test_one_line_errors(tiny, tmp_path):
+    from genloop.generators.hf import load_causal_lm
+
+    for path, msg in ((tmp_path / "missing", "is not a folder"), (tmp_path, "has no config.json")):
+        with pytest.raises(ConfigError, match=f"generator.model_path: .*{msg}"):
+            load_causal_lm(str(path))
+    vit = tmp_path / "vit"
+    transformers.ViTConfig().save_pretrained(str(vit))
+    with pytest.raises(ConfigError, match="'vit' model, not a causal language model") as e:
+        load_causal_lm(str(vit))
+    assert "\n" not in str(e.value)
+    with pytest.raises(ConfigError, match="data.tokenizer: 'word' cannot feed hf-causal-lm"):
+        from_dict(load_raw(None, _args(tiny, "data.tokenizer=word")))
+    with pytest.raises(ConfigError, match="generator.model_path: hf-causal-lm needs"):
+        from_dict(load_raw(None, _args(tiny, "generator.model_path=null")))
+    short = tmp_path / "short"
+    _tiny_model(short, positions=8)  # the same tokenizer, 8 positions: a block of 12 needs 13 with <bos>
+    gen, real = _generator(tiny, f"generator.model_path={short}")
+    with pytest.raises(ConfigError, match="needs 13 positions; the model has 8"):
+        gen.fit(real.train)
+    other = tmp_path / "other"
+    _tiny_model(other, corpus="Completely different words, zebras and quartz.\n" * 30, pad=50)
+    gen, real = _generator(tiny, f"generator.model_path={other}")
+    with pytest.raises(ConfigError, match="the run's tokenizer differs from the one in generator.model_path"):
+        gen.fit(real.train)
+
+
+def test_paper_shumailov_preset_validates_and_fails_in_one_line_without_its_files(tmp_path, monkeypatch, capsys):
+    from genloop.cli import main
+
+    chains = expand(load_raw(preset_path("paper-shumailov")))
+    assert [ch.config.loop.interaction for ch in chains] == ["replace", "mix"]
+    c = chains[0].config
+    assert (c.generator.name, c.data.block_size, c.train.lr, c.train.epochs) == ("hf-causal-lm", 64, 2e-5, 5)
+    assert (c.decode.beams, c.decode.repetition_penalty, c.decode.prompt_tokens, c.decode.keep_prompt) == (5, 3.0, 64, False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "-p", "paper-shumailov", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("genloop: error: data.root:") and "\n" not in err
+    (tmp_path / "data" / "wikitext-2-raw").mkdir(parents=True)
+    for split in ("train", "valid", "test"):
+        (tmp_path / "data" / "wikitext-2-raw" / f"wiki.{split}.raw").write_text(CORPUS, encoding="utf-8")
+    assert main(["run", "-p", "paper-shumailov", "--out", str(tmp_path / "run2")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("genloop: error: data.tokenizer_path: models/opt-125m is not a folder") and "\n" not in err
