@@ -243,6 +243,39 @@ def test_beam_search_finds_a_better_sequence_than_greedy():
     assert out[0].tolist() == [3, 3, 3, 3, 3, 3]  # prompt kept, then the most probable
 
 
+def test_context_only_prompts_keep_the_new_tokens():
+    """decode.keep_prompt=false (Shumailov et al.): the prompt is context, the sample is block_size new tokens."""
+    from genloop.generators.decoding import generate_blocks
+    from genloop.generators.ngram import NGramGenerator
+
+    v = 12
+    real = TokenSet((np.arange(40).reshape(8, 5) % (v - 2) + 2).astype(np.int32), v)  # counting 2..11, 2..
+
+    def count_up(seq, state):  # next token = last + 1 (wrapping over 2..11)
+        nxt = (seq[:, -1] - 2 + 1) % (v - 2) + 2
+        return torch.nn.functional.one_hot(nxt, v).float() * 50 - 25, state
+
+    for keep, beams in ((True, 1), (False, 1), (False, 2)):
+        dec = DecodeConfig(prompt_tokens=3, keep_prompt=keep, beams=beams, batch_size=3)
+        out = generate_blocks(count_up, lambda s, i: s, 7, 5, dec, real, seed=0)
+        assert out.shape == (7, 5) and np.all((np.diff(out, axis=1) - 1) % (v - 2) == 0)
+        starts = {int(r[0]) for r in real.tokens}
+        first = {int(r[0]) for r in out}
+        # kept: a sample starts with a real block's first token; context only: 3 tokens later
+        assert first <= (starts if keep else {(s - 2 + 3) % (v - 2) + 2 for s in starts})
+    outs = {}
+    for keep in (True, False):  # the exact (plain) ngram sampler, same seed: same prompts, same first new token
+        cfg = from_dict(load_raw(None, ZIPF + ["decode.prompt_tokens=4", f"decode.keep_prompt={str(keep).lower()}"]))
+        gen = NGramGenerator(type("Ctx", (), {"config": cfg, "shape": (5,), "seed": 0, "real_train": real})())
+        gen.fit(real)
+        outs[keep] = gen.sample(None, 6).tokens
+    assert outs[False].shape == (6, 5)
+    assert {tuple(r) for r in outs[True][:, :4]} <= {tuple(r) for r in real.tokens[:, :4]}
+    assert np.array_equal(outs[False][:, 0], outs[True][:, 4])
+    with pytest.raises(ConfigError, match="decode.keep_prompt: false .* gpt models only data.block_size"):
+        simulate(_cfg(["generator.name=gpt", "decode.prompt_tokens=4", "decode.keep_prompt=false", "train.steps=1"]))
+
+
 # --------------------------------------------------------------------------- metrics (hand-computed)
 
 
