@@ -31,6 +31,7 @@ and 64 new tokens (``decode.beams=5``, ``decode.repetition_penalty=3.0``,
 ``decode.prompt_tokens=64``, ``decode.keep_prompt=false``); sampling with
 temperature / top-k / top-p works the same.  Scores are restricted to the
 tokenizer's ids (models such as OPT have padding rows in their embeddings).
+The weights are loaded and trained in fp32 (an fp16 folder is converted).
 ``state_dict`` is the fine-tuned weights (a tied output matrix stored once).
 """
 from __future__ import annotations
@@ -108,7 +109,9 @@ def load_causal_lm(path: Optional[str]):
         raise ConfigError(f"generator.model_path: {root} holds a {kind!r} model, not a causal language model "
                           "(use one such as opt or gpt2)")
     try:
-        model = tr.AutoModelForCausalLM.from_pretrained(str(root))
+        major, minor = (int(x) for x in tr.__version__.split(".")[:2])
+        key = "dtype" if (major, minor) >= (4, 56) else "torch_dtype"  # fp32 weights, whatever the folder holds
+        model = tr.AutoModelForCausalLM.from_pretrained(str(root), **{key: torch.float32})
     except (OSError, ValueError, RuntimeError) as exc:
         raise ConfigError(f"generator.model_path: {root}: the weights cannot be loaded ({_first_line(exc)})") from None
     return model
