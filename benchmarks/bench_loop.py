@@ -163,7 +163,7 @@ def main() -> int:
     args = ap.parse_args()
     torch.set_num_threads(2)
     from genloop.config import from_dict, load_raw, preset_path
-    from genloop.loop import Experiment
+    from genloop import run
     from genloop.store import RunStore, read_csv
 
     raw = load_raw(preset_path("default"), [f"loop.generations={args.generations}"] + args.overrides)
@@ -175,7 +175,7 @@ def main() -> int:
 
     out = Path(args.out or tempfile.mkdtemp(prefix="bench_loop_"))
     t0 = time.perf_counter()
-    Experiment(raw, out, force=True).run()
+    run(raw, out, report=False, force=True)
     wall = time.perf_counter() - t0
     rows = read_csv(out / "metrics.csv")
     ref = read_csv(out / "reference.csv")[0]

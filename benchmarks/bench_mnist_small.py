@@ -142,7 +142,7 @@ def main() -> int:
     torch.set_num_threads(2)
     from equal_n import EqualN
     from genloop.config import load_raw, preset_path
-    from genloop.loop import Experiment
+    from genloop import run
     from genloop.store import RunStore, read_csv
 
     raw = load_raw(preset_path(args.preset), [f"data.root={args.root}", f"loop.generations={args.generations}"]
@@ -150,7 +150,7 @@ def main() -> int:
     out = Path(args.out)
     t0 = time.perf_counter()
     if not args.no_run:
-        Experiment(raw, out).run()
+        run(raw, out, report=False)
     wall = time.perf_counter() - t0
     rows = RunStore(out).metric_rows()
     ref = read_csv(out / "reference.csv")[0]

@@ -78,7 +78,7 @@ def full_run(preset: str, overrides: list[str]) -> float:
     """Run the whole preset (every chain and generation) as `genloop run` does; print a
     line per generation; return the wall time in seconds."""
     from genloop.config import load_raw, preset_path
-    from genloop.loop import Experiment
+    from genloop import run
 
     out = Path(tempfile.mkdtemp(prefix=f"bench_full_{preset}_"))
     t0 = time.perf_counter()
@@ -88,7 +88,7 @@ def full_run(preset: str, overrides: list[str]) -> float:
               f"sample {row['sample_seconds']:.1f}s, score {row['score_seconds']:.1f}s, "
               f"elapsed {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
 
-    Experiment(load_raw(preset_path(preset), overrides), out, on_generation=line).run()
+    run(load_raw(preset_path(preset), overrides), out, report=False, on_generation=line)
     return time.perf_counter() - t0
 
 

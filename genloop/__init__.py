@@ -19,22 +19,32 @@ from typing import Any, Callable, Optional, Union
 __version__ = "0.1.0"
 
 
-def run(config: Union[str, Path, dict, None] = None, out_dir: Union[str, Path] = "runs/default",
+def run(config: Union[str, Path, dict, list, None] = None, out_dir: Union[str, Path] = "runs/default",
         overrides: Optional[list[str]] = None, *, force: bool = False, progress: bool = False,
         report: bool = True, workers: Union[int, str, None] = 1, backend: str = "local",
         address: Optional[str] = None, threads: Optional[int] = None, retries: Optional[int] = None,
-        gpus_per_chain: Optional[float] = None, on_generation: Optional[Callable[[dict], None]] = None) -> list[dict]:
-    """Run an experiment (a YAML path, a raw dict of keys, a ``Config`` or None for
-    the default preset) into ``out_dir``; return the metric rows.
+        gpus_per_chain: Optional[float] = None, on_generation: Optional[Callable[[dict], None]] = None,
+        on_reference: Optional[Callable[[list], None]] = None, on_start: Optional[Callable[[Any, list], None]] = None,
+        return_rows: bool = True) -> Optional[list[dict]]:
+    """Run an experiment (a YAML path, a raw dict of keys, a ``Config``, a list of
+    those merged in order, or None for the default preset) into ``out_dir``; return
+    the metric rows (None with ``return_rows=False``: a big sweep's caller then holds none).
 
-    The sweep options are the CLI's: ``workers`` (chains at once in worker processes;
-    1 = one after the other in this process; ``"auto"`` = as many as fit the cores),
-    ``backend="ray"`` with an optional cluster ``address``, ``threads`` (torch threads
-    per chain; default cores // workers), ``retries`` (attempts after a chain dies,
-    each resuming), ``gpus_per_chain`` (default: ``sweep.gpus_per_chain``, else 1 per
-    chain when CUDA devices exist and the device is not cpu, else 0).  With workers, call it under ``if __name__ == "__main__":`` in
-    scripts (workers are spawned).  ``on_generation(row)`` sees every finished
-    generation's row."""
+    This is the one entry every run takes: ``genloop run`` calls it, and so do the
+    tests and benchmarks.  The sweep options are the CLI's: ``workers`` (chains at
+    once in worker processes; 1 = one after the other in this process; ``"auto"`` =
+    as many as fit the cores), ``backend="ray"`` with an optional cluster ``address``,
+    ``threads`` (torch threads per chain; default cores // workers), ``retries``
+    (attempts after a chain dies, each resuming), ``gpus_per_chain`` (default:
+    ``sweep.gpus_per_chain``, else 1 per chain when CUDA devices exist and the
+    device is not cpu, else 0).  With workers, call it under
+    ``if __name__ == "__main__":`` in scripts (workers are spawned).
+    ``on_generation(row)`` sees every finished generation's row,
+    ``on_reference(rows)`` the reference rows once the folder is prepared, and
+    ``on_start(experiment, changed)`` the ``Experiment`` and the keys in which the
+    config extends the folder's, before any work (a folder made with another
+    config is refused before it, unless ``force``).  ``report``: draw the plots and
+    the HTML report into the folder at the end."""
     from .config import Config, load_raw, preset_path, to_dict
     from .loop import Experiment
     from .sweep import DEFAULT_RETRIES, run_sweep
@@ -44,16 +54,18 @@ def run(config: Union[str, Path, dict, None] = None, out_dir: Union[str, Path] =
     if isinstance(config, Config):
         config = to_dict(config)
     raw = load_raw(config, overrides)
-    exp = Experiment(raw, out_dir, force=force, progress=progress, on_generation=on_generation)
+    exp = Experiment(raw, out_dir, force=force, progress=progress, on_generation=on_generation,
+                     on_reference=on_reference)
+    changed = exp.folder_change()  # refuses a folder made with another config, unless it is an extension
+    if on_start is not None:
+        on_start(exp, changed)
     rows = run_sweep(exp, workers=workers, backend=backend, address=address,
                      retries=DEFAULT_RETRIES if retries is None else retries, threads=threads,
-                     gpus_per_chain=gpus_per_chain)
+                     gpus_per_chain=gpus_per_chain, return_rows=return_rows)
     if report:
-        from .report import plot_run
-        from .report.html import write_report
+        from .report import draw
 
-        plot_run(Path(out_dir))
-        write_report(Path(out_dir))
+        draw(Path(out_dir))
     return rows
 
 

@@ -52,16 +52,24 @@ def _default_out(args) -> Path:
 
 
 def cmd_run(args) -> int:
-    from .loop import Experiment
+    from . import run
+    from .report import draw
 
-    raw = load_raw(_config_sources(args), args.overrides)
     out = Path(args.out) if args.out else _default_out(args)
+    last: dict = {}  # chain -> its last generation
+    every_line = [True]
 
-    every_line = True
+    def on_start(exp, changed: list) -> None:
+        last.update({ch.id: ch.config.loop.generations - 1 for ch in exp.chains})
+        every_line[0] = sum(last.values()) + len(last) <= LINES_PER_GENERATION_UP_TO
+        print(f"genloop: {len(exp.chains)} chain(s) x {exp.chains[0].config.loop.generations} generation(s) -> {out}"
+              + ("" if every_line[0] else " (one line per finished chain)"), flush=True)
+        if changed and not args.force:
+            print(f"genloop: extending {out} ({', '.join(changed)}); finished generations are kept", flush=True)
 
     def on_generation(row: dict) -> None:
         # a line per generation; for big sweeps only each chain's last generation
-        if every_line or row["generation"] == last.get(row["chain"]):
+        if every_line[0] or row["generation"] == last.get(row["chain"]):
             print(_fmt_row(row), flush=True)
 
     def on_reference(rows: list) -> None:
@@ -71,27 +79,13 @@ def cmd_run(args) -> int:
                       f"cross-entropy {ref.get('cross_entropy', float('nan')):.4f}", flush=True)
 
     t0 = time.perf_counter()
-    exp = Experiment(raw, out, force=args.force, progress=not args.no_progress, on_generation=on_generation,
-                     on_reference=on_reference)
-    changed = exp.folder_change()  # refuses a folder made with another config, unless it is an extension
-    last = {ch.id: ch.config.loop.generations - 1 for ch in exp.chains}
-    total = sum(last.values()) + len(last)
-    every_line = total <= LINES_PER_GENERATION_UP_TO
-    print(f"genloop: {len(exp.chains)} chain(s) x {exp.chains[0].config.loop.generations} generation(s) -> {out}"
-          + ("" if every_line else " (one line per finished chain)"), flush=True)
-    if changed and not args.force:
-        print(f"genloop: extending {out} ({', '.join(changed)}); finished generations are kept", flush=True)
-    from .sweep import run_sweep
-
     # One at a time in this process (--workers 1), in worker processes, or on Ray;
     # every chain runs with the same torch thread count in every mode (see genloop.sweep).
-    run_sweep(exp, workers=args.workers, backend=args.backend, address=args.address,
-              retries=args.retries, threads=args.threads or None, gpus_per_chain=args.gpus_per_chain,
-              return_rows=False)
-    from .report import plot_run
-
-    plots = plot_run(out)
-    report = _write_report(out)
+    run(_config_sources(args), out, args.overrides, force=args.force, progress=not args.no_progress,
+        report=False, workers=args.workers, backend=args.backend, address=args.address,
+        retries=args.retries, threads=args.threads or None, gpus_per_chain=args.gpus_per_chain,
+        on_generation=on_generation, on_reference=on_reference, on_start=on_start, return_rows=False)
+    plots, report = draw(out)
     print(f"done in {time.perf_counter() - t0:.1f}s")
     print(f"results: {out}/metrics.csv")
     if plots:
@@ -101,20 +95,13 @@ def cmd_run(args) -> int:
     return 0
 
 
-def _write_report(out: Path) -> Optional[Path]:
-    from .report.html import write_report
-
-    return write_report(out)
-
-
 def cmd_report(args) -> int:
-    from .report import plot_run
+    from .report import draw
 
     out = Path(args.run_dir)
     if not (out / "config.yaml").exists():
         raise ConfigError(f"{out}: not a genloop run folder (no config.yaml)")
-    plots = plot_run(out)
-    report = _write_report(out)
+    plots, report = draw(out)
     print(f"plots: {len(plots)} in {out}/plots")
     if report:
         print(f"report: {report}")

@@ -221,10 +221,9 @@ def _worker_experiment(raw: dict, out_dir: str) -> Any:
     exp = _EXPERIMENTS.get(key)
     if exp is None:
         _EXPERIMENTS.clear()
-        exp = _EXPERIMENTS[key] = Experiment(raw, out_dir)
         # The parent rewrites the tables as generations finish; workers writing them
         # too would only race with it (each write is atomic, but could be stale).
-        exp.write_tables = lambda force=True: None  # type: ignore[method-assign]
+        exp = _EXPERIMENTS[key] = Experiment(raw, out_dir, keep_tables=False)
     return exp
 
 

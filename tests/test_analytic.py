@@ -20,10 +20,10 @@ import pytest
 import torch
 from scipy.special import digamma
 
+from genloop import run
 from genloop.config import ConfigError, from_dict, load_raw
 from genloop.data import ImageSet, RealData, load_real
 from genloop.generators import GenContext, build_generator
-from genloop.loop import Experiment
 from genloop.loop.experiment import TIME_COLUMNS, simulate
 from genloop.metrics import MetricContext, build_metrics
 from genloop.store import RunStore, load_npz, load_weights, read_csv
@@ -271,7 +271,7 @@ def _results(path):
 
 def test_experiment_gaussian_chain_matches_theory_and_simulate(tmp_path):
     raw = load_raw(None, GAUSS + ["loop.generations=30"])
-    Experiment(raw, tmp_path / "run").run()
+    run(raw, tmp_path / "run", report=False)
     store = RunStore(tmp_path / "run")
     rows = _results(tmp_path / "run")
     assert len(rows) == 30 and rows[0]["chain"] == "c00"
@@ -297,7 +297,7 @@ def test_experiment_gaussian_chain_matches_theory_and_simulate(tmp_path):
 def test_ecosystem_runs_lineages_saves_them_and_resumes(tmp_path):
     raw = load_raw(None, GAUSS + ["loop.generations=4", "loop.interaction=ecosystem",
                                   "loop.lineages=[{}, {name: kde, bandwidth: 0.3}]", "loop.shares=[0.75, 0.25]"])
-    Experiment(raw, tmp_path / "full").run()
+    run(raw, tmp_path / "full", report=False)
     rows = _results(tmp_path / "full")
     store = RunStore(tmp_path / "full")
     for r in rows:
@@ -323,8 +323,8 @@ def test_ecosystem_runs_lineages_saves_them_and_resumes(tmp_path):
             raise Stop
 
     with pytest.raises(Stop):
-        Experiment(raw, tmp_path / "cut", on_generation=stop).run()
-    Experiment(raw, tmp_path / "cut").run()
+        run(raw, tmp_path / "cut", report=False, on_generation=stop)
+    run(raw, tmp_path / "cut", report=False)
     assert _results(tmp_path / "cut") == rows
 
 
@@ -332,7 +332,7 @@ def test_accumulate_provenance_and_composition_plot(tmp_path):
     from genloop.report.composition import plot_composition
 
     raw = load_raw(None, GAUSS + ["loop.generations=5", "loop.interaction=[accumulate,replace]"])
-    Experiment(raw, tmp_path / "run").run()
+    run(raw, tmp_path / "run", report=False)
     store = RunStore(tmp_path / "run")
     rows = [r for r in read_csv(tmp_path / "run" / "metrics.csv") if r["chain"].endswith("accumulate")]
     assert rows[4]["pool_size"] == 200 * 5 and rows[4]["pool_real"] == pytest.approx(0.2)
@@ -349,7 +349,7 @@ def test_curate_with_the_domain_classifier_on_digits(tmp_path, tiny_overrides):
     raw = load_raw(None, tiny_overrides + ["generator.name=gaussian", "loop.interaction=curate",
                                            "loop.curate_threshold=0.5", "loop.generations=2",
                                            "metrics.classifier.steps=40"])
-    Experiment(raw, tmp_path / "run").run()
+    run(raw, tmp_path / "run", report=False)
     rows = read_csv(tmp_path / "run" / "metrics.csv")
     assert 0 < rows[0]["curate_kept_fraction"] < 1 and rows[0]["curate_score_kept"] >= 0.5
     kept = load_npz(RunStore(tmp_path / "run").gen_dir("c00", 0) / "samples.npz")
@@ -359,7 +359,7 @@ def test_curate_with_the_domain_classifier_on_digits(tmp_path, tiny_overrides):
 
 def test_detect_learned_and_fresh_end_to_end(tmp_path):
     raw = load_raw(None, GAUSS + ["loop.generations=3", "loop.interaction=[detect,fresh]", "loop.detector=learned"])
-    Experiment(raw, tmp_path / "run").run()
+    run(raw, tmp_path / "run", report=False)
     rows = read_csv(tmp_path / "run" / "metrics.csv")
     det = [r for r in rows if "detect" in r["chain"]]
     assert 0 <= det[1]["detect_recall"] <= 1 and 0 <= det[1]["detect_false_positive_rate"] <= 1
@@ -367,4 +367,4 @@ def test_detect_learned_and_fresh_end_to_end(tmp_path):
     assert fresh[0]["pool_size"] == fresh[1]["pool_size"] < 200  # a reserve is held back from generation 0
     assert 0 < fresh[1]["pool_real"] < 0.2
     with pytest.raises(ConfigError, match="loop.curate_top_fraction"):
-        Experiment(load_raw(None, GAUSS + ["loop.interaction=curate"]), tmp_path / "c").run()
+        run(load_raw(None, GAUSS + ["loop.interaction=curate"]), tmp_path / "c", report=False)

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from genloop import run
 from genloop.config import DecodeConfig, from_dict, load_raw
 from genloop.data.text import BOS
 from genloop.generators.decoding import generate
 from genloop.generators import gpt as gpt_gen
-from genloop.loop import Experiment
 from genloop.loop.experiment import TIME_COLUMNS, simulate
 from genloop.models.gpt import GPT, KVCache
 from genloop.store import RunStore, load_npz, read_csv
@@ -96,8 +96,8 @@ def test_flops_per_token_by_hand():
     assert net.flops_per_token(8) == 6 * (192 + 40) + 12 * 1 * 8 * 4
 
 
-class _Stop(Exception):
-    pass
+class _Stop(BaseException):
+    """Stands for the process being killed mid-run: a BaseException, so the runner does not retry it."""
 
 
 def _results(path):
@@ -107,7 +107,7 @@ def _results(path):
 
 def test_gpt_resumes_inside_a_generation_from_its_training_checkpoint(tmp_path, monkeypatch):
     raw = load_raw(None, TINY + ["loop.generations=1"])
-    Experiment(raw, tmp_path / "full").run()
+    run(raw, tmp_path / "full", report=False)
     original = torch.optim.AdamW.step
     calls = {"n": 0}
 
@@ -120,11 +120,11 @@ def test_gpt_resumes_inside_a_generation_from_its_training_checkpoint(tmp_path, 
 
     monkeypatch.setattr(torch.optim.AdamW, "step", crash)
     with pytest.raises(_Stop):
-        Experiment(raw, tmp_path / "cut").run()
+        run(raw, tmp_path / "cut", report=False)
     store = RunStore(tmp_path / "cut")
     assert store.train_state_path("c00").exists() and not store.is_done("c00", 0)
     monkeypatch.setattr(torch.optim.AdamW, "step", original)
-    Experiment(raw, tmp_path / "cut").run()
+    run(raw, tmp_path / "cut", report=False)
     assert _results(tmp_path / "cut") == _results(tmp_path / "full")
     a = load_npz(RunStore(tmp_path / "full").gen_dir("c00", 0) / "samples.npz")["tokens"]
     assert np.array_equal(a, load_npz(store.gen_dir("c00", 0) / "samples.npz")["tokens"])

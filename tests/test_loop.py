@@ -8,6 +8,7 @@ import pytest
 import yaml
 from PIL import Image
 
+from genloop import run
 from genloop.cli import main
 from genloop.config import load_raw
 from genloop.generators import diffusion as diffusion_gen
@@ -84,30 +85,30 @@ def test_bad_input_stops_before_work(tmp_path, override, fragment, capsys):
     assert not out.exists()
 
 
-class _Stop(Exception):
-    pass
+class _Stop(BaseException):
+    """Stands for the process being killed mid-run: a BaseException, so the runner does not retry it."""
 
 
 def test_resume_after_generation_gives_same_numbers(tmp_path, tiny_overrides):
     raw = load_raw(None, tiny_overrides + ["loop.generations=3"])
-    Experiment(raw, tmp_path / "full").run()
+    run(raw, tmp_path / "full", report=False)
 
     def stop_after_1(row):
         if row["generation"] == 1:
             raise _Stop
 
     with pytest.raises(_Stop):
-        Experiment(raw, tmp_path / "cut", on_generation=stop_after_1).run()
+        run(raw, tmp_path / "cut", report=False, on_generation=stop_after_1)
     assert RunStore(tmp_path / "cut").finished_generations("c00") == 2
     seen = []
-    Experiment(raw, tmp_path / "cut", on_generation=lambda r: seen.append(r["generation"])).run()
+    run(raw, tmp_path / "cut", report=False, on_generation=lambda r: seen.append(r["generation"]))
     assert seen == [2]  # only the missing generation ran
     assert _results(tmp_path / "cut") == _results(tmp_path / "full")
 
 
 def test_resume_inside_a_generation_from_training_checkpoint(tmp_path, tiny_overrides, monkeypatch):
     raw = load_raw(None, tiny_overrides + ["loop.generations=1", "train.steps=30"])
-    Experiment(raw, tmp_path / "full").run()
+    run(raw, tmp_path / "full", report=False)
 
     original = diffusion_gen.DiffusionGenerator._ema_update
     calls = {"n": 0}
@@ -120,11 +121,11 @@ def test_resume_inside_a_generation_from_training_checkpoint(tmp_path, tiny_over
 
     monkeypatch.setattr(diffusion_gen.DiffusionGenerator, "_ema_update", crash)
     with pytest.raises(_Stop):
-        Experiment(raw, tmp_path / "cut").run()
+        run(raw, tmp_path / "cut", report=False)
     store = RunStore(tmp_path / "cut")
     assert store.train_state_path("c00").exists() and not store.is_done("c00", 0)
     monkeypatch.setattr(diffusion_gen.DiffusionGenerator, "_ema_update", original)
-    Experiment(raw, tmp_path / "cut").run()
+    run(raw, tmp_path / "cut", report=False)
     assert _results(tmp_path / "cut") == _results(tmp_path / "full")
     a = load_npz(RunStore(tmp_path / "full").gen_dir("c00", 0) / "samples.npz")["images"]
     b = load_npz(store.gen_dir("c00", 0) / "samples.npz")["images"]
@@ -204,7 +205,7 @@ def test_checkpoint_selection_keeps_the_best_validation_kid(tmp_path, tiny_overr
     monkeypatch.setattr(diffusion_gen.DiffusionGenerator, "_validate", spy)
     monkeypatch.setattr(diffusion_gen.DiffusionGenerator, "fit", spy_fit)
     raw = load_raw(None, tiny_overrides + SELECT + ["generator.guidance_scale=1.0"])
-    rows = Experiment(raw, tmp_path / "sel").run()
+    rows = run(raw, tmp_path / "sel", report=False)
     assert [s for s, *_ in seen] == [10, 20, 30]
     assert all(n == 100 for _, _, n in seen)  # select_samples images of the real test split
     # The validation images are not taken from the training count: all 1,438 images train,
@@ -217,9 +218,8 @@ def test_checkpoint_selection_keeps_the_best_validation_kid(tmp_path, tiny_overr
     best_step, best = min(((s, k) for s, k, _ in seen), key=lambda x: x[1])
     assert rows[0]["ckpt_step"] == best_step and rows[0]["ckpt_val_kid"] == pytest.approx(best)
     # without selection the last weights are kept and there are no ckpt_ columns
-    plain = Experiment(load_raw(None, tiny_overrides + SELECT[:2] + ["metrics.features=pixels",
-                                                                     "generator.guidance_scale=1.0"]),
-                       tmp_path / "plain").run()
+    plain = run(load_raw(None, tiny_overrides + SELECT[:2] + ["metrics.features=pixels",
+                                                                     "generator.guidance_scale=1.0"]), tmp_path / "plain", report=False)
     assert "ckpt_step" not in plain[0]
 
 
@@ -239,7 +239,7 @@ def test_checkpoint_selection_picks_the_lowest_score_and_resumes(tmp_path, tiny_
 
     monkeypatch.setattr(diffusion_gen.DiffusionGenerator, "_validate", scripted)
     raw = load_raw(None, tiny_overrides + SELECT + ["generator.guidance_scale=1.0"])
-    rows = Experiment(raw, tmp_path / "full").run()
+    rows = run(raw, tmp_path / "full", report=False)
     assert rows[0]["ckpt_step"] == 20 and rows[0]["ckpt_val_kid"] == pytest.approx(0.1)
     saved = load_weights(RunStore(tmp_path / "full").gen_dir("c00", 0) / "model.safetensors")
     for k, v in kept["ema"].items():
@@ -254,9 +254,9 @@ def test_checkpoint_selection_picks_the_lowest_score_and_resumes(tmp_path, tiny_
 
     monkeypatch.setattr(diffusion_gen.DiffusionGenerator, "_ema_update", crash)
     with pytest.raises(_Stop):
-        Experiment(raw, tmp_path / "cut").run()
+        run(raw, tmp_path / "cut", report=False)
     monkeypatch.setattr(diffusion_gen.DiffusionGenerator, "_ema_update", original_ema)
-    again = Experiment(raw, tmp_path / "cut").run()
+    again = run(raw, tmp_path / "cut", report=False)
     assert again[0]["ckpt_step"] == 20
     assert _results(tmp_path / "cut") == _results(tmp_path / "full")
 

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 
 import genloop
+from genloop import run
 from genloop.cli import main
 from genloop.config import load_raw
-from genloop.loop import Experiment
 from genloop.loop.experiment import TIME_COLUMNS, RunFolderMismatch
 from genloop.store import LOCK_NAME, RunLocked, RunStore, read_csv
-from genloop.sweep import run_sweep
+
 
 GAUSS = ["data.name=gaussian", "data.count=250", "generator.name=gaussian",
          "metrics.names=[frechet,wasserstein,variance_ratio]", "device=cpu",
@@ -195,8 +195,6 @@ def test_a_second_writer_stops_at_once_naming_the_holder(tmp_path, capsys):
         assert RunStore(out).finished_generations("c00") == 2  # nothing written
         with pytest.raises(RunLocked, match=f"pid {holder.pid}"):
             _run(out, ["loop.generations=3"])
-        with pytest.raises(RunLocked):
-            Experiment(load_raw(None, GAUSS + ["loop.generations=3"]), out).run()
         # readers need no lock
         assert main(["report", str(out)]) == 0
         assert main(["status", str(out)]) == 0
@@ -288,7 +286,7 @@ def test_status_of_a_partial_run_with_a_failure(tmp_path, monkeypatch, capsys):
             raise _Stop
 
     with pytest.raises(_Stop):
-        Experiment(raw, out, on_generation=stop_after_4).run()
+        run(raw, out, report=False, on_generation=stop_after_4)
     st = genloop.status(out)
     assert st["generations"] == {"finished": 4, "planned": 6, "remaining": 2}
     c0, c1 = st["chains"]
@@ -309,7 +307,7 @@ def test_status_of_a_partial_run_with_a_failure(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(Exp, "run_chain", failing)
     with pytest.raises(Exception, match="disk on fire"):
-        run_sweep(Experiment(raw, out), workers=1, retries=0)
+        run(raw, out, report=False, workers=1, retries=0)
     capsys.readouterr()
     assert main(["status", str(out)]) == 0
     text = capsys.readouterr().out
@@ -320,7 +318,7 @@ def test_status_of_a_partial_run_with_a_failure(tmp_path, monkeypatch, capsys):
     assert js["failures"][0]["chain"] == c1["id"] and js["failures"][0]["error"] == "second line: the last one"
     assert js["chains"][1]["state"] == "failed"
     monkeypatch.setattr(Exp, "run_chain", real_run_chain)
-    run_sweep(Experiment(raw, out), workers=1)  # the rerun finishes it and clears the failure
+    run(raw, out, report=False, workers=1)  # the rerun finishes it and clears the failure
     st = genloop.status(out)
     assert st["failures"] == [] and st["eta_seconds"] == 0 and st["generations"]["remaining"] == 0
     assert main(["status", str(tmp_path / "nothing")]) == 2

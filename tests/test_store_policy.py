@@ -8,11 +8,11 @@ import os
 import numpy as np
 import pytest
 
+from genloop import run
 from genloop.config import ConfigError, expand, from_dict, load_raw, preset_path
-from genloop.loop import Experiment
 from genloop.loop.experiment import TIME_COLUMNS, simulate
 from genloop.store import RunStore, read_csv
-from genloop.sweep import _LocalBackend, _Job, gpu_slots, resolve_gpus, run_sweep
+from genloop.sweep import _LocalBackend, _Job, gpu_slots, resolve_gpus
 
 GAUSS = ["data.name=gaussian", "data.count=125", "generator.name=gaussian", "generator.conditional=false",
          "metrics.names=[variance_ratio,frechet]", "device=cpu"]
@@ -37,13 +37,13 @@ def _stop_at(g):
 @pytest.mark.parametrize("interaction", ["replace", "accumulate"])
 def test_samples_last_and_none_give_the_numbers_of_every_and_keep_only_that(tmp_path, interaction):
     base = GAUSS + ["loop.generations=12", f"loop.interaction={interaction}", "seeds=[0,1]"]
-    Experiment(load_raw(None, base), tmp_path / "every").run()
+    run(load_raw(None, base), tmp_path / "every", report=False)
     ref = _results(tmp_path / "every")
     sim = simulate(from_dict(load_raw(None, GAUSS + ["loop.generations=12", f"loop.interaction={interaction}"])))
     assert [r["variance_ratio"] for r in ref[:12]] == pytest.approx([r["variance_ratio"] for r in sim], rel=1e-12)
     for mode in ("last", "none"):
         out = tmp_path / mode
-        Experiment(load_raw(None, base + [f"store.samples={mode}", f"store.checkpoints={mode}"]), out).run()
+        run(load_raw(None, base + [f"store.samples={mode}", f"store.checkpoints={mode}"]), out, report=False)
         assert _results(out) == ref
         store = RunStore(out)
         for ch in store.chains():
@@ -65,18 +65,18 @@ def test_resume_without_kept_samples_recomputes_never_guesses(tmp_path, caplog, 
     (same numbers as an uninterrupted run); with store.samples=last and replace the
     newest samples were kept for it."""
     base = GAUSS + ["loop.generations=9", f"loop.interaction={interaction}"]
-    Experiment(load_raw(None, base), tmp_path / "ref").run()
+    run(load_raw(None, base), tmp_path / "ref", report=False)
     raw = load_raw(None, base + [f"store.samples={mode}", "store.checkpoints=none"])
     out = tmp_path / "cut"
     with pytest.raises(_Stop):
-        Experiment(raw, out, on_generation=_stop_at(5)).run()
+        run(raw, out, report=False, on_generation=_stop_at(5))
     store = RunStore(out)
     assert store.finished_generations("c00") == 6  # rows of finished generations are flushed on the way out
     if mode == "last":
         assert int(np.load(store.resume_samples_path("c00"))["generation"]) == 5
     caplog.set_level(logging.WARNING, logger="genloop")
     seen = []
-    Experiment(raw, out, on_generation=seen.append).run()
+    run(raw, out, report=False, on_generation=seen.append)
     assert [r["generation"] for r in seen] == [6, 7, 8]  # only the missing generations are reported
     assert ("were not kept" in caplog.text) == recomputes
     assert _results(out) == _results(tmp_path / "ref")
@@ -84,15 +84,15 @@ def test_resume_without_kept_samples_recomputes_never_guesses(tmp_path, caplog, 
 
 def test_torn_row_log_is_ignored_and_cut_before_the_next_append(tmp_path):
     raw = load_raw(None, GAUSS + ["loop.generations=6", "store.samples=none", "store.checkpoints=none"])
-    Experiment(raw, tmp_path / "ref").run()
+    run(raw, tmp_path / "ref", report=False)
     out = tmp_path / "torn"
     with pytest.raises(_Stop):
-        Experiment(raw, out, on_generation=_stop_at(3)).run()
+        run(raw, out, report=False, on_generation=_stop_at(3))
     store = RunStore(out)
     with open(store.rows_log_path("c00"), "a") as f:
         f.write('{"chain": "c00", "generation": 4, "variance_ra')  # a writer killed mid-line
     assert store.finished_generations("c00") == 4
-    Experiment(raw, out).run()
+    run(raw, out, report=False)
     lines = store.rows_log_path("c00").read_text().splitlines()
     assert [json.loads(x)["generation"] for x in lines] == list(range(6))
     assert _results(out) == _results(tmp_path / "ref")
@@ -100,10 +100,10 @@ def test_torn_row_log_is_ignored_and_cut_before_the_next_append(tmp_path):
 
 def test_store_and_sweep_options_may_change_on_resume_but_nothing_else(tmp_path):
     base = GAUSS + ["loop.generations=3"]
-    Experiment(load_raw(None, base + ["store.samples=none"]), tmp_path / "r").run()
-    Experiment(load_raw(None, base + ["store.samples=every", "sweep.gpus_per_chain=0"]), tmp_path / "r").run()
+    run(load_raw(None, base + ["store.samples=none"]), tmp_path / "r", report=False)
+    run(load_raw(None, base + ["store.samples=every", "sweep.gpus_per_chain=0"]), tmp_path / "r", report=False)
     with pytest.raises(ConfigError, match="loop.real_fraction"):
-        Experiment(load_raw(None, base + ["loop.real_fraction=0.2"]), tmp_path / "r").run()
+        run(load_raw(None, base + ["loop.real_fraction=0.2"]), tmp_path / "r", report=False)
     with pytest.raises(ConfigError, match="sweep option, not a grid axis"):
         expand(load_raw(None, ["sweep.gpus_per_chain=[0,1]"]))
 
@@ -157,7 +157,7 @@ def test_local_workers_each_get_their_own_cuda_visible_devices(tmp_path, monkeyp
     monkeypatch.setattr(sweep, "cuda_devices", lambda: ["0", "1"])
     raw = load_raw(None, GAUSS + ["loop.generations=2", "seeds=[0,1,2]"])
     with pytest.raises(ConfigError, match="--workers 3 with --gpus-per-chain 1"):
-        run_sweep(Experiment(raw, tmp_path / "g"), workers=3, gpus_per_chain=1)
+        run(raw, tmp_path / "g", report=False, workers=3, gpus_per_chain=1)
     assert not (tmp_path / "g").exists()
 
 
@@ -202,7 +202,7 @@ def test_theory_preset_and_its_theory_curve(tmp_path, monkeypatch):
     real_draw = plots._draw_theory
     monkeypatch.setattr(plots, "_draw_theory", lambda ax, xs, n, done: (drawn.append((xs, n)), real_draw(ax, xs, n, done)))
     out = tmp_path / "theory"
-    Experiment(load_raw(preset_path("theory"), ["seeds=[0,1]", "loop.generations=20"]), out).run()
+    run(load_raw(preset_path("theory"), ["seeds=[0,1]", "loop.generations=20"]), out, report=False)
     plots.plot_bands(out)
     (xs, n), = drawn  # once: replace only
     assert n == 100 and xs == list(range(20))

@@ -9,13 +9,13 @@ import sys
 
 import pytest
 
+from genloop import run
 from genloop.cli import main
 from genloop.config import ConfigError, expand, load_raw, preset_path
-from genloop.loop import Experiment
 from genloop.loop.experiment import TIME_COLUMNS
 from genloop.loop.summary import interval, summary_rows
 from genloop.store import RunStore, read_csv
-from genloop.sweep import resolve_workers, run_sweep
+from genloop.sweep import resolve_workers
 
 GRID = ["generator.guidance_scale=[1.0,0.1]", "seeds=[0,1]"]
 
@@ -41,7 +41,7 @@ def sequential(tmp_path_factory, sweep_raw):
     """The tiny 2 settings x 2 seeds sweep run one chain at a time, 1 torch thread per chain."""
     out = tmp_path_factory.mktemp("sequential")
     rows = []
-    run_sweep(Experiment(sweep_raw, out, on_generation=rows.append), workers=1, threads=1)
+    run(sweep_raw, out, report=False, on_generation=rows.append, workers=1, threads=1)
     assert len(rows) == 8
     return out
 
@@ -119,7 +119,7 @@ def test_parallel_sweep_equals_one_at_a_time_and_retries_a_killed_worker(tmp_pat
                 return
 
     caplog.set_level(logging.WARNING, logger="genloop.sweep")
-    rows = run_sweep(Experiment(sweep_raw, out, on_generation=on_generation), workers=2, threads=1, retries=2)
+    rows = run(sweep_raw, out, report=False, on_generation=on_generation, workers=2, threads=1, retries=2)
     assert _keys(seen) == _keys(rows) and len(seen) == 8  # every generation reported exactly once
     assert _results(out) == _results(sequential)
     if killed and killed[0][1]:
@@ -144,7 +144,7 @@ def test_interrupted_sweep_reruns_only_what_was_left(tmp_path, sweep_raw, sequen
             raise _Stop
 
     with pytest.raises(_Stop):
-        run_sweep(Experiment(sweep_raw, out, on_generation=stop_after_3), workers=2, threads=1)
+        run(sweep_raw, out, report=False, on_generation=stop_after_3, workers=2, threads=1)
     assert not [p for p in multiprocessing.active_children() if p.name.startswith("genloop-")]  # workers stopped
     store = RunStore(out)
     done = {(c["id"], g): (store.gen_dir(c["id"], g) / "DONE").stat().st_mtime_ns
@@ -169,10 +169,10 @@ def test_interrupted_sweep_reruns_only_what_was_left(tmp_path, sweep_raw, sequen
 def test_ray_backend_missing_gives_a_clear_error(tmp_path, sweep_raw, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     with pytest.raises(ConfigError, match=r"pip install 'genloop\[ray\]'"):
-        run_sweep(Experiment(sweep_raw, tmp_path / "r"), backend="ray")
+        run(sweep_raw, tmp_path / "r", report=False, backend="ray")
     assert not (tmp_path / "r").exists()  # before any work
     with pytest.raises(ConfigError, match="--backend"):
-        run_sweep(Experiment(sweep_raw, tmp_path / "r"), backend="slurm")
+        run(sweep_raw, tmp_path / "r", report=False, backend="slurm")
 
 
 @pytest.mark.ray
@@ -180,7 +180,7 @@ def test_ray_backend_gives_the_same_numbers(tmp_path, sweep_raw, sequential):
     pytest.importorskip("ray")
     out = tmp_path / "ray"
     seen = []
-    rows = run_sweep(Experiment(sweep_raw, out, on_generation=seen.append), backend="ray", threads=1)
+    rows = run(sweep_raw, out, report=False, on_generation=seen.append, backend="ray", threads=1)
     assert len(seen) == 8 and _keys(seen) == _keys(rows)
     assert _results(out) == _results(sequential)
 

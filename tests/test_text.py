@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 
+from genloop import run
 from genloop.config import ConfigError, DataConfig, DecodeConfig, from_dict, load_raw
 from genloop.data import DataError, TokenSet, load_real
 from genloop.data.text import (BOS, UNK, CharTokenizer, WordTokenizer, get_tokenizer, split_units, strip_play)
 from genloop.data.zipf import ZipfMarkov
 from genloop.generators.decoding import adjust_logits, beam_search, generate
 from genloop.generators.ngram import KneserNey
-from genloop.loop import Experiment
 from genloop.loop.experiment import TIME_COLUMNS, simulate
 from genloop.metrics import text as tm
 from genloop.store import RunStore, read_csv
@@ -410,16 +410,16 @@ def _results(path):
 
 def test_text_run_folder_resume_and_report(tmp_path):
     raw = load_raw(None, ZIPF + ["loop.interaction=accumulate"])
-    Experiment(raw, tmp_path / "full").run()
+    run(raw, tmp_path / "full", report=False)
 
     def stop_after_1(row):
         if row["generation"] == 1:
             raise _Stop
 
     with pytest.raises(_Stop):
-        Experiment(raw, tmp_path / "cut", on_generation=stop_after_1).run()
+        run(raw, tmp_path / "cut", report=False, on_generation=stop_after_1)
     seen = []
-    Experiment(raw, tmp_path / "cut", on_generation=lambda r: seen.append(r["generation"])).run()
+    run(raw, tmp_path / "cut", report=False, on_generation=lambda r: seen.append(r["generation"]))
     assert seen == [2] and _results(tmp_path / "cut") == _results(tmp_path / "full")
     store = RunStore(tmp_path / "full")
     d = store.gen_dir("c00", 1)

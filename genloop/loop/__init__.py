@@ -1,3 +1,3 @@
 """The generation loop: interaction models, the chain runner, resume."""
 from .interactions import INTERACTIONS, Interaction, History, Pool  # noqa: F401
-from .experiment import Experiment, run_experiment  # noqa: F401
+from .experiment import Experiment  # noqa: F401

@@ -34,7 +34,7 @@ import torch
 
 from ..config import Chain, Config, ConfigError, NON_IDENTITY_SECTIONS, dump_yaml, expand, get_path, identity_diff, to_dict
 from ..data import ImageSet, RealData, concat_sets, load_real
-from ..generators import GenContext, TrainingDiverged, build_generator
+from ..generators import GenContext, build_generator
 from ..grid import make_grid
 from ..metrics import MetricContext, build_metrics
 from ..store import (LOCK_NAME, RunStore, json_bytes, load_npz, npz_bytes, weights_bytes, write_bytes, write_csv,
@@ -364,7 +364,7 @@ class Experiment:
 
     def __init__(self, raw: dict, out_dir: Union[str, Path], *, force: bool = False, progress: bool = False,
                  on_generation: Optional[Callable[[dict], None]] = None,
-                 on_reference: Optional[Callable[[list[dict]], None]] = None) -> None:
+                 on_reference: Optional[Callable[[list[dict]], None]] = None, keep_tables: bool = True) -> None:
         self.raw = raw
         self.chains: list[Chain] = expand(raw)
         for ch in self.chains:
@@ -379,6 +379,7 @@ class Experiment:
         self._metric_ctx: dict[str, MetricContext] = {}
         self._metrics: dict[str, list] = {}
         self._tables_due = 0.0
+        self.keep_tables = keep_tables  # False: run_chain leaves the tables to the caller (the sweep's parent)
         self._adopt_ids()
 
     def _adopt_ids(self) -> None:
@@ -531,25 +532,6 @@ class Experiment:
         return self._metrics[key]
 
     # ------------------------------------------------------------------ running
-    def run(self) -> list[dict]:
-        """Run every chain one after the other; returns the metric rows."""
-        with self.store.lock():
-            self.prepare()
-            failures = []
-            for ch in self.chains:
-                try:
-                    self.run_chain(ch)
-                    self.store.clear_failure(ch.id)
-                except TrainingDiverged as exc:
-                    log.error("chain %s stopped: %s", ch.id, exc)
-                    self.store.write_failure(ch.id, "diverged", str(exc))
-                    failures.append(f"{ch.id}: {exc}")
-                finally:
-                    self.write_tables()
-            if failures:
-                raise TrainingDiverged("; ".join(failures) + " (finished generations are kept in the run folder)")
-            return self.store.metric_rows()
-
     def run_chain(self, chain: Chain) -> None:
         """Run (or resume) one chain.  What each generation writes follows ``store.samples``
         and ``store.checkpoints`` (see ``genloop.store``); rows of generations without a
@@ -654,7 +636,8 @@ class Experiment:
                 if pending and (final or time.perf_counter() - last_flush >= LOG_INTERVAL):
                     flush()
                     last_flush = time.perf_counter()
-                self.write_tables(force=False)
+                if self.keep_tables:
+                    self.write_tables(force=False)
                 g += 1
         finally:
             flush()  # finished generations are kept whatever stops the chain
@@ -707,16 +690,3 @@ class Experiment:
         write_tables(self.store)
         spent = time.perf_counter() - now
         self._tables_due = time.perf_counter() + max(TABLE_INTERVAL, 10 * spent)
-
-
-def run_experiment(config: Union[Config, dict, str, Path, None] = None, out_dir: Union[str, Path] = "runs/default",
-                   overrides: Optional[list[str]] = None, **kwargs: Any) -> list[dict]:
-    """Python API: run a config (a ``Config``, a raw dict, a YAML path or None for
-    the default) into ``out_dir``; returns the metric rows (one per chain and generation)."""
-    from ..config import load_raw
-
-    if isinstance(config, Config):
-        raw = load_raw(to_dict(config), overrides)
-    else:
-        raw = load_raw(config, overrides)
-    return Experiment(raw, out_dir, **kwargs).run()

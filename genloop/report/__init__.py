@@ -1,3 +1,16 @@
 """Pictures and reports drawn from a run folder (read through ``store``).
 Only the CLI (and the notebook API) import this package."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
 from .plots import plot_run  # noqa: F401
+
+
+def draw(run_dir: Path) -> tuple[list[Path], Optional[Path]]:
+    """Redraw a run folder's plots and HTML report: (the plot files, the report or None)."""
+    from .html import write_report
+
+    plots = plot_run(Path(run_dir))
+    return plots, write_report(Path(run_dir))
