@@ -621,27 +621,48 @@ class RunStore:
             arrays["lineage"] = np.asarray(lineage, dtype=np.int64)
         return arrays
 
-    def save_samples(self, chain: str, generation: int, images: np.ndarray, labels: Optional[np.ndarray],
-                     lineage: Optional[np.ndarray] = None) -> None:
-        """Kept samples; ``lineage`` (int per sample) when several lineages share the file."""
-        save_npz(self.gen_dir(chain, generation) / "samples.npz", **self.samples_arrays(images, labels, lineage))
-
     def load_sample_arrays(self, chain: str, generation: int) -> dict[str, np.ndarray]:
         """Every array of a generation's samples.npz (images, labels, lineage when present)."""
         return load_npz(self.gen_dir(chain, generation) / "samples.npz")
+
+    @staticmethod
+    def lineage_arrays(arrays: dict[str, np.ndarray], lineage: int) -> dict[str, np.ndarray]:
+        """One lineage's part of a samples file's ``arrays`` (without the ``lineage`` array): the
+        samples tagged ``lineage``; a file without tags holds lineage 0's samples only."""
+        z = dict(arrays)
+        tags = z.pop("lineage", None)
+        if tags is None:
+            return z if lineage == 0 else {k: v[:0] for k, v in z.items()}
+        return {k: v[tags == lineage] for k, v in z.items()}
 
     def load_samples(self, chain: str, generation: int,
                      lineage: Optional[int] = None) -> tuple[np.ndarray, Optional[np.ndarray]]:
         """(images, labels) of a generation's kept samples: all, or one lineage's; (None, None)
         for samples that are not images (text: ``tokens``)."""
         z = self.load_sample_arrays(chain, generation)
-        images, labels = z.get("images"), z.get("labels")
-        if images is None:
+        if z.get("images") is None:
             return None, None
         if lineage is not None:
-            sel = z["lineage"] == lineage if "lineage" in z else np.full(len(images), lineage == 0)
-            images, labels = images[sel], None if labels is None else labels[sel]
-        return images, labels
+            z = self.lineage_arrays(z, lineage)
+        return z["images"], z.get("labels")
+
+    def save_resume_samples(self, chain: str, generation: int, arrays: dict[str, np.ndarray]) -> None:
+        """The newest kept samples of a chain whose generations keep no folder (``store.samples=last``),
+        so that a resume can go on from them: ``resume_samples.npz`` with ``generation``."""
+        write_bytes(self.resume_samples_path(chain), npz_bytes(generation=np.array(generation), **arrays))
+
+    def kept_sample_arrays(self, chain: str, generation: int) -> Optional[dict[str, np.ndarray]]:
+        """The arrays of a finished generation's kept samples: its folder's ``samples.npz``, else
+        ``resume_samples.npz`` when that holds this generation; None when neither has them."""
+        if (self.gen_dir(chain, generation) / "samples.npz").exists() and self.has_folder(chain, generation):
+            return self.load_sample_arrays(chain, generation)
+        path = self.resume_samples_path(chain)
+        if not path.exists():
+            return None
+        arrays = load_npz(path)
+        if int(arrays.pop("generation", -1)) != generation:
+            return None
+        return arrays
 
     def save_gen_metrics(self, chain: str, generation: int, row: dict) -> None:
         write_json(self.gen_dir(chain, generation) / "metrics.json", row)

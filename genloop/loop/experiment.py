@@ -1,5 +1,8 @@
 """Run an experiment: expand the config grid into chains, run each chain's
-generations, resume after a crash, and keep the run folder's tables current.
+generations (one generation: ``genloop.loop.generation``) into the run folder,
+resume after a crash, and keep the run folder's tables current.  Runs start at
+``genloop.run`` (the CLI, the sweep's backends, tests and benchmarks all go
+through it and ``genloop.sweep.run_sweep``).
 
 Resume: a generation counts as finished when its ``DONE`` marker exists
 (written last, atomically).  A chain restarts at its first unfinished
@@ -25,27 +28,22 @@ import logging
 import re
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 import numpy as np
-import torch
 
 from ..config import Chain, Config, ConfigError, NON_IDENTITY_SECTIONS, dump_yaml, expand, get_path, identity_diff, to_dict
-from ..data import ImageSet, RealData, concat_sets, load_real
-from ..generators import GenContext, build_generator
+from ..data import ImageSet, RealData, load_real
 from ..grid import make_grid
 from ..metrics import MetricContext, build_metrics
-from ..store import (LOCK_NAME, RunStore, json_bytes, load_npz, npz_bytes, weights_bytes, write_bytes, write_csv,
-                     write_files, write_json)
+from ..store import LOCK_NAME, RunStore, json_bytes, npz_bytes, weights_bytes, write_csv, write_files, write_json
 from ..utils import digest, resolve_device
-from .interactions import INTERACTIONS, History, Interaction, Pool, lineage_config
+# TIME_COLUMNS and simulate are re-exported: callers import them from here too.
+from .generation import TIME_COLUMNS, GenerationResult, lineage_file_suffix, run_generation, simulate  # noqa: F401
+from .interactions import INTERACTIONS, History
 
 log = logging.getLogger(__name__)
-
-# Per-generation columns that measure time, not results (excluded when comparing runs).
-TIME_COLUMNS = ("train_seconds", "sample_seconds", "score_seconds", "total_seconds")
 
 # metrics.csv / metrics.jsonl are rewritten after a generation at most this often (seconds),
 # and always at the end of a chain, so that long chains of fast generations do not spend
@@ -59,159 +57,6 @@ LOG_INTERVAL = 2.0
 # Kept samples of finished generations are cached in memory up to this many bytes per chain
 # (the accumulating interaction models read every earlier generation each generation).
 SAMPLE_CACHE_BYTES = 512 << 20
-
-
-def lineage_seed(seed: int, generation: int, lineage: int) -> int:
-    """Seed of a generation's generator: ``seed * 100003 + generation`` for lineage 0
-    (as in single-lineage runs), a hash of (seed, generation, lineage) for the others."""
-    if lineage == 0:
-        return seed * 100_003 + generation
-    return int(np.random.SeedSequence([seed, generation, lineage, 0x11AE]).generate_state(1)[0])
-
-
-def lineage_file_suffix(lineage: int) -> str:
-    """File-name suffix of a lineage's model and grid: none for lineage 0 (so single-lineage
-    runs keep their names and every run has ``model.safetensors``), ``_l<k>`` for the others."""
-    return f"_l{lineage}" if lineage else ""
-
-
-@dataclass
-class GenerationResult:
-    """One generation of a chain: the training pool, and per lineage the generator,
-    its samples and the kept samples; ``row`` holds the generation's numbers."""
-
-    pool: Pool
-    generators: list
-    samples: list[ImageSet]
-    kept: list[ImageSet]
-    row: dict
-
-
-def run_generation(cfg: Config, interaction: Interaction, history: History, g: int, real: RealData,
-                   device: torch.device, metrics: list, scorer: Any = None,
-                   state_path: Optional[Callable[[int], Path]] = None, progress: bool = False,
-                   desc: str = "") -> GenerationResult:
-    """Build generation ``g``'s pool, fit and sample every lineage, select, and measure.
-
-    All randomness derives from (``cfg.seed``, ``g``): the interaction's rng and each
-    lineage's generator seed.  Metric columns: with one lineage as the metrics name
-    them; with several, the metrics of all lineages' samples together (unsuffixed) and
-    of each lineage's (suffix ``_l<k>``); the same for the select statistics and
-    ``train_loss`` (unsuffixed: mean over lineages)."""
-    t0 = time.perf_counter()
-    rng = np.random.default_rng([cfg.seed, g, 7])
-    pool = interaction.training_set(g, history, rng)
-    labels, n = interaction.sample_labels(g, rng)
-    overrides = interaction.lineages()
-    parts = interaction.split_samples(g, labels, n)
-    if len(parts) != len(overrides):
-        raise ValueError(f"{type(interaction).__name__}: split_samples gave {len(parts)} parts for {len(overrides)} lineages")
-    nl = len(overrides)
-    train_s = time.perf_counter() - t0
-    sample_s = score_s = 0.0
-    gens, samples, kept, fits, sel = [], [], [], [], []
-    for lin, (over, (lab, m)) in enumerate(zip(overrides, parts)):
-        lcfg = lineage_config(cfg, over, lin)
-        ta = time.perf_counter()
-        gctx = GenContext(config=lcfg, shape=real.train.shape,
-                          num_classes=real.train.num_classes if lcfg.generator.conditional else 0, device=device,
-                          seed=lineage_seed(cfg.seed, g, lin), state_path=state_path(lin) if state_path else None,
-                          progress=progress, desc=desc + (f" lineage {lin}" if nl > 1 else ""),
-                          select_score=_select_score(scorer, lcfg),
-                          validation=real.test if lcfg.train.select_every else None, real_train=real.train)
-        gen = build_generator(gctx)
-        fits.append(gen.fit(pool.data))
-        tb = time.perf_counter()
-        s = gen.sample(lab, m)
-        tc = time.perf_counter()
-        k, st = interaction.select(g, s, rng, scorer)
-        td = time.perf_counter()
-        train_s, sample_s, score_s = train_s + tb - ta, sample_s + tc - tb, score_s + td - tc
-        gens.append(gen)
-        samples.append(s)
-        kept.append(k)
-        sel.append(st)
-    tm = time.perf_counter()
-    row: dict[str, Any] = {}
-    if nl == 1:
-        for _, metric in metrics:
-            row.update(measure(metric, samples[0], gens[0]))
-    else:
-        full = [s for s in samples if len(s)]
-        everything = concat_sets(full)
-        for _, metric in metrics:
-            row.update(measure(metric, everything, None))
-        for lin, s in enumerate(samples):
-            if len(s):
-                for _, metric in metrics:
-                    row.update({f"{k}_l{lin}": v for k, v in measure(metric, s, gens[lin]).items()})
-    score_s += time.perf_counter() - tm
-    row.update(pool.composition(nl))
-    row.update(pool.stats)
-    losses = [f.get("train_loss", float("nan")) for f in fits]
-    for lin, f in enumerate(fits):  # the kept checkpoint (train.select_every): its step and validation KID
-        row.update({(k if nl == 1 else f"{k}_l{lin}"): v for k, v in f.items() if k.startswith("ckpt_")})
-    if nl == 1:
-        row.update(sel[0])
-        row["train_loss"] = losses[0]
-    else:
-        for lin, st in enumerate(sel):
-            row.update({f"{k}_l{lin}": v for k, v in st.items()})
-        finite = [x for x in losses if isinstance(x, (int, float)) and np.isfinite(x)]
-        row["train_loss"] = float(np.mean(finite)) if finite else float("nan")
-        row.update({f"train_loss_l{lin}": x for lin, x in enumerate(losses)})
-        row.update({f"samples_l{lin}": float(len(s)) for lin, s in enumerate(samples)})
-    row.update({"train_seconds": train_s, "sample_seconds": sample_s, "score_seconds": score_s,
-                "total_seconds": time.perf_counter() - t0})
-    return GenerationResult(pool, gens, samples, kept, row)
-
-
-def measure(metric: Any, samples: Any, model: Any) -> dict:
-    """A metric's columns for ``samples``; a metric with ``uses_model = True`` also gets the
-    generator that made them (None for the pooled samples of several lineages), e.g. to
-    measure its perplexity on real text."""
-    if getattr(metric, "uses_model", False):
-        return metric(samples, model=model)
-    return metric(samples)
-
-
-def _select_score(scorer: Any, cfg: Config) -> Optional[Callable[[np.ndarray, np.ndarray], float]]:
-    """The validation KID for ``train.select_every`` (None when off or without a metric context);
-    one per (context, features), so a chain extracts each validation split's features once."""
-    if not cfg.train.select_every or not isinstance(scorer, MetricContext):
-        return None
-    from ..metrics.image_metrics import ValidationKID
-
-    slot = f"validation_kid:{cfg.train.select_features or cfg.metrics.features}"
-    if slot not in scorer.shared:
-        scorer.shared[slot] = ValidationKID(scorer, cfg.train.select_features)
-    return scorer.shared[slot]
-
-
-def simulate(cfg: Config, real: Optional[RealData] = None, metrics: Union[bool, list] = True,
-             device: Optional[torch.device] = None,
-             on_generation: Optional[Callable[[GenerationResult], None]] = None) -> list[dict]:
-    """Run one chain in memory (no run folder): the same generations, numbers and
-    columns as ``Experiment.run_chain`` (less the chain id, the varied settings and
-    the timing columns' values), for fast generators (``gaussian``, ``gmm``, ``kde``) and tests.  ``metrics``: True for
-    ``cfg.metrics.names``, False for none, or a list of (name, metric) pairs.
-    ``on_generation(result)`` sees every generation's ``GenerationResult``."""
-    real = real if real is not None else load_real(cfg.data)
-    device = device or resolve_device(cfg.device)
-    interaction = INTERACTIONS.get(cfg.loop.interaction)(cfg, real)
-    ctx = MetricContext(config=cfg, real=real, device=device, seed=cfg.data.split_seed)  # also the select() scorer
-    metric_list = build_metrics(ctx) if metrics is True else (metrics or [])
-    kept: dict[tuple[int, int], Any] = {}
-    history = History(real, lambda g, lin=0: kept[(g, lin)], len(interaction.lineages()))
-    rows = []
-    for g in range(cfg.loop.generations):
-        res = run_generation(cfg, interaction, history, g, real, device, metric_list, ctx)
-        for lin, k in enumerate(res.kept):
-            kept[(g, lin)] = k
-        rows.append({"seed": cfg.seed, "generation": g, **res.row})
-        if on_generation is not None:
-            on_generation(res)
-    return rows
 
 
 def check_names(cfg: Config) -> None:
@@ -259,17 +104,6 @@ class MissingSamples(LookupError):
         self.generation = generation
 
 
-def _resume_samples(store: RunStore, chain: str, g: int) -> Optional[dict]:
-    """The arrays of ``resume_samples.npz`` when it holds generation ``g``'s samples, else None."""
-    path = store.resume_samples_path(chain)
-    if not path.exists():
-        return None
-    arrays = load_npz(path)
-    if int(arrays.pop("generation", -1)) != g:
-        return None
-    return arrays
-
-
 PASSAGES = 8  # generated passages kept as text per generation (text data)
 
 
@@ -297,6 +131,66 @@ PREVIEWS: dict[str, Callable[[Any, Path, str], dict]] = {"images": _image_previe
 def preview_files(samples: Any, d: Path, suffix: str) -> dict:
     """Preview files (path -> bytes) of a generation's samples (written with the others, recorded in DONE)."""
     return PREVIEWS[samples.kind](samples, d, suffix)
+
+
+class KeptSamples:
+    """A chain's kept samples of finished generations, as ``History`` reads them
+    (``kept(generation, lineage)``): those this process made and the folder does not
+    keep (``remember``) from memory, the others from the run folder
+    (``RunStore.kept_sample_arrays``), cached up to ``SAMPLE_CACHE_BYTES``.  Raises
+    ``MissingSamples`` for samples that were not kept."""
+
+    def __init__(self, store: RunStore, chain: str, real: RealData) -> None:
+        self.store, self.chain, self.real = store, chain, real
+        self.cache: dict[int, dict] = {}
+        self.memory: dict[tuple[int, int], ImageSet] = {}
+
+    def remember(self, generation: int, kept: list) -> None:
+        self.memory.update({(generation, lin): k for lin, k in enumerate(kept)})
+
+    def __call__(self, generation: int, lineage: int = 0) -> ImageSet:
+        if (generation, lineage) in self.memory:
+            return self.memory[(generation, lineage)]
+        if generation not in self.cache:
+            arrays = self.store.kept_sample_arrays(self.chain, generation)
+            if arrays is None:
+                raise MissingSamples(generation)
+            while self.cache and sum(a.nbytes for z in self.cache.values() for a in z.values()) > SAMPLE_CACHE_BYTES:
+                self.cache.pop(next(iter(self.cache)))
+            self.cache[generation] = arrays
+        # a set of the real data's kind
+        return self.real.train.from_arrays(RunStore.lineage_arrays(self.cache[generation], lineage))
+
+
+class RowLog:
+    """Rows of a chain's generations that keep no folder, appended to its ``rows.jsonl`` in
+    batches (``flush_if_due``: at most every ``LOG_INTERVAL`` seconds, and at the chain's
+    last generation); with ``store.samples=last`` the newest kept samples are written to
+    ``resume_samples.npz`` with the rows that need them."""
+
+    def __init__(self, store: RunStore, chain: str) -> None:
+        self.store, self.chain = store, chain
+        self.pending: list[dict] = []
+        self.newest: Optional[tuple[int, dict]] = None  # (generation, arrays) of the newest kept samples
+        self.last_flush = time.perf_counter()
+
+    def add(self, row: dict, kept_arrays: Optional[dict] = None) -> None:
+        self.pending.append(row)
+        if kept_arrays is not None:
+            self.newest = (row["generation"], kept_arrays)
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        if self.newest is not None and self.newest[0] == self.pending[-1]["generation"]:
+            self.store.save_resume_samples(self.chain, *self.newest)
+        self.store.append_rows(self.chain, self.pending)
+        self.pending.clear()
+
+    def flush_if_due(self, final: bool) -> None:
+        if self.pending and (final or time.perf_counter() - self.last_flush >= LOG_INTERVAL):
+            self.flush()
+            self.last_flush = time.perf_counter()
 
 
 class RunFolderMismatch(ConfigError):
@@ -538,113 +432,74 @@ class Experiment:
         folder are logged in batches.  A resume that needs samples that were not kept
         recomputes the chain in memory from generation 0 (logged), never uses other data."""
         cfg = chain.config
-        store = self.store
         real = self.real_for(cfg)
         interaction = INTERACTIONS.get(cfg.loop.interaction)(cfg, real)
         device = resolve_device(cfg.device)
         metrics = self.metrics_for(cfg)
         metric_ctx = self._metric_ctx.get(self._metric_key(cfg))  # once per chain (hashing the config is not free)
         nl = len(interaction.lineages())
-        keep_samples, keep_models = cfg.store.samples, cfg.store.checkpoints
-        last_g = cfg.loop.generations - 1
-        cache: dict[int, dict] = {}
-        memory: dict[tuple[int, int], ImageSet] = {}  # kept samples of this process's generations (not every)
-
-        def from_arrays(arrays: dict, lineage: int):
-            z = dict(arrays)
-            lin = z.pop("lineage", None)
-            if lin is not None or lineage:
-                sel = lin == lineage if lin is not None else slice(0, 0)
-                z = {k: v[sel] for k, v in z.items()}
-            return real.train.from_arrays(z)  # a set of the real data's kind
-
-        def load(g: int, lineage: int = 0) -> ImageSet:
-            if (g, lineage) in memory:
-                return memory[(g, lineage)]
-            if g not in cache:
-                if (store.gen_dir(chain.id, g) / "samples.npz").exists() and store.has_folder(chain.id, g):
-                    arrays = store.load_sample_arrays(chain.id, g)
-                else:
-                    arrays = _resume_samples(store, chain.id, g)
-                    if arrays is None:
-                        raise MissingSamples(g)
-                while cache and sum(a.nbytes for z in cache.values() for a in z.values()) > SAMPLE_CACHE_BYTES:
-                    cache.pop(next(iter(cache)))
-                cache[g] = arrays
-            return from_arrays(cache[g], lineage)
-
-        history = History(real, load, nl)
-        start = store.finished_generations(chain.id)
+        kept = KeptSamples(self.store, chain.id, real)
+        history = History(real, kept, nl)
+        rows = RowLog(self.store, chain.id)
+        start = self.store.finished_generations(chain.id)
         if start:
             log.info("chain %s: generations 0..%d already finished, resuming at %d", chain.id, start - 1, start)
         replay_until = 0  # generations below this are recomputed in memory only (their results are stored)
-        pending: list[dict] = []  # logged rows not yet written
-        newest: list = []  # [generation, arrays] of the newest kept samples (store.samples=last)
-        last_flush = time.perf_counter()
-
-        def flush() -> None:
-            if not pending:
-                return
-            if keep_samples == "last" and newest and newest[0] == pending[-1]["generation"]:
-                write_bytes(store.resume_samples_path(chain.id), npz_bytes(generation=np.array(newest[0]), **newest[1]))
-            store.append_rows(chain.id, pending)
-            pending.clear()
-
         g = start
         try:
             while g < cfg.loop.generations:
                 replaying = g < replay_until
                 try:
                     res = run_generation(cfg, interaction, history, g, real, device, metrics, metric_ctx,
-                                         state_path=lambda lin: store.train_state_path(chain.id, lin),
+                                         state_path=lambda lin: self.store.train_state_path(chain.id, lin),
                                          progress=self.progress and not replaying, desc=f"{chain.id} gen {g}")
                 except MissingSamples as exc:
                     if replay_until or g == 0:
                         raise
                     log.warning("chain %s: generation %d needs the samples of generation %d, which were not kept "
                                 "(store.samples=%s); recomputing generations 0..%d in memory (same seeds, same numbers)",
-                                chain.id, g, exc.generation, keep_samples, g - 1)
+                                chain.id, g, exc.generation, cfg.store.samples, g - 1)
                     replay_until, g = g, 0
                     continue
-                if keep_samples != "every" or replaying:
-                    memory.update({(g, lin): k for lin, k in enumerate(res.kept)})
-                if replaying:
-                    g += 1
-                    continue
-                row: dict[str, Any] = {"chain": chain.id, "seed": cfg.seed, "generation": g}
-                row.update(chain.varied)
-                row.update(res.row)
-                final = g == last_g
-                with_samples = keep_samples == "every" or (keep_samples == "last" and final)
-                with_model = keep_models == "every" or (keep_models == "last" and final)
-                files = self._generation_files(chain, g, res, row, nl, with_samples, with_model)
-                if files:
-                    flush()  # logged rows first: a folder never stands after a gap
-                    write_files(files)  # all durable before the DONE marker
-                    store.mark_done(chain.id, g, files)  # records each file's size and SHA-256
-                else:
-                    pending.append(row)
-                    if keep_samples == "last":
-                        newest[:] = [g, self._kept_arrays(res, nl)]
-                for lin in range(nl):
-                    sp = store.train_state_path(chain.id, lin)
-                    if sp.exists():
-                        sp.unlink()
-                log.debug("chain %s generation %d done in %.3fs", chain.id, g, row["total_seconds"])
-                if self.on_generation is not None:
-                    self.on_generation(row)
-                if pending and (final or time.perf_counter() - last_flush >= LOG_INTERVAL):
-                    flush()
-                    last_flush = time.perf_counter()
-                if self.keep_tables:
-                    self.write_tables(force=False)
+                if cfg.store.samples != "every" or replaying:
+                    kept.remember(g, res.kept)
+                if not replaying:
+                    self._save_generation(chain, g, res, nl, rows)
                 g += 1
         finally:
-            flush()  # finished generations are kept whatever stops the chain
-        if keep_samples != "every":
-            rp = store.resume_samples_path(chain.id)
-            if rp.exists() and store.finished_generations(chain.id) >= cfg.loop.generations:
+            rows.flush()  # finished generations are kept whatever stops the chain
+        if cfg.store.samples != "every":
+            rp = self.store.resume_samples_path(chain.id)
+            if rp.exists() and self.store.finished_generations(chain.id) >= cfg.loop.generations:
                 rp.unlink()
+
+    def _save_generation(self, chain: Chain, g: int, res: GenerationResult, nl: int, rows: "RowLog") -> None:
+        """Keep a finished generation: its folder of files with a ``DONE`` marker, or its row in
+        the row log (``store.samples`` / ``store.checkpoints``); then report it."""
+        cfg, store = chain.config, self.store
+        row: dict[str, Any] = {"chain": chain.id, "seed": cfg.seed, "generation": g}
+        row.update(chain.varied)
+        row.update(res.row)
+        final = g == cfg.loop.generations - 1
+        with_samples = cfg.store.samples == "every" or (cfg.store.samples == "last" and final)
+        with_model = cfg.store.checkpoints == "every" or (cfg.store.checkpoints == "last" and final)
+        files = self._generation_files(chain, g, res, row, nl, with_samples, with_model)
+        if files:
+            rows.flush()  # logged rows first: a folder never stands after a gap
+            write_files(files)  # all durable before the DONE marker
+            store.mark_done(chain.id, g, files)  # records each file's size and SHA-256
+        else:
+            rows.add(row, self._kept_arrays(res, nl) if cfg.store.samples == "last" else None)
+        for lin in range(nl):
+            sp = store.train_state_path(chain.id, lin)
+            if sp.exists():
+                sp.unlink()
+        log.debug("chain %s generation %d done in %.3fs", chain.id, g, row["total_seconds"])
+        if self.on_generation is not None:
+            self.on_generation(row)
+        rows.flush_if_due(final)
+        if self.keep_tables:
+            self.write_tables(force=False)
 
     @staticmethod
     def _kept_arrays(res: GenerationResult, nl: int) -> dict:
