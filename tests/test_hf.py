@@ -161,16 +161,16 @@ def test_fine_tunes_and_samples_in_the_loop_the_shumailov_way(tiny):
 
 
 def test_resumes_inside_a_generation(tiny, tmp_path, monkeypatch):
-    from genloop.loop import Experiment
+    from genloop import run
     from genloop.store import RunStore, load_npz
 
     raw = load_raw(None, _args(tiny, "loop.generations=1"))
-    Experiment(raw, tmp_path / "full").run()
+    run(raw, tmp_path / "full", report=False)
     original = torch.optim.AdamW.step
     calls = {"n": 0}
 
-    class Stop(Exception):
-        pass
+    class Stop(BaseException):
+        """Stands for the process being killed mid-run: a BaseException, so the runner does not retry it."""
 
     def crash(self, *a, **k):
         out = original(self, *a, **k)
@@ -181,11 +181,11 @@ def test_resumes_inside_a_generation(tiny, tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch.optim.AdamW, "step", crash)
     with pytest.raises(Stop):
-        Experiment(raw, tmp_path / "cut").run()
+        run(raw, tmp_path / "cut", report=False)
     store = RunStore(tmp_path / "cut")
     assert store.train_state_path("c00").exists() and not store.is_done("c00", 0)
     monkeypatch.setattr(torch.optim.AdamW, "step", original)
-    Experiment(raw, tmp_path / "cut").run()
+    run(raw, tmp_path / "cut", report=False)
     a = load_npz(RunStore(tmp_path / "full").gen_dir("c00", 0) / "samples.npz")["tokens"]
     assert np.array_equal(a, load_npz(store.gen_dir("c00", 0) / "samples.npz")["tokens"])
     from genloop.store import read_csv
