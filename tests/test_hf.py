@@ -221,7 +221,7 @@ def test_one_line_errors(tiny, tmp_path):
         gen.fit(real.train)
 
 
-def test_paper_shumailov_preset_validates_and_fails_in_one_line_without_its_files(tmp_path, monkeypatch, capsys):
+def test_paper_shumailov_preset_validates_and_fails_in_one_line_without_its_files(tiny, tmp_path, monkeypatch, capsys):
     from genloop.cli import main
 
     chains = expand(load_raw(preset_path("paper-shumailov")))
@@ -239,3 +239,9 @@ def test_paper_shumailov_preset_validates_and_fails_in_one_line_without_its_file
     assert main(["run", "-p", "paper-shumailov", "--out", str(tmp_path / "run2")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("genloop: error: data.tokenizer_path: models/opt-125m is not a folder") and "\n" not in err
+    (tmp_path / "models" / "opt-125m").mkdir(parents=True)  # the tokenizer but no model: fails when training starts
+    (tmp_path / "models" / "opt-125m" / "tokenizer.json").write_bytes((tiny["model"] / "tokenizer.json").read_bytes())
+    assert main(["run", "-p", "paper-shumailov", "--out", str(tmp_path / "run3"), "--no-progress", "metrics.names=[]",
+                 "loop.generations=1", "loop.interaction=replace"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("genloop: error: generator.model_path: models/opt-125m has no config.json") and "\n" not in err
