@@ -17,6 +17,9 @@ RESULTS (2026-11-29, 2 cores, machine otherwise idle; two runs, the first stoppe
 paper-mnist-cpu by a bug since fixed (unconditional samples carried labels)):
 
     $ python benchmarks/bench_presets.py
+    (paper-mnist-cpu below is the PREVIOUS preset, a width-16 U-Net with T = 400 and DDIM, replaced on
+    2026-11-29 by the paper-mnist-small recipe at 28x28, whose times on real digits are in the preset's
+    comments; this line was not re-measured)
     paper-mnist-cpu    1 generation: train 56.6s, sample 35.5s, score 0.1s (scaled to the preset's size: 106.2s); set-up 2.9s -> estimated 3 chain(s) x 10 generations = 53.1 min
     $ python benchmarks/bench_presets.py paper-flowers-cpu shapes
     paper-flowers-cpu  1 generation: train 132.1s, sample 99.4s, score 115.6s (scaled to the preset's size: 347.2s); set-up 152.5s -> estimated 1 chain(s) x 10 generations = 60.4 min
