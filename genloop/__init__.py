@@ -25,7 +25,7 @@ def run(config: Union[str, Path, dict, list, None] = None, out_dir: Union[str, P
         address: Optional[str] = None, threads: Optional[int] = None, retries: Optional[int] = None,
         gpus_per_chain: Optional[float] = None, on_generation: Optional[Callable[[dict], None]] = None,
         on_reference: Optional[Callable[[list], None]] = None, on_start: Optional[Callable[[Any, list], None]] = None,
-        return_rows: bool = True) -> Optional[list[dict]]:
+        return_rows: bool = True, plugins: Optional[list[str]] = None) -> Optional[list[dict]]:
     """Run an experiment (a YAML path, a raw dict of keys, a ``Config``, a list of
     those merged in order, or None for the default preset) into ``out_dir``; return
     the metric rows (None with ``return_rows=False``: a big sweep's caller then holds none).
@@ -44,8 +44,11 @@ def run(config: Union[str, Path, dict, list, None] = None, out_dir: Union[str, P
     ``on_start(experiment, changed)`` the ``Experiment`` and the keys in which the
     config extends the folder's, before any work (a folder made with another
     config is refused before it, unless ``force``).  ``report``: draw the plots and
-    the HTML report into the folder at the end."""
-    from .config import Config, load_raw, preset_path, to_dict
+    the HTML report into the folder at the end.  ``plugins``: modules to import before the
+    config is checked (added to its ``plugins`` key; see docs/adding-a-component.md)."""
+    from .config import Config
+    from .loading import load_raw, to_dict
+    from .reference import preset_path
     from .loop import Experiment
     from .sweep import DEFAULT_RETRIES, run_sweep
 
@@ -53,7 +56,7 @@ def run(config: Union[str, Path, dict, list, None] = None, out_dir: Union[str, P
         config = preset_path("default")
     if isinstance(config, Config):
         config = to_dict(config)
-    raw = load_raw(config, overrides)
+    raw = load_raw(config, overrides, plugins=plugins)
     exp = Experiment(raw, out_dir, force=force, progress=progress, on_generation=on_generation,
                      on_reference=on_reference)
     changed = exp.folder_change()  # refuses a folder made with another config, unless it is an extension
@@ -80,7 +83,8 @@ def status(run_dir: Union[str, Path]) -> dict:
 
 def load_config(config: Union[str, Path, dict, None] = None, overrides: Optional[list[str]] = None):
     """Resolved chains of a config: ``[(chain id, Config, varied settings), ...]``."""
-    from .config import expand, load_raw, preset_path
+    from .loading import expand, load_raw
+    from .reference import preset_path
 
     raw = load_raw(config if config is not None else preset_path("default"), overrides)
     return expand(raw)

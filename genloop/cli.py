@@ -13,7 +13,9 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from .config import ConfigError, expand, load_raw, preset_path, presets, reference
+from .config import ConfigError
+from .loading import expand, load_raw
+from .reference import preset_path, presets, reference
 
 log = logging.getLogger("genloop")
 
@@ -84,7 +86,8 @@ def cmd_run(args) -> int:
     run(_config_sources(args), out, args.overrides, force=args.force, progress=not args.no_progress,
         report=False, workers=args.workers, backend=args.backend, address=args.address,
         retries=args.retries, threads=args.threads or None, gpus_per_chain=args.gpus_per_chain,
-        on_generation=on_generation, on_reference=on_reference, on_start=on_start, return_rows=False)
+        on_generation=on_generation, on_reference=on_reference, on_start=on_start, return_rows=False,
+        plugins=args.plugin)
     plots, report = draw(out)
     print(f"done in {time.perf_counter() - t0:.1f}s")
     print(f"results: {out}/metrics.csv")
@@ -126,9 +129,9 @@ def cmd_config(args) -> int:
     if args.reference:
         print(reference(), end="")
         return 0
-    from .config import dump_yaml
+    from .loading import dump_yaml
 
-    raw = load_raw(_config_sources(args), args.overrides)
+    raw = load_raw(_config_sources(args), args.overrides, plugins=args.plugin)
     expand(raw)
     print(dump_yaml(raw), end="")
     return 0
@@ -152,7 +155,7 @@ def cmd_eval(args) -> int:
 
 def cmd_data(args) -> int:
     if args.data_cmd == "info":
-        from .config import from_dict
+        from .loading import from_dict
         from .data import load_real
         from .data.io import info
 
@@ -182,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     def config_args(sp):
         sp.add_argument("-c", "--config", help="YAML config file (merged over the preset / defaults)")
         sp.add_argument("-p", "--preset", help="a shipped preset (see `genloop presets`); default: 'default'")
+        sp.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        help="import MODULE (e.g. mypkg.mymodel) before the config is checked, here and in every "
+                             "worker, so the components it registers can be named; repeatable (the config key `plugins`)")
         sp.add_argument("overrides", nargs="*", metavar="key=value",
                         help="dotted overrides, e.g. loop.generations=3; a list makes one chain per value")
 

@@ -1,34 +1,28 @@
-"""Typed configuration: one source of defaults, YAML files, dotted overrides, grids.
+"""Typed configuration: the shared keys of every section, and how components add theirs.
 
 The whole configuration is a tree of dataclasses (``Config``).  Every field
-carries its help text and its allowed values in ``field(metadata=...)``; the
-config reference (``docs/config.md``, ``genloop config``) is generated from
-them, so the docs and the checks can never disagree.
+carries its help text and its allowed values in ``field(metadata=...)`` (``opt``);
+the config reference (``docs/config.md``, ``genloop config --reference``) is
+generated from them, so the docs and the checks can never disagree.
 
-Loading is strict: an unknown key, a wrong type or an out-of-range value
-raises ``ConfigError`` naming the key, the value and what is allowed, before
-any work starts.
+This module holds the keys shared by every component of a family (``data.name``,
+``generator.width``, ``loop.generations`` ...).  A component's own keys live next
+to its code, in a small options dataclass it registers with itself
+(``@GENERATORS.register("gmm", options=GMMOptions)``); ``add_options`` adds those
+fields to the family's section, so ``generator.components`` is written and read
+as before.  ``genloop.builtins`` imports every built-in component (and the
+plugins) before any configuration is resolved.
 
-Grids: a list given where a scalar is expected (``generator.guidance_scale=
-[1.0,0.1,1e-10]``), or a list of lists where a list is expected, is a sweep
-axis; ``seeds: [0, 1, 2]`` is an axis over ``seed``.  ``expand`` turns a raw
-config into one resolved ``Config`` per point of the grid (one *chain* each).
+Loading (YAML files, dotted overrides, coercion, grids) is in ``genloop.loading``;
+presets and the reference table in ``genloop.reference``.
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
-import itertools
-import math
-import re
-import types
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Optional, Union
-
-import yaml
-
+from typing import Any, Optional
 
 class ConfigError(ValueError):
     """A bad key or value in a configuration; the message names it and the fix."""
@@ -60,21 +54,11 @@ class DataConfig:
     skip_bad: bool = opt(False, "skip images that cannot be decoded (counted and logged) instead of failing")
     split_seed: int = opt(0, "seed of the train/test split (fixed, independent of the run seed)", ge=0)
     count: int = opt(1000, "points or images drawn by synthetic sources (gaussian, shapes) before the train/test split", ge=2)
-    dim: int = opt(1, "dimension D of low-dimensional vector data (gaussian): float32 (N, D, 1, 1)", ge=1)
-    gaussian_mean: float = opt(0.0, "mean of every coordinate of the gaussian source")
-    gaussian_std: float = opt(1.0, "standard deviation of every coordinate of the gaussian source", gt=0.0)
-    num_classes: int = opt(5, "shapes: number of shape kinds, one class each (circle, square, triangle, cross, ring, star, hexagon, half-disc); data.count images", ge=1, le=8)
-    workers: int = opt(0, "folder: threads decoding images when the cache is built (0: one per CPU core)", ge=0)
-    bbox_crop: bool = opt(False, "folder, CUB-200-2011: crop each image to the square around its bounding box (bounding_boxes.txt and images.txt next to images/) instead of the centre square")
-    bbox_padding: float = opt(0.25, "folder with data.bbox_crop: the square's side is (1 + padding) x the box's longer side (the paper's birds: 0.25)", ge=0.0)
     test_limit: Optional[int] = opt(None, "use at most this many real test items (images or text blocks; None: all)", ge=1)
     tokenizer: str = opt("word", "text: tokenizer trained once on the real training text and cached in the run folder (registry `genloop.data.text.TOKENIZERS`): word (lower-cased words, digits and punctuation, newline kept), char, bpe (byte-level BPE, needs the tokenizers package), or pretrained (a saved Hugging Face tokenizer from data.tokenizer_path, not trained; for generator.name=hf-causal-lm)")
-    tokenizer_path: Optional[str] = opt(None, "text, data.tokenizer=pretrained: folder of a tokenizer saved with save_pretrained (usually the same as generator.model_path)")
     block_size: int = opt(64, "text: tokens per block; a text data set is blocks of this many tokens, and every sample is one block", ge=2)
     vocab_size: int = opt(8000, "text: most frequent training tokens kept by the tokenizer (the rest map to <unk>); bpe: tokens in all, at least 258 (256 bytes, <bos>, <unk>); not used by pretrained", ge=2)
     min_count: int = opt(1, "text, word tokenizer: keep only tokens seen at least this often in the training text; bpe: merge only pairs seen at least this often", ge=1)
-    words: int = opt(50, "zipf-markov: number of words of the synthetic language (its vocabulary)", ge=2, le=400)
-    zipf_exponent: float = opt(1.1, "zipf-markov: exponent s of the Zipf weights 1/rank^s of each context's next-word distribution", gt=0.0)
 
 
 @dataclass
@@ -94,13 +78,6 @@ class GeneratorConfig:
     loss: str = opt("mse", "noise-prediction loss", choices=("mse", "l1"))
     loss_weighting: str = opt("none", "per-timestep loss weight: none, or min_snr (Hang et al. 2023, Min-SNR-5: min(SNR_t, 5) / SNR_t for noise prediction)", choices=("none", "min_snr"))
     ema_decay: float = opt(0.999, "decay of the exponential moving average of weights used for sampling (0: no EMA)", ge=0.0, lt=1.0)
-    components: int = opt(4, "gmm: mixture components (per class when conditional; capped at the number of points)", ge=1)
-    covariance_type: str = opt("full", "gmm: covariance of each component (scikit-learn covariance_type)", choices=("full", "diag", "spherical", "tied"))
-    bandwidth: float = opt(0.1, "kde: kernel standard deviation h; a sample is a random training point + h N(0, I) (uint8 images: in [-1, 1] pixel units)", ge=0.0)
-    order: int = opt(3, "ngram: n of the interpolated Kneser-Ney model (context of n-1 tokens)", ge=1, le=8)
-    heads: int = opt(4, "gpt: attention heads (generator.width must be a multiple)", ge=1)
-    dropout: float = opt(0.0, "gpt: dropout of the attention and MLP outputs in training", ge=0.0, lt=1.0)
-    model_path: Optional[str] = opt(None, "hf-causal-lm: a local folder saved with save_pretrained (a causal LM such as OPT-125m or GPT-2)")
 
 
 @dataclass
@@ -206,6 +183,7 @@ class Config:
     seed: int = opt(0, "random seed of a chain (training, sampling, interaction)", ge=0)
     seeds: Optional[list[int]] = opt(None, "repeat every chain for each of these seeds (overrides `seed`)")
     device: str = opt("auto", "torch device: auto (cuda if present), cpu, cuda", choices=("auto", "cpu", "cuda"))
+    plugins: list[str] = opt([], "modules imported before the config is checked, in this process and in every worker, so that the components they register can be named (e.g. [mypkg.mymodel]; also `genloop run --plugin`); installed packages register through the `genloop.plugins` entry-point group")
     data: DataConfig = section(DataConfig, "the real dataset")
     generator: GeneratorConfig = section(GeneratorConfig, "the generative model trained each generation")
     sampler: SamplerConfig = section(SamplerConfig, "how images are drawn from a trained diffusion model")
@@ -217,454 +195,82 @@ class Config:
     sweep: SweepConfig = section(SweepConfig, "how chains are placed on the machine (not part of a chain's identity: changing it does not change any number)")
 
 
-# --------------------------------------------------------------------------- typing helpers
+# --------------------------------------------------------------------------- component options
 
 
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+# section class -> option name -> (options class, owners registered with it)
+_OPTION_OWNERS: dict[type, dict[str, tuple[type, list[str]]]] = {}
 
 
-def _is_section(tp: Any) -> bool:
-    return dataclasses.is_dataclass(tp)
+def _copy_field(f: dataclasses.Field) -> dataclasses.Field:
+    if f.default_factory is not dataclasses.MISSING:
+        return field(default_factory=f.default_factory, metadata=f.metadata)
+    return field(default=f.default, metadata=f.metadata)
 
 
-def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if len(args) == 1 and len(typing.get_args(tp)) == 2:
-            return args[0], True
-    return tp, False
+def add_options(section_cls: type, options_cls: type, owner: str) -> None:
+    """Add the fields of the dataclass ``options_cls`` (a component's options) to the config
+    section ``section_cls``, keeping their help and bounds.
 
-
-def _is_list_type(tp: Any) -> bool:
-    return typing.get_origin(_unwrap_optional(tp)[0]) is list
-
-
-def _type_name(tp: Any) -> str:
-    inner, optional = _unwrap_optional(tp)
-    if typing.get_origin(inner) is list:
-        name = f"list of {_type_name(typing.get_args(inner)[0])}"
-    elif typing.get_origin(inner) is dict:
-        name = "mapping"
-    else:
-        name = getattr(inner, "__name__", str(inner))
-    return f"{name} or null" if optional else name
-
-
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
-
-
-def _coerce(path: str, value: Any, tp: Any) -> Any:
-    """Check ``value`` against type ``tp``; return it converted (int -> float etc.)."""
-    inner, optional = _unwrap_optional(tp)
-    if value is None:
-        if optional:
-            return None
-        raise ConfigError(f"{path}: null is not allowed (expected {_type_name(tp)})")
-    origin = typing.get_origin(inner)
-    if origin is list:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{path}: {value!r} is not a list (expected {_type_name(tp)})")
-        (elem,) = typing.get_args(inner)
-        return [_coerce(f"{path}[{i}]", v, elem) for i, v in enumerate(value)]
-    if origin is dict or inner is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{path}: {value!r} is not a mapping")
-        return dict(value)
-    if inner is Any:
-        return value
-    if inner is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{path}: {value!r} is not a boolean (use true or false)")
-    if inner is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            raise ConfigError(f"{path}: {value!r} is not an integer")
-        return value
-    if inner is float:
-        if isinstance(value, bool):
-            raise ConfigError(f"{path}: {value!r} is not a number")
-        if isinstance(value, (int, float)):
-            return float(value)
-        # YAML 1.1 reads 1e-10 as a string; accept numeric-looking strings only.
-        if isinstance(value, str) and _NUMBER.match(value.strip()):
-            return float(value)
-        raise ConfigError(f"{path}: {value!r} is not a number")
-    if inner is str:
-        if isinstance(value, str):
-            return value
-        raise ConfigError(f"{path}: {value!r} is not a string")
-    raise ConfigError(f"{path}: unsupported type {tp}")  # pragma: no cover
-
-
-def _check_range(path: str, value: Any, meta: dict) -> None:
-    if value is None:
+    The section's own (shared) fields come first, then the options of each component in
+    the order of their owners' names, so the order does not depend on import order.
+    ``owner`` names the component (``generator 'gmm'``) in errors.  One options class may
+    serve several components (its fields are added once); a field name already taken by a
+    shared key or another component's options is an error."""
+    if not dataclasses.is_dataclass(options_cls):
+        raise TypeError(f"{owner}: options must be a dataclass of opt(...) fields, got {options_cls!r}")
+    have = {f.name: f for f in dataclasses.fields(section_cls)}
+    owners = _OPTION_OWNERS.setdefault(section_cls, {})
+    new = []
+    for f in dataclasses.fields(options_cls):
+        if f.name in have:
+            prev = owners.get(f.name)
+            if prev is not None and prev[0] is options_cls:
+                prev[1].append(owner)
+                continue
+            by = f"{prev[1][0]}'s option" if prev else "a shared key"
+            raise ValueError(f"{owner}: option {f.name!r} of {options_cls.__name__} is already {by} "
+                             f"in {section_cls.__name__}; give it another name")
+        new.append(f)
+    if not new:
         return
-    choices = meta.get("choices")
-    if choices is not None and value not in choices:
-        raise ConfigError(f"{path}: {value!r} is not allowed (choose one of: {', '.join(map(str, choices))})")
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if isinstance(value, float) and math.isnan(value):
-            raise ConfigError(f"{path}: NaN is not allowed")
-        for key, ok, word in (("ge", lambda v, b: v >= b, ">="), ("gt", lambda v, b: v > b, ">"),
-                              ("le", lambda v, b: v <= b, "<="), ("lt", lambda v, b: v < b, "<")):
-            bound = meta.get(key)
-            if bound is not None and not ok(value, bound):
-                raise ConfigError(f"{path}: {value!r} is out of range (must be {word} {bound})")
-
-
-# --------------------------------------------------------------------------- build / dump
-
-
-def _build(cls: type, raw: Any, prefix: str) -> Any:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{prefix or 'config'}: expected a mapping of keys, got {raw!r}")
-    hints = _hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = [k for k in raw if k not in fields]
-    if unknown:
-        key = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
-        raise ConfigError(f"{key}: unknown key (known keys here: {', '.join(fields)})")
-    kwargs = {}
-    for name, f in fields.items():
-        path = f"{prefix}.{name}" if prefix else name
-        if name not in raw:
-            continue
-        tp = hints[name]
-        if _is_section(tp):
-            kwargs[name] = _build(tp, raw[name], path)
-        else:
-            value = _coerce(path, raw[name], tp)
-            if isinstance(value, list):
-                for i, v in enumerate(value):
-                    _check_range(f"{path}[{i}]", v, f.metadata)
-            else:
-                _check_range(path, value, f.metadata)
-            kwargs[name] = value
-    return cls(**kwargs)
-
-
-def from_dict(raw: dict) -> Config:
-    """Build and check a resolved ``Config`` (no grid axes) from a nested dict."""
-    cfg = _build(Config, raw, "")
-    validate(cfg)
-    return cfg
-
-
-def to_dict(cfg: Any) -> dict:
-    return dataclasses.asdict(cfg)
-
-
-def dump_yaml(cfg: Any) -> str:
-    data = cfg if isinstance(cfg, dict) else to_dict(cfg)
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
-
-
-def validate(cfg: Config) -> None:
-    """Cross-field checks that a single field's range cannot express."""
-    g = cfg.generator
-    if g.schedule == "linear" and g.beta_end <= g.beta_start:
-        raise ConfigError(f"generator.beta_end: {g.beta_end} must be larger than generator.beta_start ({g.beta_start})")
-    if cfg.sampler.name == "ddim" and cfg.sampler.steps > g.timesteps:
-        raise ConfigError(f"sampler.steps: {cfg.sampler.steps} exceeds generator.timesteps ({g.timesteps})")
-    if cfg.decode.prompt_tokens > cfg.data.block_size:
-        raise ConfigError(f"decode.prompt_tokens: {cfg.decode.prompt_tokens} is more than data.block_size "
-                          f"({cfg.data.block_size}); a sample is one block, its first prompt_tokens real")
-    if (cfg.loop.interaction == "curate" and "text" in cfg.metrics.names
-            and cfg.loop.curate_order == cfg.metrics.judge_order):
-        raise ConfigError(f"loop.curate_order: {cfg.loop.curate_order} equals metrics.judge_order; the curate filter "
-                          "must not be the text metrics' judge (choose another order for one of them)")
-    for hook in _VALIDATORS:
-        hook(cfg)
-
-
-_VALIDATORS: list = []
-
-
-def register_validator(fn):
-    """Let a layer above add a cross-field check (e.g. registry names) without an import cycle."""
-    _VALIDATORS.append(fn)
-    return fn
-
-
-@register_validator
-def _check_lineages(cfg: Config) -> None:
-    """``loop.lineages``: each a mapping of GeneratorConfig keys; ``loop.shares``: one per lineage, sum 1."""
-    loop = cfg.loop
-    if loop.lineages is not None:
-        if not loop.lineages:
-            raise ConfigError("loop.lineages: an empty list gives no lineage (use null for the default of two)")
-        base = to_dict(cfg.generator)
-        for i, over in enumerate(loop.lineages):
-            _build(GeneratorConfig, {**base, **over}, f"loop.lineages[{i}]")
-    if loop.shares is not None:
-        n = len(loop.lineages) if loop.lineages is not None else 2
-        if len(loop.shares) != n:
-            raise ConfigError(f"loop.shares: {loop.shares} has {len(loop.shares)} entries but there are {n} lineages "
-                              "(one share per entry of loop.lineages; two when loop.lineages is null)")
-        if abs(sum(loop.shares) - 1.0) > 1e-6:
-            raise ConfigError(f"loop.shares: {loop.shares} sums to {sum(loop.shares):g}, must sum to 1")
-
-
-# --------------------------------------------------------------------------- raw dicts, overrides, grids
-
-
-def defaults() -> dict:
-    return to_dict(Config())
-
-
-def deep_merge(base: dict, update: dict, prefix: str = "") -> dict:
-    """Merge ``update`` into a copy of ``base``; keys must already exist in ``base``."""
-    out = copy.deepcopy(base)
-    for key, value in update.items():
-        path = f"{prefix}.{key}" if prefix else key
-        if key not in out:
-            raise ConfigError(f"{path}: unknown key (known keys here: {', '.join(out)})")
-        if isinstance(out[key], dict) and _is_section_path(path):
-            if not isinstance(value, dict):
-                raise ConfigError(f"{path}: expected a mapping of keys, got {value!r}")
-            out[key] = deep_merge(out[key], value, path)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
-def _field_at(path: str) -> tuple[Any, dict]:
-    """Type and metadata of the field at a dotted ``path``."""
-    cls: Any = Config
-    parts = path.split(".")
-    for i, part in enumerate(parts):
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        if part not in fields:
-            where = ".".join(parts[:i]) or "config"
-            raise ConfigError(f"{path}: unknown key (known keys in {where}: {', '.join(fields)})")
-        tp = _hints(cls)[part]
-        if i == len(parts) - 1:
-            return tp, dict(fields[part].metadata)
-        if not _is_section(tp):
-            raise ConfigError(f"{path}: {'.'.join(parts[:i + 1])} is not a section")
-        cls = tp
-    raise AssertionError  # pragma: no cover
-
-
-def _is_section_path(path: str) -> bool:
-    return _is_section(_field_at(path)[0])
-
-
-def parse_override(text: str) -> tuple[str, Any]:
-    """``"a.b=value"`` -> ``("a.b", parsed value)``; values are read as YAML."""
-    if "=" not in text:
-        raise ConfigError(f"{text!r}: an override must look like key=value (e.g. loop.generations=3)")
-    key, _, raw = text.partition("=")
-    key = key.strip()
-    if not key:
-        raise ConfigError(f"{text!r}: missing key before '='")
-    _field_at(key)  # unknown keys fail here, with the list of known ones
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{key}: cannot read value {raw!r} ({exc.__class__.__name__})") from None
-    return key, value
-
-
-def set_path(raw: dict, key: str, value: Any) -> None:
-    parts = key.split(".")
-    node = raw
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
-
-
-def get_path(raw: dict, key: str) -> Any:
-    node = raw
-    for part in key.split("."):
-        node = node[part]
-    return node
-
-
-def read_yaml(path: Union[str, Path]) -> dict:
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"config file {str(p)!r} does not exist")
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{p}: the top level must be a mapping of keys")
-    return data
-
-
-def load_raw(files: Union[None, str, Path, list] = None, overrides: Optional[list[str]] = None,
-             base: Optional[dict] = None) -> dict:
-    """Defaults <- each YAML file (or dict) in order <- ``key=value`` overrides."""
-    raw = defaults() if base is None else copy.deepcopy(base)
-    if files is None:
-        files = []
-    elif isinstance(files, (str, Path, dict)):
-        files = [files]
-    for f in files:
-        raw = deep_merge(raw, f if isinstance(f, dict) else read_yaml(f))
-    for text in overrides or []:
-        key, value = parse_override(text)
-        set_path(raw, key, value)
-    # Re-merge to validate the structure of overridden sections too.
-    return deep_merge(defaults(), raw)
-
-
-def grid_axes(raw: dict) -> list[tuple[str, list]]:
-    """The sweep axes in ``raw``: (dotted key, values), in config order."""
-    axes: list[tuple[str, list]] = []
-
-    def walk(cls: type, node: dict, prefix: str) -> None:
-        hints = _hints(cls)
-        for f in dataclasses.fields(cls):
-            path = f"{prefix}.{f.name}" if prefix else f.name
-            tp = hints[f.name]
-            value = node.get(f.name)
-            if _is_section(tp):
-                if isinstance(value, dict):
-                    walk(tp, value, path)
-                continue
-            if path.startswith("sweep.") and isinstance(value, list):
-                raise ConfigError(f"{path}: {value!r} is a sweep option, not a grid axis (give one value)")
-            if path == "seeds":
-                continue
-            if isinstance(value, list):
-                if _is_list_type(tp):
-                    if value and all(isinstance(v, list) for v in value):
-                        axes.append((path, value))
-                else:
-                    axes.append((path, value))
-
-    walk(Config, raw, "")
-    seeds = raw.get("seeds")
-    if seeds is not None:
-        if not isinstance(seeds, list) or not seeds:
-            raise ConfigError(f"seeds: {seeds!r} must be a non-empty list of integers")
-        axes.append(("seed", list(seeds)))
-    for key, values in axes:
-        if not values:
-            raise ConfigError(f"{key}: an empty list gives no chain to run")
-    return axes
-
-
-@dataclass
-class Chain:
-    """One point of the grid: a resolved config and the settings that vary."""
-
-    id: str
-    config: Config
-    varied: dict[str, Any]
-
-
-def _short(key: str) -> str:
-    return key.split(".")[-1]
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, list):
-        return "-".join(_fmt(v) for v in value)
-    return str(value)
-
-
-def expand(raw: dict) -> list[Chain]:
-    """Expand grid axes into chains, each with a checked, resolved ``Config``."""
-    axes = grid_axes(raw)
-    chains = []
-    keys = [k for k, _ in axes]
-    for i, combo in enumerate(itertools.product(*[v for _, v in axes])):
-        point = copy.deepcopy(raw)
-        point["seeds"] = None
-        varied = {}
-        for key, value in zip(keys, combo):
-            set_path(point, key, value)
-            varied[key] = value
-        cfg = from_dict(point)
-        varied = {k: get_path(to_dict(cfg), k) for k in keys}
-        label = "_".join(f"{_short(k)}={_fmt(v)}" for k, v in varied.items())
-        cid = f"c{i:02d}" + (f"_{label}" if label else "")
-        cid = re.sub(r"[^A-Za-z0-9_.=+-]", "", cid)
-        chains.append(Chain(id=cid, config=cfg, varied=varied))
-    return chains
-
-
-# Sections that say how a run is stored and placed, not what it computes: a run folder
-# may be resumed with other values (see Experiment.prepare).
-NON_IDENTITY_SECTIONS = ("store", "sweep")
-
-
-def identity_diff(a: dict, b: dict) -> list[str]:
-    """``diff`` without the keys of ``NON_IDENTITY_SECTIONS`` (they change no number)."""
-    return [k for k in diff(a, b) if k.split(".")[0] not in NON_IDENTITY_SECTIONS]
-
-
-def diff(a: dict, b: dict, prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two raw configs."""
-    keys = []
-    for k in sorted(set(a) | set(b)):
-        path = f"{prefix}.{k}" if prefix else k
-        va, vb = a.get(k), b.get(k)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            keys += diff(va, vb, path)
-        elif va != vb:
-            keys.append(path)
-    return keys
-
-
-# --------------------------------------------------------------------------- presets and reference
-
-
-PRESET_DIR = Path(__file__).parent / "presets"
-
-
-def preset_path(name: str) -> Path:
-    path = PRESET_DIR / f"{name}.yaml"
-    if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in PRESET_DIR.glob("*.yaml")))
-        raise ConfigError(f"preset {name!r} does not exist (known presets: {known})")
-    return path
-
-
-def presets() -> dict[str, str]:
-    """Preset name -> its first comment line (what it is and what it needs)."""
-    out = {}
-    for p in sorted(PRESET_DIR.glob("*.yaml")):
-        first = ""
-        for line in p.read_text().splitlines():
-            if line.startswith("#"):
-                first = line.lstrip("# ").strip()
-                break
-        out[p.stem] = first
-    return out
-
-
-def reference() -> str:
-    """Markdown table of every key, its type, default and help."""
-    lines = ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
-
-    def walk(cls: type, prefix: str) -> None:
-        hints = _hints(cls)
-        inst = cls()
-        for f in dataclasses.fields(cls):
-            path = f"{prefix}.{f.name}" if prefix else f.name
-            tp = hints[f.name]
-            if _is_section(tp):
-                lines.append(f"| **{path}** | section | | {f.metadata.get('help', '')} |")
-                walk(tp, path)
-                continue
-            help_ = f.metadata.get("help", "")
-            bounds = [f"{w} {f.metadata[k]}" for k, w in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")) if f.metadata.get(k) is not None]
-            if f.metadata.get("choices"):
-                bounds.append("one of " + ", ".join(map(str, f.metadata["choices"])))
-            extra = f" ({'; '.join(bounds)})" if bounds else ""
-            default = getattr(inst, f.name)
-            lines.append(f"| `{path}` | {_type_name(tp)} | `{default!r}` | {help_}{extra} |")
-
-    walk(Config, "")
-    return "\n".join(lines) + "\n"
+    hints = {**typing.get_type_hints(section_cls), **typing.get_type_hints(options_cls)}
+    for f in new:
+        owners[f.name] = (options_cls, [owner])
+        have[f.name] = f
+    shared = [n for n in have if n not in owners]
+    by_owner = sorted((n for n in have if n in owners), key=lambda n: owners[n][1][0])  # stable: keeps field order
+    spec = [(n, hints[n], _copy_field(have[n])) for n in shared + by_owner]
+    made = dataclasses.make_dataclass(section_cls.__name__, spec)
+    for attr in ("__init__", "__repr__", "__eq__", "__match_args__", "__dataclass_fields__"):
+        setattr(section_cls, attr, made.__dict__[attr])
+    section_cls.__annotations__ = {n: tp for n, tp, _ in spec}
+
+
+def option_owners(section_cls: type) -> dict[str, list[str]]:
+    """Option name -> the components that registered it, for ``section_cls``."""
+    return {k: list(v[1]) for k, v in _OPTION_OWNERS.get(section_cls, {}).items()}
+
+
+def options_of(section: Any, options_cls: type) -> Any:
+    """A component's typed view of its options: ``options_cls`` filled from ``section``
+    (e.g. ``options_of(cfg.generator, GMMOptions)``)."""
+    return options_cls(**{f.name: getattr(section, f.name) for f in dataclasses.fields(options_cls)})
+
+
+# The loading machinery used to live here; these names still import from genloop.config.
+_MOVED = {
+    "genloop.loading": ("from_dict", "to_dict", "dump_yaml", "validate", "register_validator", "defaults",
+                        "deep_merge", "parse_override", "set_path", "get_path", "read_yaml", "load_raw",
+                        "grid_axes", "Chain", "expand", "NON_IDENTITY_SECTIONS", "identity_diff", "diff", "_build"),
+    "genloop.reference": ("PRESET_DIR", "preset_path", "presets", "reference"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    for module, names in _MOVED.items():
+        if name in names:
+            import importlib
+
+            return getattr(importlib.import_module(module), name)
+    raise AttributeError(f"module 'genloop.config' has no attribute {name!r}")

@@ -46,7 +46,7 @@ def _planned(store: RunStore, chains: list[dict]) -> dict[str, Optional[int]]:
     try:
         import yaml
 
-        from .config import expand
+        from .loading import expand
 
         legacy = {c.id: c.config.loop.generations for c in expand(yaml.safe_load(store.config_path.read_text()))}
     except Exception:  # noqa: BLE001 - an unreadable config: planned counts unknown

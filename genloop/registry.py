@@ -4,39 +4,68 @@ Every pluggable family (datasets, generators, samplers, networks, interaction
 models, metrics, feature extractors) owns one ``Registry``.  New kinds plug in
 with ``@REGISTRY.register("name")``; the loop looks them up by name and never
 branches on names itself.
+
+A component that has options of its own declares them in a small dataclass of
+``opt(...)`` fields next to its code and registers both in one line::
+
+    @GENERATORS.register("gmm", options=GMMOptions)
+
+The options join the family's config section (``Registry(..., section=
+GeneratorConfig)``), so users write them as before (``generator.components``) and
+code reads ``cfg.generator.components``; see ``genloop.config.add_options``.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, Generic, Iterator, TypeVar
+from typing import Callable, Dict, Generic, Iterator, Optional, TypeVar
 
 T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """Maps names to objects (usually classes or factory functions)."""
+    """Maps names to objects (usually classes or factory functions), and each name to
+    its options dataclass (or None)."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, section: Optional[type] = None) -> None:
         self.kind = kind
+        self.section = section  # the config section that a component's options join
         self._items: Dict[str, T] = {}
+        self._options: Dict[str, Optional[type]] = {}
 
-    def register(self, name: str) -> Callable[[T], T]:
-        """Decorator: register ``obj`` under ``name``; a duplicate name is an error."""
+    def register(self, name: str, options: Optional[type] = None) -> Callable[[T], T]:
+        """Decorator: register ``obj`` under ``name`` (a duplicate name is an error), with
+        its ``options`` dataclass, whose fields join this family's config section."""
+        if options is not None and self.section is None:
+            raise ValueError(f"{self.kind} {name!r}: this registry has no config section for options")
 
         def deco(obj: T) -> T:
             if name in self._items:
                 raise ValueError(f"{self.kind} {name!r} is already registered")
+            if options is not None:
+                from .config import add_options
+
+                add_options(self.section, options, f"{self.kind} {name!r}")
             self._items[name] = obj
+            self._options[name] = options
             return obj
 
         return deco
 
     def get(self, name: str) -> T:
+        if name not in self._items:  # looked up before any config was loaded: register the built-ins
+            import importlib
+
+            importlib.import_module("genloop.builtins")
         try:
             return self._items[name]
         except KeyError:
             raise KeyError(
                 f"unknown {self.kind} {name!r}; known: {', '.join(sorted(self._items))}"
             ) from None
+
+    def options(self, name: str) -> Optional[type]:
+        """The options dataclass ``name`` registered with (None: it has none)."""
+        self.get(name)
+        return self._options[name]
 
     def names(self) -> list[str]:
         return sorted(self._items)

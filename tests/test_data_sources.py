@@ -11,7 +11,7 @@ import pytest
 
 from genloop.config import ConfigError, DataConfig, from_dict, load_raw
 from genloop.data import DATASETS, DataError, ImageSet, load_real
-from genloop.data import sources  # noqa: F401  (registers the sources)
+import genloop.builtins  # noqa: F401  (registers the sources)
 from genloop.data.fetch import MNIST_SHA256, fetch_mnist, sha256_file
 from genloop.data.mnist import parse_idx, read_idx
 from genloop.data.npz import to_nchw

@@ -171,7 +171,7 @@ def test_warns_below_min_samples(rng, caplog):
 
 
 def test_unknown_features_rejected_by_config():
-    import genloop.metrics.builtin  # noqa: F401  (registers the validator)
+    import genloop.builtins  # noqa: F401  (registers the validators)
 
     with pytest.raises(ConfigError, match="metrics.features"):
         from_dict(load_raw(None, ["metrics.names=[fd]", "metrics.features=nope"]))

@@ -2,7 +2,7 @@
 import pytest
 
 from genloop.config import expand, load_raw, preset_path, presets
-from genloop.loop.experiment import check_names
+from genloop.builtins import check_names
 
 
 @pytest.mark.parametrize("name", sorted(presets()))

@@ -186,7 +186,7 @@ class RealData:
     truth: Any = None
 
 
-DATASETS: Registry = Registry("dataset")
+DATASETS: Registry = Registry("dataset", section=DataConfig)
 
 
 def split_holdout(full: ImageSet, test_fraction: float, seed: int) -> RealData:
@@ -209,9 +209,6 @@ def split_holdout(full: ImageSet, test_fraction: float, seed: int) -> RealData:
 
 def load_real(cfg: DataConfig, cache_dir: Optional[Path] = None) -> RealData:
     """Load ``cfg.name`` and apply ``cfg.limit``."""
-    # Import the built-in sources so that they register themselves.
-    from . import sources  # noqa: F401
-
     loader = DATASETS.get(cfg.name)
     real = loader(cfg, cache_dir)
     if cfg.limit is not None and cfg.limit < len(real.train):

@@ -53,7 +53,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..config import DataConfig
+from ..config import DataConfig, opt
 from ..utils import digest
 from . import DATASETS, DataError, ImageSet, RealData, split_holdout
 from .cache import atomic_save_npz, cache_key, cache_root, fingerprint, load_cached
@@ -414,7 +414,16 @@ def load_folder_set(root: Path, image_size: Optional[int] = None, *, skip_bad: b
     return ImageSet(images, labels, layout.num_classes if labels is not None else 0)
 
 
-@DATASETS.register("folder")
+@dataclass
+class FolderOptions:
+    """Options of the ``folder`` source (``data.<key>``)."""
+
+    workers: int = opt(0, "folder: threads decoding images when the cache is built (0: one per CPU core)", ge=0)
+    bbox_crop: bool = opt(False, "folder, CUB-200-2011: crop each image to the square around its bounding box (bounding_boxes.txt and images.txt next to images/) instead of the centre square")
+    bbox_padding: float = opt(0.25, "folder with data.bbox_crop: the square's side is (1 + padding) x the box's longer side (the paper's birds: 0.25)", ge=0.0)
+
+
+@DATASETS.register("folder", options=FolderOptions)
 def load_folder(cfg: DataConfig, cache_dir: Optional[Path] = None) -> RealData:
     """``data.root``: a folder of images (see the module docstring for the layouts)."""
     if not cfg.root:

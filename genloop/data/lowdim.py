@@ -8,12 +8,13 @@ run seed), so every chain of a sweep sees the same real data.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from ..config import DataConfig
+from ..config import DataConfig, opt
 from . import DATASETS, ImageSet, RealData, split_holdout
 
 
@@ -24,7 +25,16 @@ def gaussian_points(count: int, dim: int, mean: float, std: float, seed: int) ->
     return x.astype(np.float32).reshape(count, dim, 1, 1)
 
 
-@DATASETS.register("gaussian")
+@dataclass
+class GaussianOptions:
+    """Options of the ``gaussian`` source (``data.<key>``)."""
+
+    dim: int = opt(1, "dimension D of low-dimensional vector data (gaussian): float32 (N, D, 1, 1)", ge=1)
+    gaussian_mean: float = opt(0.0, "mean of every coordinate of the gaussian source")
+    gaussian_std: float = opt(1.0, "standard deviation of every coordinate of the gaussian source", gt=0.0)
+
+
+@DATASETS.register("gaussian", options=GaussianOptions)
 def load_gaussian(cfg: DataConfig, cache_dir: Optional[Path] = None) -> RealData:
     full = ImageSet(gaussian_points(cfg.count, cfg.dim, cfg.gaussian_mean, cfg.gaussian_std, cfg.split_seed))
     return split_holdout(full, cfg.test_fraction, cfg.split_seed)

@@ -20,12 +20,13 @@ change with the run seed.  Train/test: ``split_holdout``.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 
-from ..config import DataConfig
+from ..config import DataConfig, opt
 from . import DATASETS, DataError, ImageSet, RealData, split_holdout
 
 log = logging.getLogger(__name__)
@@ -222,7 +223,14 @@ def make_shapes(count: int, size: int = DEFAULT_SIZE, num_classes: int = 5, seed
     return ImageSet(out, p["label"], num_classes)
 
 
-@DATASETS.register("shapes")
+@dataclass
+class ShapesOptions:
+    """Options of the ``shapes`` source (``data.<key>``)."""
+
+    num_classes: int = opt(5, "shapes: number of shape kinds, one class each (circle, square, triangle, cross, ring, star, hexagon, half-disc); data.count images", ge=1, le=8)
+
+
+@DATASETS.register("shapes", options=ShapesOptions)
 def load_shapes(cfg: DataConfig, cache_dir: Optional[Path] = None) -> RealData:
     """``data.count`` shapes of ``data.num_classes`` kinds at ``data.image_size`` (32), split by ``split_holdout``."""
     size = cfg.image_size or DEFAULT_SIZE

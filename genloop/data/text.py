@@ -39,18 +39,19 @@ import json
 import logging
 import re
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 
-from ..config import DataConfig
+from ..config import DataConfig, opt
 from ..registry import Registry
 from . import DATASETS, DataError, RealData, TokenSet
 
 log = logging.getLogger(__name__)
 
-TOKENIZERS: Registry = Registry("tokenizer")
+TOKENIZERS: Registry = Registry("tokenizer", section=DataConfig)
 
 BOS, UNK = 0, 1
 SPECIALS = ["<bos>", "<unk>"]
@@ -217,7 +218,14 @@ class BPETokenizer(_Backed):
         return cls(backend)
 
 
-@TOKENIZERS.register("pretrained")
+@dataclass
+class PretrainedOptions:
+    """Options of the ``pretrained`` tokenizer (``data.<key>``)."""
+
+    tokenizer_path: Optional[str] = opt(None, "text, data.tokenizer=pretrained: folder of a tokenizer saved with save_pretrained (usually the same as generator.model_path)")
+
+
+@TOKENIZERS.register("pretrained", options=PretrainedOptions)
 class PretrainedTokenizer(_Backed):
     """A saved Hugging Face tokenizer (``data.tokenizer_path``); genloop id = its id + 2."""
 

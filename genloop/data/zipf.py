@@ -14,12 +14,13 @@ the mean of ``log p_true(x) - log q_model(x)`` over the fixed real test tokens.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from ..config import DataConfig
+from ..config import DataConfig, opt
 from . import DATASETS, RealData, TokenSet
 from .text import BOS, SPECIALS, WordTokenizer
 
@@ -75,7 +76,15 @@ class ZipfMarkov:
         return float(-(p * np.log(p)).sum(-1).mean())
 
 
-@DATASETS.register("zipf-markov")
+@dataclass
+class ZipfMarkovOptions:
+    """Options of the ``zipf-markov`` source (``data.<key>``)."""
+
+    words: int = opt(50, "zipf-markov: number of words of the synthetic language (its vocabulary)", ge=2, le=400)
+    zipf_exponent: float = opt(1.1, "zipf-markov: exponent s of the Zipf weights 1/rank^s of each context's next-word distribution", gt=0.0)
+
+
+@DATASETS.register("zipf-markov", options=ZipfMarkovOptions)
 def load_zipf_markov(cfg: DataConfig, cache_dir: Optional[Path] = None) -> RealData:
     truth = ZipfMarkov(cfg.words, cfg.zipf_exponent, cfg.split_seed)
     rng = np.random.default_rng([cfg.split_seed, 0x21D0])

@@ -5,12 +5,12 @@ One algorithm per file.  A sampler never owns the network: it exposes
 (``sample_loop``) runs the model.  Classifier-free guidance is a separate
 combiner of (cond, uncond) predictions (``guidance.py``).
 """
+from ..config import GeneratorConfig, SamplerConfig
 from ..registry import Registry
 
-SCHEDULES: Registry = Registry("noise schedule")
-SAMPLERS: Registry = Registry("sampler")
+SCHEDULES: Registry = Registry("noise schedule", section=GeneratorConfig)
+SAMPLERS: Registry = Registry("sampler", section=SamplerConfig)
 
-from . import schedule, ddpm, ddim, dpm_solver  # noqa: E402,F401  (register the built-ins)
 from .guidance import cfg_combine  # noqa: E402,F401
 from .schedule import NoiseSchedule, make_schedule  # noqa: E402,F401
 from .loop import sample_loop  # noqa: E402,F401

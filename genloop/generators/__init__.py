@@ -18,11 +18,11 @@ from typing import Any, Callable, Optional, Protocol
 import numpy as np
 import torch
 
-from ..config import Config
+from ..config import Config, GeneratorConfig
 from ..data import ImageSet
 from ..registry import Registry
 
-GENERATORS: Registry = Registry("generator")
+GENERATORS: Registry = Registry("generator", section=GeneratorConfig)
 
 
 class TrainingDiverged(RuntimeError):
@@ -60,6 +60,4 @@ class Generator(Protocol):
 
 
 def build_generator(ctx: GenContext) -> Generator:
-    from . import builtin  # noqa: F401  (register the built-in generators)
-
     return GENERATORS.get(ctx.config.generator.name)(ctx)

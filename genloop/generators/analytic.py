@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import contextlib
 import math
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 import torch
 
+from ..config import opt
 from ..data import ImageSet
 from ..data.vectors import as_vectors
 from . import GENERATORS, GenContext
@@ -188,7 +190,15 @@ class GaussianGenerator(_Analytic):
         return np.stack([np.diag(m[1]) for _, m in sorted(self.models.items())])
 
 
-@GENERATORS.register("gmm")
+@dataclass
+class GMMOptions:
+    """Options of the ``gmm`` generator (``generator.<key>``)."""
+
+    components: int = opt(4, "gmm: mixture components (per class when conditional; capped at the number of points)", ge=1)
+    covariance_type: str = opt("full", "gmm: covariance of each component (scikit-learn covariance_type)", choices=("full", "diag", "spherical", "tied"))
+
+
+@GENERATORS.register("gmm", options=GMMOptions)
 class GMMGenerator(_Analytic):
     """A Gaussian mixture fitted by EM (scikit-learn), sampled with numpy."""
 
@@ -232,7 +242,14 @@ def _full_covariances(cov: np.ndarray, kind: str, k: int, d: int) -> np.ndarray:
     return np.stack([c * np.eye(d) for c in np.asarray(cov)])  # spherical
 
 
-@GENERATORS.register("kde")
+@dataclass
+class KDEOptions:
+    """Options of the ``kde`` generator (``generator.<key>``)."""
+
+    bandwidth: float = opt(0.1, "kde: kernel standard deviation h; a sample is a random training point + h N(0, I) (uint8 images: in [-1, 1] pixel units)", ge=0.0)
+
+
+@GENERATORS.register("kde", options=KDEOptions)
 class KDEGenerator(_Analytic):
     """Gaussian kernel density estimate with fixed bandwidth h: a sample is a
     uniformly chosen training point plus h N(0, I)."""

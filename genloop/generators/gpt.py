@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
@@ -26,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..config import ConfigError
+from ..config import ConfigError, opt
 from ..data import TokenSet
 from ..data.text import BOS
 from ..models.gpt import GPT, KVCache
@@ -45,7 +46,15 @@ def inputs(tokens: torch.Tensor) -> torch.Tensor:
     return torch.cat([torch.full((tokens.shape[0], 1), BOS, dtype=tokens.dtype), tokens[:, :-1]], 1)
 
 
-@GENERATORS.register("gpt")
+@dataclass
+class GPTOptions:
+    """Options of the ``gpt`` generator (``generator.<key>``; its size: the shared ``generator.width`` and ``generator.depth``)."""
+
+    heads: int = opt(4, "gpt: attention heads (generator.width must be a multiple)", ge=1)
+    dropout: float = opt(0.0, "gpt: dropout of the attention and MLP outputs in training", ge=0.0, lt=1.0)
+
+
+@GENERATORS.register("gpt", options=GPTOptions)
 class GPTGenerator:
     def __init__(self, ctx: GenContext) -> None:
         self.ctx = ctx

@@ -40,6 +40,7 @@ import inspect
 import logging
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -48,9 +49,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..config import Config, ConfigError, register_validator
+from ..config import Config, ConfigError, opt
 from ..data import TokenSet
 from ..data.text import BOS, SPECIALS, PretrainedTokenizer
+from ..loading import register_validator
 from ..store import load_weights, save_weights
 from . import GENERATORS, GenContext, TrainingDiverged
 from .decoding import context_length, generate_blocks
@@ -129,7 +131,14 @@ class _Cache:
         self.past, self.length = past, length
 
 
-@GENERATORS.register(NAME)
+@dataclass
+class HFOptions:
+    """Options of ``hf-causal-lm`` (``generator.<key>``)."""
+
+    model_path: Optional[str] = opt(None, "hf-causal-lm: a local folder saved with save_pretrained (a causal LM such as OPT-125m or GPT-2)")
+
+
+@GENERATORS.register(NAME, options=HFOptions)
 class HFCausalLMGenerator:
     def __init__(self, ctx: GenContext) -> None:
         self.ctx = ctx

@@ -21,11 +21,13 @@ the full next-token distribution and go through ``generators.decoding``.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
 import torch
 
+from ..config import opt
 from ..data import TokenSet
 from ..data.text import BOS
 from . import GENERATORS, GenContext
@@ -178,7 +180,14 @@ class KneserNey:
         return m
 
 
-@GENERATORS.register("ngram")
+@dataclass
+class NgramOptions:
+    """Options of the ``ngram`` generator (``generator.<key>``)."""
+
+    order: int = opt(3, "ngram: n of the interpolated Kneser-Ney model (context of n-1 tokens)", ge=1, le=8)
+
+
+@GENERATORS.register("ngram", options=NgramOptions)
 class NGramGenerator:
     """Fit an interpolated Kneser-Ney model on the training blocks; sample blocks from it."""
 

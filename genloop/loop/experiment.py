@@ -33,9 +33,10 @@ from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
-from ..config import Chain, Config, ConfigError, NON_IDENTITY_SECTIONS, dump_yaml, expand, get_path, identity_diff, to_dict
+from ..config import Config, ConfigError
 from ..data import ImageSet, RealData, load_real
 from ..grid import make_grid
+from ..loading import Chain, NON_IDENTITY_SECTIONS, dump_yaml, expand, get_path, identity_diff, to_dict
 from ..metrics import MetricContext, build_metrics
 from ..store import LOCK_NAME, RunStore, json_bytes, npz_bytes, weights_bytes, write_csv, write_files, write_json
 from ..utils import digest, resolve_device
@@ -57,32 +58,6 @@ LOG_INTERVAL = 2.0
 # Kept samples of finished generations are cached in memory up to this many bytes per chain
 # (the accumulating interaction models read every earlier generation each generation).
 SAMPLE_CACHE_BYTES = 512 << 20
-
-
-def check_names(cfg: Config) -> None:
-    """Every registry name in ``cfg`` must exist; the error names the key and the known names."""
-    from ..data import DATASETS
-    from ..data import sources  # noqa: F401
-    from ..diffusion import SAMPLERS, SCHEDULES
-    from ..generators import GENERATORS
-    from ..generators import builtin as _gb  # noqa: F401
-    from ..metrics import METRICS
-    from ..metrics import builtin as _mb  # noqa: F401
-    from ..models import NETWORKS
-    from ..models import mlp, unet, unet_lite  # noqa: F401
-
-    checks = [("data.name", cfg.data.name, DATASETS), ("generator.name", cfg.generator.name, GENERATORS),
-              ("generator.network", cfg.generator.network, NETWORKS), ("sampler.name", cfg.sampler.name, SAMPLERS),
-              ("generator.schedule", cfg.generator.schedule, SCHEDULES),
-              ("loop.interaction", cfg.loop.interaction, INTERACTIONS)]
-    checks += [(f"metrics.names", m, METRICS) for m in cfg.metrics.names]
-    for key, value, reg in checks:
-        if value not in reg:
-            raise ConfigError(f"{key}: unknown {reg.kind} {value!r} (known: {', '.join(reg.names())})")
-    for i, over in enumerate(cfg.loop.lineages or []):  # per-lineage generator overrides
-        for key, reg in (("name", GENERATORS), ("network", NETWORKS)):
-            if key in over and over[key] not in reg:
-                raise ConfigError(f"loop.lineages[{i}].{key}: unknown {reg.kind} {over[key]!r} (known: {', '.join(reg.names())})")
 
 
 def theory_columns(cfg: Config) -> list[str]:
@@ -261,8 +236,7 @@ class Experiment:
                  on_reference: Optional[Callable[[list[dict]], None]] = None, keep_tables: bool = True) -> None:
         self.raw = raw
         self.chains: list[Chain] = expand(raw)
-        for ch in self.chains:
-            check_names(ch.config)  # fail early on unknown names, before any work
+        # expand() checked every chain, names included (genloop.builtins.check_names), before any work
         self._fresh_ids = [ch.id for ch in self.chains]
         self.store = RunStore(Path(out_dir))
         self.force = force

@@ -17,13 +17,13 @@ from typing import Any, Callable, Optional
 
 import torch
 
-from ..config import Config
+from ..config import Config, MetricsConfig
 from ..data import ImageSet, RealData
 from ..registry import Registry
 
 log = logging.getLogger(__name__)
 
-METRICS: Registry = Registry("metric")
+METRICS: Registry = Registry("metric", section=MetricsConfig)
 
 
 @dataclass
@@ -64,6 +64,4 @@ FILTER_SEED_OFFSET = 7919
 
 def build_metrics(ctx: MetricContext) -> list[tuple[str, Callable[[ImageSet], dict[str, Any]]]]:
     """Instantiate every metric named in ``ctx.config.metrics.names``."""
-    from . import builtin  # noqa: F401  (registers the built-in metrics)
-
     return [(name, METRICS.get(name)(ctx)) for name in ctx.config.metrics.names]

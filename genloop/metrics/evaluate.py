@@ -13,7 +13,8 @@ from typing import Optional, Sequence, Union
 
 import torch
 
-from ..config import Config, ConfigError, defaults, from_dict, set_path
+from ..config import Config, ConfigError
+from ..loading import defaults, from_dict, load_components, set_path
 from ..data import ImageSet, RealData
 from ..utils import resolve_device
 from . import METRICS, MetricContext
@@ -53,7 +54,7 @@ def evaluate(real: ImageSet, fake: ImageSet, features: str = "inception", k: int
     for m in metrics:
         if m not in IMAGE_METRICS:
             raise ConfigError(f"evaluate: unknown metric {m!r} (choose from {', '.join(IMAGE_METRICS)})")
-    from . import builtin  # noqa: F401  (registers the metrics and the feature extractors)
+    load_components()  # registers the metrics and the feature extractors
     from .features import EXTRACTORS
 
     if features not in EXTRACTORS:
@@ -81,6 +82,6 @@ def evaluate(real: ImageSet, fake: ImageSet, features: str = "inception", k: int
 
 
 def _to_raw(cfg: Config) -> dict:
-    from ..config import to_dict
+    from ..loading import to_dict
 
     return to_dict(cfg)

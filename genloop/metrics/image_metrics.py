@@ -37,7 +37,8 @@ from typing import Optional
 
 import numpy as np
 
-from ..config import ConfigError, register_validator
+from ..config import ConfigError
+from ..loading import register_validator
 from ..data import ImageSet
 from ..utils import digest
 from . import METRICS, MetricContext
@@ -263,12 +264,4 @@ def _check_select_features(cfg) -> None:
     if cfg.train.select_every and name not in EXTRACTORS:
         key = "train.select_features" if cfg.train.select_features else "metrics.features"
         raise ConfigError(f"{key}: unknown feature extractor {name!r} for the validation KID of train.select_every "
-                          f"(known: {', '.join(EXTRACTORS.names())})")
-
-
-@register_validator
-def _check_features(cfg) -> None:
-    """``metrics.features`` must name a registered extractor when fd/kid/prdc are asked for."""
-    if any(n in ("fd", "kid", "prdc") for n in cfg.metrics.names) and cfg.metrics.features not in EXTRACTORS:
-        raise ConfigError(f"metrics.features: unknown feature extractor {cfg.metrics.features!r} "
                           f"(known: {', '.join(EXTRACTORS.names())})")

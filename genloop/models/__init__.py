@@ -6,12 +6,11 @@ in [-1, 1] scale, ``t`` int64 (B,) timesteps and ``y`` int64 (B,) labels where
 ``num_classes`` is the null label (classifier-free guidance), returning the
 predicted noise with the shape of ``x``.
 """
+from ..config import GeneratorConfig
 from ..registry import Registry
 
-NETWORKS: Registry = Registry("network")
+NETWORKS: Registry = Registry("network", section=GeneratorConfig)
 
 
 def build_network(name: str, shape, num_classes: int, cfg):
-    from . import mlp, unet, unet_lite  # noqa: F401  (register the built-in networks)
-
     return NETWORKS.get(name)(shape, num_classes, cfg)

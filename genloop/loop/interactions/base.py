@@ -11,11 +11,12 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ...config import Config, ConfigError, GeneratorConfig, register_validator, to_dict
+from ...config import Config, ConfigError, GeneratorConfig, LoopConfig
+from ...loading import _build, register_validator, to_dict
 from ...data import ImageSet, RealData, concat_sets
 from ...registry import Registry
 
-INTERACTIONS: Registry = Registry("interaction model")
+INTERACTIONS: Registry = Registry("interaction model", section=LoopConfig)
 
 REAL = -1  # origin code of real images
 
@@ -151,8 +152,6 @@ def take(pool: Pool, n: int, rng: np.random.Generator, like: Optional[ImageSet] 
 def lineage_generator(config: Config, overrides: dict, lineage: int) -> GeneratorConfig:
     """The generator config of a lineage: ``config.generator`` with ``overrides`` applied
     (checked like any config key; errors name ``loop.lineages[i].key``)."""
-    from ...config import _build
-
     if not overrides:
         return config.generator
     return _build(GeneratorConfig, {**to_dict(config.generator), **overrides}, f"loop.lineages[{lineage}]")

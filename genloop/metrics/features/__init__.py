@@ -23,12 +23,13 @@ from typing import Optional
 
 import numpy as np
 
+from ...config import MetricsConfig
 from ...registry import Registry
 from ...utils import digest
 
 log = logging.getLogger(__name__)
 
-EXTRACTORS: Registry = Registry("feature extractor")
+EXTRACTORS: Registry = Registry("feature extractor", section=MetricsConfig)
 
 
 class FeatureExtractor:
@@ -91,6 +92,3 @@ def features_of(ctx, extractor: FeatureExtractor, images: np.ndarray, *, persist
         memo.popitem(last=False)
     return feats
 
-
-# Built-in extractors register themselves on import (after EXTRACTORS exists).
-from . import classifier, inception, pixels  # noqa: E402,F401

@@ -1,0 +1,135 @@
+"""Every built-in component, registered in one place, and the plugins.
+
+Importing this module imports each built-in component module once; each registers
+itself (and its options) in its family's registry in one line.  Adding a built-in
+component is one new file plus one import line here; a component of your own lives
+in your own module, named in ``plugins`` (YAML), ``genloop run --plugin``, or an
+installed package's ``genloop.plugins`` entry point.
+
+``genloop.loading`` calls ``load`` before it resolves any configuration, in the main
+process and in every worker, so that every name and every component's keys are known
+before anything runs; ``check_names`` (a config validator) then checks every name
+the config uses before a run folder is made.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import Iterable, Optional
+
+# Data sources (DATASETS) and tokenizers (TOKENIZERS).
+import genloop.data.digits  # noqa: F401
+import genloop.data.folder  # noqa: F401
+import genloop.data.lowdim  # noqa: F401  (gaussian)
+import genloop.data.mnist  # noqa: F401
+import genloop.data.npz  # noqa: F401
+import genloop.data.shapes  # noqa: F401
+import genloop.data.text  # noqa: F401  (shakespeare, text; tokenizers word, char)
+import genloop.data.zipf  # noqa: F401  (zipf-markov)
+# Noise schedules (SCHEDULES) and samplers (SAMPLERS).
+import genloop.diffusion.schedule  # noqa: F401  (linear, cosine)
+import genloop.diffusion.ddpm  # noqa: F401
+import genloop.diffusion.ddim  # noqa: F401
+import genloop.diffusion.dpm_solver  # noqa: F401
+# Networks (NETWORKS).
+import genloop.models.mlp  # noqa: F401
+import genloop.models.unet  # noqa: F401
+import genloop.models.unet_lite  # noqa: F401
+# Generators (GENERATORS).
+import genloop.generators.diffusion  # noqa: F401  (ddpm)
+import genloop.generators.analytic  # noqa: F401  (gaussian, gmm, kde)
+import genloop.generators.ngram  # noqa: F401
+import genloop.generators.gpt  # noqa: F401
+import genloop.generators.hf  # noqa: F401  (hf-causal-lm; transformers imported only when used)
+# Feature extractors (EXTRACTORS) and metrics (METRICS).
+import genloop.metrics.features.classifier  # noqa: F401
+import genloop.metrics.features.inception  # noqa: F401
+import genloop.metrics.features.pixels  # noqa: F401
+import genloop.metrics.classifier  # noqa: F401
+import genloop.metrics.image_metrics  # noqa: F401  (fd, kid, prdc)
+import genloop.metrics.lowdim  # noqa: F401  (frechet, wasserstein, variance_ratio)
+import genloop.metrics.text  # noqa: F401
+# Interaction models (INTERACTIONS).
+import genloop.loop.interactions  # noqa: F401
+
+from .config import Config, ConfigError
+from .data import DATASETS
+from .data.text import TOKENIZERS
+from .diffusion import SAMPLERS, SCHEDULES
+from .generators import GENERATORS
+from .loading import register_validator
+from .loop.interactions import INTERACTIONS
+from .metrics import METRICS
+from .metrics.features import EXTRACTORS
+from .models import NETWORKS
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "genloop.plugins"
+
+_imported: set = set()
+_entry_points_loaded = False
+
+
+def load(plugins: Optional[Iterable[str]] = None) -> None:
+    """Import the installed ``genloop.plugins`` entry points (once) and each module in
+    ``plugins`` (once each).  A module that cannot be imported is a ``ConfigError``
+    naming it."""
+    _load_entry_points()
+    for name in plugins or ():
+        if name in _imported:
+            continue
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"plugins: {name!r} is not a module name (e.g. mypkg.mymodel)")
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            raise ConfigError(f"plugins: cannot import module {name!r} ({exc}); install it or put its "
+                              "folder on PYTHONPATH") from None
+        except ConfigError:
+            raise
+        except Exception as exc:  # a plugin that fails on import: name it, keep the cause
+            raise ConfigError(f"plugins: importing module {name!r} failed: {type(exc).__name__}: {exc}") from exc
+        _imported.add(name)
+        log.info("plugin %s imported", name)
+
+
+def _load_entry_points() -> None:
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            ep.load()
+        except Exception as exc:
+            raise ConfigError(f"plugins: entry point {ep.name!r} ({ep.value}) of group {ENTRY_POINT_GROUP} "
+                              f"failed to load: {type(exc).__name__}: {exc}") from exc
+        log.info("plugin entry point %s (%s) loaded", ep.name, ep.value)
+
+
+def _unknown(key: str, value: str, registry) -> ConfigError:
+    return ConfigError(f"{key}: unknown {registry.kind} {value!r} (known: {', '.join(registry.names())})")
+
+
+@register_validator
+def check_names(cfg: Config) -> None:
+    """Every registry name in ``cfg`` must exist; the error names the key and the known names."""
+    checks = [("data.name", cfg.data.name, DATASETS), ("data.tokenizer", cfg.data.tokenizer, TOKENIZERS),
+              ("generator.name", cfg.generator.name, GENERATORS),
+              ("generator.network", cfg.generator.network, NETWORKS), ("sampler.name", cfg.sampler.name, SAMPLERS),
+              ("generator.schedule", cfg.generator.schedule, SCHEDULES),
+              ("loop.interaction", cfg.loop.interaction, INTERACTIONS)]
+    checks += [("metrics.names", m, METRICS) for m in cfg.metrics.names]
+    checks.append(("metrics.features", cfg.metrics.features, EXTRACTORS))
+    if cfg.train.select_features is not None:
+        checks.append(("train.select_features", cfg.train.select_features, EXTRACTORS))
+    for key, value, reg in checks:
+        if value not in reg:
+            raise _unknown(key, value, reg)
+    for i, over in enumerate(cfg.loop.lineages or []):  # per-lineage generator overrides
+        for key, reg in (("name", GENERATORS), ("network", NETWORKS), ("schedule", SCHEDULES)):
+            if key in over and over[key] not in reg:
+                raise _unknown(f"loop.lineages[{i}].{key}", over[key], reg)

@@ -1,0 +1,61 @@
+"""Presets (the YAML files in ``genloop/presets``) and the reference table of every key
+(``genloop config --reference``, ``docs/config.md``), built from the fields' help and bounds."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from .config import Config, ConfigError
+from .loading import _hints, _is_section, _type_name, load_components
+
+
+PRESET_DIR = Path(__file__).parent / "presets"
+
+
+def preset_path(name: str) -> Path:
+    path = PRESET_DIR / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in PRESET_DIR.glob("*.yaml")))
+        raise ConfigError(f"preset {name!r} does not exist (known presets: {known})")
+    return path
+
+
+def presets() -> dict[str, str]:
+    """Preset name -> its first comment line (what it is and what it needs)."""
+    out = {}
+    for p in sorted(PRESET_DIR.glob("*.yaml")):
+        first = ""
+        for line in p.read_text().splitlines():
+            if line.startswith("#"):
+                first = line.lstrip("# ").strip()
+                break
+        out[p.stem] = first
+    return out
+
+
+def reference() -> str:
+    """Markdown table of every key (the shared ones and every registered component's), its
+    type, default and help."""
+    load_components()
+    lines = ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
+
+    def walk(cls: type, prefix: str) -> None:
+        hints = _hints(cls)
+        inst = cls()
+        for f in dataclasses.fields(cls):
+            path = f"{prefix}.{f.name}" if prefix else f.name
+            tp = hints[f.name]
+            if _is_section(tp):
+                lines.append(f"| **{path}** | section | | {f.metadata.get('help', '')} |")
+                walk(tp, path)
+                continue
+            help_ = f.metadata.get("help", "")
+            bounds = [f"{w} {f.metadata[k]}" for k, w in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")) if f.metadata.get(k) is not None]
+            if f.metadata.get("choices"):
+                bounds.append("one of " + ", ".join(map(str, f.metadata["choices"])))
+            extra = f" ({'; '.join(bounds)})" if bounds else ""
+            default = getattr(inst, f.name)
+            lines.append(f"| `{path}` | {_type_name(tp)} | `{default!r}` | {help_}{extra} |")
+
+    walk(Config, "")
+    return "\n".join(lines) + "\n"

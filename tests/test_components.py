@@ -1,0 +1,176 @@
+"""Components: options registered with their component, every name checked before a run
+folder exists, plugins (config key, --plugin, entry points, workers)."""
+import csv
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import genloop.builtins  # noqa: F401
+from genloop.cli import main
+from genloop.config import ConfigError, DataConfig, GeneratorConfig, add_options, opt, option_owners
+from genloop.loading import dump_yaml, from_dict, load_raw, to_dict
+from genloop.reference import reference
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+# --------------------------------------------------------------------------- options
+
+
+def test_component_options_join_their_section_and_keep_the_old_keys():
+    owners = option_owners(GeneratorConfig)
+    assert owners["components"] == ["generator 'gmm'"] and owners["bandwidth"] == ["generator 'kde'"]
+    assert option_owners(DataConfig)["zipf_exponent"] == ["dataset 'zipf-markov'"]
+    cfg = from_dict(load_raw(None, ["generator.components=7", "data.zipf_exponent=1.5", "generator.order=2"]))
+    assert (cfg.generator.components, cfg.data.zipf_exponent, cfg.generator.order) == (7, 1.5, 2)
+    ref = reference()
+    for key in ("generator.components", "generator.covariance_type", "data.bbox_padding", "generator.heads"):
+        assert f"| `{key}` |" in ref
+    # bounds and choices still checked, with the old one-line messages
+    with pytest.raises(ConfigError, match=r"^generator.components: 0 is out of range \(must be >= 1\)$"):
+        from_dict(load_raw(None, ["generator.components=0"]))
+    with pytest.raises(ConfigError, match=r"^generator.componentz: unknown key"):
+        load_raw(None, ["generator.componentz=3"])
+
+
+def test_a_resolved_config_yaml_loads_back(tmp_path):
+    raw = load_raw(None, ["generator.name=gmm", "generator.components=2", "data.name=gaussian", "data.dim=3"])
+    path = tmp_path / "config.yaml"
+    path.write_text(dump_yaml(raw))
+    assert to_dict(from_dict(load_raw(path))) == to_dict(from_dict(raw))
+
+
+def test_an_option_name_taken_twice_is_an_error():
+    @dataclass
+    class Clash:
+        width: int = opt(3, "clashes with the shared generator.width")
+
+    with pytest.raises(ValueError, match="'width' of Clash is already a shared key"):
+        add_options(GeneratorConfig, Clash, "generator 'clash'")
+
+
+# --------------------------------------------------------------------------- names before the run folder
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ("data.name=nope", "data.name: unknown dataset 'nope'"),
+    ("data.tokenizer=nope", "data.tokenizer: unknown tokenizer 'nope'"),
+    ("generator.name=nope", "generator.name: unknown generator 'nope'"),
+    ("generator.network=nope", "generator.network: unknown network 'nope'"),
+    ("generator.schedule=nope", "generator.schedule: unknown noise schedule 'nope'"),
+    ("sampler.name=nope", "sampler.name: unknown sampler 'nope'"),
+    ("loop.interaction=nope", "loop.interaction: unknown interaction model 'nope'"),
+    ("metrics.names=[classifier,nope]", "metrics.names: unknown metric 'nope'"),
+    ("metrics.features=bogus", "metrics.features: unknown feature extractor 'bogus'"),
+    ("train.select_features=bogus", "train.select_features: unknown feature extractor 'bogus'"),
+])
+def test_every_name_is_checked_before_the_run_folder_is_made(tmp_path, capsys, override, fragment):
+    out = tmp_path / "run"
+    assert main(["run", "--no-progress", "-o", str(out), override]) == 2
+    err = capsys.readouterr().err.strip()
+    assert fragment in err and "(known: " in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+# --------------------------------------------------------------------------- plugins
+
+PLUGIN = '''
+"""A generator that lives outside genloop: resamples training points, scaled."""
+from dataclasses import dataclass
+
+import numpy as np
+
+from genloop.config import opt
+from genloop.data import ImageSet
+from genloop.generators import GENERATORS
+
+
+@dataclass
+class ShrinkOptions:
+    shrink: float = opt(1.0, "shrink: factor applied to each resampled training point", gt=0.0)
+
+
+@GENERATORS.register("shrink", options=ShrinkOptions)
+class Shrink:
+    def __init__(self, ctx):
+        self.ctx, self.x = ctx, None
+
+    def fit(self, train):
+        self.x = train.images
+        return {"train_loss": 0.0}
+
+    def sample(self, labels, n):
+        rng = np.random.default_rng(self.ctx.seed)
+        pick = self.x[rng.integers(0, len(self.x), n)] * self.ctx.config.generator.shrink
+        return ImageSet(pick.astype(np.float32))
+
+    def state_dict(self):
+        return {}
+'''
+
+
+def _plugin_env(tmp_path: Path) -> dict:
+    (tmp_path / "myplug.py").write_text(textwrap.dedent(PLUGIN))
+    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(REPO), env.get("PYTHONPATH", "")])
+    return env
+
+
+def _genloop(args: list, env: dict, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "genloop.cli", *args], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_a_plugin_generator_runs_in_two_workers(tmp_path):
+    env = _plugin_env(tmp_path)
+    (tmp_path / "exp.yaml").write_text(textwrap.dedent("""
+        plugins: [myplug]
+        data: {name: gaussian, count: 60, dim: 2}
+        generator: {name: shrink, shrink: 0.5}
+        loop: {generations: 2}
+        metrics: {names: [variance_ratio]}
+        seeds: [0, 1]
+    """))
+    out = tmp_path / "run"
+    res = _genloop(["run", "--no-progress", "-c", "exp.yaml", "-o", str(out), "--workers", "2"], env, tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert len(rows) == 4
+    # every generation shrinks its training points by 0.5: variance ratio ~ 0.25 ** (g + 1)
+    for r in rows:
+        want = 0.25 ** (int(r["generation"]) + 1)
+        assert 0.6 * want < float(r["variance_ratio"]) < 1.4 * want, r
+    saved = (out / "config.yaml").read_text()
+    assert "plugins: [myplug]" in saved and "shrink: 0.5" in saved
+    # the same with --plugin instead of the config key; the folder's config.yaml loads back
+    res = _genloop(["config", "--plugin", "myplug", "-c", str(out / "config.yaml")], env, tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "shrink: 0.5" in res.stdout
+
+
+def test_an_installed_package_registers_through_the_entry_point_group(tmp_path):
+    env = _plugin_env(tmp_path)
+    info = tmp_path / "myplug-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: myplug\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[genloop.plugins]\nshrink = myplug\n")
+    res = _genloop(["config", "generator.name=shrink", "generator.shrink=0.25"], env, tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "shrink: 0.25" in res.stdout and "name: shrink" in res.stdout
+    ref = _genloop(["config", "--reference"], env, tmp_path).stdout
+    assert "| `generator.shrink` | float | `1.0` | shrink: factor" in ref
+
+
+def test_a_missing_plugin_is_one_line_naming_it(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "--no-progress", "-o", str(out), "--plugin", "no_such_genloop_plugin"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "plugins: cannot import module 'no_such_genloop_plugin'" in err
+    assert not out.exists()
+    assert main(["config", "plugins=[no_such_genloop_plugin.sub]"]) == 2
+    assert "'no_such_genloop_plugin.sub'" in capsys.readouterr().err
