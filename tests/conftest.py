@@ -2,6 +2,8 @@ import numpy as np
 import pytest
 import torch
 
+import genloop.builtins  # noqa: F401  (every component registered, as before any run resolves its config)
+
 torch.set_num_threads(2)
 
 # A config that exercises the whole loop in seconds.
