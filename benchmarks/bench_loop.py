@@ -162,7 +162,8 @@ def main() -> int:
     ap.add_argument("overrides", nargs="*", help="extra key=value overrides (e.g. for a quick check)")
     args = ap.parse_args()
     torch.set_num_threads(2)
-    from genloop.config import from_dict, load_raw, preset_path
+    from genloop.loading import from_dict, load_raw
+    from genloop.reference import preset_path
     from genloop import run
     from genloop.store import RunStore, read_csv
 

@@ -141,7 +141,8 @@ def main() -> int:
 
     torch.set_num_threads(2)
     from equal_n import EqualN
-    from genloop.config import load_raw, preset_path
+    from genloop.loading import load_raw
+    from genloop.reference import preset_path
     from genloop import run
     from genloop.store import RunStore, read_csv
 

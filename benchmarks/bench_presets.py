@@ -61,7 +61,8 @@ import torch
 
 
 def one_generation(preset: str, overrides: list[str]) -> dict:
-    from genloop.config import load_raw, preset_path
+    from genloop.loading import load_raw
+    from genloop.reference import preset_path
     from genloop.loop import Experiment
 
     raw = load_raw(preset_path(preset), overrides + ["loop.generations=1"])
@@ -80,7 +81,8 @@ def one_generation(preset: str, overrides: list[str]) -> dict:
 def full_run(preset: str, overrides: list[str]) -> float:
     """Run the whole preset (every chain and generation) as `genloop run` does; print a
     line per generation; return the wall time in seconds."""
-    from genloop.config import load_raw, preset_path
+    from genloop.loading import load_raw
+    from genloop.reference import preset_path
     from genloop import run
 
     out = Path(tempfile.mkdtemp(prefix=f"bench_full_{preset}_"))
@@ -98,7 +100,8 @@ def full_run(preset: str, overrides: list[str]) -> float:
 def main() -> int:
     torch.set_num_threads(2)
     full = "--full" in sys.argv[1:]
-    from genloop.config import from_dict, load_raw, preset_path
+    from genloop.loading import from_dict, load_raw
+    from genloop.reference import preset_path
     from genloop.metrics.features.inception import FIDInceptionV3
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_presets_"))

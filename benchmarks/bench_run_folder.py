@@ -89,7 +89,8 @@ def run_cli(args: list[str]) -> tuple[float, float, int, str]:
 
 
 def part_cli(generations: int, seeds: int, tmp: Path, workers: int) -> None:
-    from genloop.config import expand, load_raw, preset_path
+    from genloop.loading import expand, load_raw
+    from genloop.reference import preset_path
     from genloop.loop.experiment import simulate
 
     over = [f"loop.interaction={MODELS}", f"seeds={list(range(seeds))}", f"loop.generations={generations}", *OPTIONS]

@@ -128,7 +128,8 @@ def main() -> int:
 
     import torch
 
-    from genloop.config import load_raw, preset_path
+    from genloop.loading import load_raw
+    from genloop.reference import preset_path
     from genloop.loop import Experiment
 
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genloop.config import from_dict
+from genloop.loading import from_dict
 from genloop.data import load_real
 from genloop.metrics import MetricContext
 from genloop.metrics.frechet import frechet_distance_features

@@ -50,7 +50,14 @@ import genloop.metrics.image_metrics  # noqa: F401  (fd, kid, prdc)
 import genloop.metrics.lowdim  # noqa: F401  (frechet, wasserstein, variance_ratio)
 import genloop.metrics.text  # noqa: F401
 # Interaction models (INTERACTIONS).
-import genloop.loop.interactions  # noqa: F401
+import genloop.loop.interactions.replace  # noqa: F401
+import genloop.loop.interactions.mix  # noqa: F401
+import genloop.loop.interactions.accumulate  # noqa: F401
+import genloop.loop.interactions.accumulate_subsample  # noqa: F401
+import genloop.loop.interactions.fresh  # noqa: F401
+import genloop.loop.interactions.curate  # noqa: F401
+import genloop.loop.interactions.detect  # noqa: F401
+import genloop.loop.interactions.ecosystem  # noqa: F401
 
 from .config import Config, ConfigError
 from .data import DATASETS

@@ -84,8 +84,6 @@ class GeneratorConfig:
 class SamplerConfig:
     name: str = opt("ddim", "sampler (registry `genloop.diffusion.SAMPLERS`): ddim, ddpm or dpm_solver (DPM-Solver++(2M))")
     steps: int = opt(25, "number of denoising steps (DDIM; DDPM always uses all T)", ge=1)
-    eta: float = opt(0.0, "DDIM eta: 0 deterministic, 1 ancestral-like", ge=0.0, le=1.0)
-    variance: str = opt("posterior", "DDPM reverse-step variance: posterior (beta~_t) or beta (beta_t)", choices=("posterior", "beta"))
     clip_x0: bool = opt(True, "clip the predicted x_0 to [-1, 1] at every step (improved-diffusion's clip_denoised)")
     batch_size: int = opt(2048, "images denoised at once", ge=1)
 
@@ -126,17 +124,6 @@ class LoopConfig:
     interaction: str = opt("replace", "interaction model (registry `genloop.loop.INTERACTIONS`)")
     generations: int = opt(10, "number of models trained in a chain (generation 0 trains on real data)", ge=1)
     sample_count: Optional[int] = opt(None, "images sampled per generation (None: as many as the real training set)", ge=1)
-    real_fraction: float = opt(0.5, "mix: fraction of each later generation's training set drawn from the real training set (the rest: the previous generation's samples)", ge=0.0, le=1.0)
-    fresh_fraction: float = opt(0.1, "fresh: fraction of each later generation's training set that is new real images never used before (from a reserve held back from generation 0)", gt=0.0, lt=1.0)
-    fresh_reserve: Optional[float] = opt(None, "fresh: fraction of the real training set held back as the reserve of fresh images (None: just enough that no image is ever reused)", gt=0.0, lt=1.0)
-    curate_threshold: float = opt(0.9, "curate: keep a sample when the domain classifier gives its conditioning label at least this probability", ge=0.0, le=1.0)
-    curate_top_fraction: Optional[float] = opt(None, "curate: keep this fraction of the samples, the most confident ones, instead of a threshold (needed for unlabelled data)", gt=0.0, le=1.0)
-    curate_order: int = opt(2, "curate on text: n of the Kneser-Ney filter model (trained on the real training text) whose lowest-perplexity samples are kept; differs from the text metrics' judge (metrics.judge_order)", ge=1, le=8)
-    detector: str = opt("oracle", "detect: oracle (knows provenance, errs at the rates below) or learned (a real-vs-generated logistic classifier trained each generation)", choices=("oracle", "learned"))
-    detector_recall: float = opt(0.9, "detect (oracle): probability that a generated image is detected and removed", ge=0.0, le=1.0)
-    detector_false_positive_rate: float = opt(0.05, "detect (oracle): probability that a real image is wrongly removed", ge=0.0, le=1.0)
-    lineages: Optional[list[dict]] = opt(None, "ecosystem: one mapping of generator overrides per lineage, e.g. [{guidance_scale: 1.0}, {guidance_scale: 0.1}] (None: two lineages with the base generator)")
-    shares: Optional[list[float]] = opt(None, "ecosystem: share of the shared pool each lineage contributes, one per lineage, summing to 1 (None: equal)", gt=0.0, le=1.0)
 
 
 @dataclass
@@ -151,18 +138,9 @@ class ClassifierConfig:
 class MetricsConfig:
     names: list[str] = opt(["classifier"], "metrics computed per generation (registry `genloop.metrics.METRICS`)")
     features: str = opt("classifier", "feature extractor for fd/kid/prdc (registry `genloop.metrics.EXTRACTORS`): inception, classifier, pixels")
-    k: int = opt(5, "nearest neighbours k of precision, recall, density and coverage (prdc's nearest_k)", ge=1)
-    chunk_size: int = opt(1024, "rows per distance block in precision/recall/density/coverage (memory ~ chunk_size x N floats)", ge=1)
-    distance_dtype: str = opt("float64", "precision of the pairwise distances: float64 (same counts as prdc 0.2) or float32 (about 2x faster)", choices=("float64", "float32"))
-    kid_subsets: int = opt(100, "KID: number of random subsets averaged", ge=1)
-    kid_subset_size: int = opt(1000, "KID: images per subset (capped at the smaller set size)", ge=2)
-    inception_weights: Optional[str] = opt(None, "path of pt_inception-2015-12-05-6726825d.pth (or .safetensors); None: $GENLOOP_INCEPTION_WEIGHTS, then the torch hub cache")
-    feature_batch_size: int = opt(50, "images per forward pass of the Inception feature extractor", ge=1)
     equal_n: bool = opt(True, "score fd/kid/prdc (and frechet/wasserstein on vectors) of every generation and of the reference at one sample count n = min(real training set, real held-out set, samples): larger sides are subsampled and averaged over metrics.draws draws (the column eval_n says n; variance_ratio: both sides of a row at one N); false: all images, so the reference (held-out vs training set) has other counts than the generations")
     draws: int = opt(5, "with metrics.equal_n: random subsamples averaged when a side has more than n images", ge=1)
     min_samples_warning: int = opt(1000, "log a warning when fd/kid/prdc get fewer samples than this (their estimates are biased or noisy below)", ge=0)
-    judge_order: int = opt(3, "text metrics: n of the Kneser-Ney judge trained once on the real training text (ppl_judge)", ge=1, le=8)
-    tail_max_count: int = opt(2, "text metrics: the real tail is the tokens seen at most this often in the real training text (tail_survival)", ge=1)
     classifier: ClassifierConfig = section(ClassifierConfig, "the domain classifier trained once on the real training set")
 
 
@@ -212,8 +190,9 @@ def add_options(section_cls: type, options_cls: type, owner: str) -> None:
     """Add the fields of the dataclass ``options_cls`` (a component's options) to the config
     section ``section_cls``, keeping their help and bounds.
 
-    The section's own (shared) fields come first, then the options of each component in
-    the order of their owners' names, so the order does not depend on import order.
+    The section's own (shared) keys come first, then the options of each component in
+    the order of their owners' names (so the order does not depend on import order), then
+    the section's subsections.
     ``owner`` names the component (``generator 'gmm'``) in errors.  One options class may
     serve several components (its fields are added once); a field name already taken by a
     shared key or another component's options is an error."""
@@ -238,9 +217,10 @@ def add_options(section_cls: type, options_cls: type, owner: str) -> None:
     for f in new:
         owners[f.name] = (options_cls, [owner])
         have[f.name] = f
-    shared = [n for n in have if n not in owners]
+    shared = [n for n in have if n not in owners and not have[n].metadata.get("section")]
     by_owner = sorted((n for n in have if n in owners), key=lambda n: owners[n][1][0])  # stable: keeps field order
-    spec = [(n, hints[n], _copy_field(have[n])) for n in shared + by_owner]
+    subsections = [n for n in have if have[n].metadata.get("section")]
+    spec = [(n, hints[n], _copy_field(have[n])) for n in shared + by_owner + subsections]
     made = dataclasses.make_dataclass(section_cls.__name__, spec)
     for attr in ("__init__", "__repr__", "__eq__", "__match_args__", "__dataclass_fields__"):
         setattr(section_cls, attr, made.__dict__[attr])

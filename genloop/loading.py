@@ -28,7 +28,7 @@ from typing import Any, Iterable, Optional, Union
 
 import yaml
 
-from .config import Config, ConfigError, GeneratorConfig
+from .config import Config, ConfigError
 
 
 # --------------------------------------------------------------------------- components
@@ -207,10 +207,6 @@ def validate(cfg: Config) -> None:
     if cfg.decode.prompt_tokens > cfg.data.block_size:
         raise ConfigError(f"decode.prompt_tokens: {cfg.decode.prompt_tokens} is more than data.block_size "
                           f"({cfg.data.block_size}); a sample is one block, its first prompt_tokens real")
-    if (cfg.loop.interaction == "curate" and "text" in cfg.metrics.names
-            and cfg.loop.curate_order == cfg.metrics.judge_order):
-        raise ConfigError(f"loop.curate_order: {cfg.loop.curate_order} equals metrics.judge_order; the curate filter "
-                          "must not be the text metrics' judge (choose another order for one of them)")
     for hook in _VALIDATORS:
         hook(cfg)
 
@@ -222,25 +218,6 @@ def register_validator(fn):
     """Let a layer above add a cross-field check (e.g. registry names) without an import cycle."""
     _VALIDATORS.append(fn)
     return fn
-
-
-@register_validator
-def _check_lineages(cfg: Config) -> None:
-    """``loop.lineages``: each a mapping of GeneratorConfig keys; ``loop.shares``: one per lineage, sum 1."""
-    loop = cfg.loop
-    if loop.lineages is not None:
-        if not loop.lineages:
-            raise ConfigError("loop.lineages: an empty list gives no lineage (use null for the default of two)")
-        base = to_dict(cfg.generator)
-        for i, over in enumerate(loop.lineages):
-            _build(GeneratorConfig, {**base, **over}, f"loop.lineages[{i}]")
-    if loop.shares is not None:
-        n = len(loop.lineages) if loop.lineages is not None else 2
-        if len(loop.shares) != n:
-            raise ConfigError(f"loop.shares: {loop.shares} has {len(loop.shares)} entries but there are {n} lineages "
-                              "(one share per entry of loop.lineages; two when loop.lineages is null)")
-        if abs(sum(loop.shares) - 1.0) > 1e-6:
-            raise ConfigError(f"loop.shares: {loop.shares} sums to {sum(loop.shares):g}, must sum to 1")
 
 
 # --------------------------------------------------------------------------- raw dicts, overrides, grids
@@ -418,11 +395,12 @@ def _short(key: str) -> str:
     return key.split(".")[-1]
 
 
-def _fmt(value: Any) -> str:
+def format_value(value: Any) -> str:
+    """A setting as it appears in chain ids and labels: ``1e-10``, ``1-2-2`` for lists."""
     if isinstance(value, float):
         return f"{value:g}"
     if isinstance(value, list):
-        return "-".join(_fmt(v) for v in value)
+        return "-".join(format_value(v) for v in value)
     return str(value)
 
 
@@ -441,7 +419,7 @@ def expand(raw: dict) -> list[Chain]:
             varied[key] = value
         cfg = from_dict(point)
         varied = {k: get_path(to_dict(cfg), k) for k in keys}
-        label = "_".join(f"{_short(k)}={_fmt(v)}" for k, v in varied.items())
+        label = "_".join(f"{_short(k)}={format_value(v)}" for k, v in varied.items())
         cid = f"c{i:02d}" + (f"_{label}" if label else "")
         cid = re.sub(r"[^A-Za-z0-9_.=+-]", "", cid)
         chains.append(Chain(id=cid, config=cfg, varied=varied))

@@ -21,7 +21,8 @@ import torch
 from scipy.special import digamma
 
 from genloop import run
-from genloop.config import ConfigError, from_dict, load_raw
+from genloop.config import ConfigError
+from genloop.loading import from_dict, load_raw
 from genloop.data import ImageSet, RealData, load_real
 from genloop.generators import GenContext, build_generator
 from genloop.loop.experiment import TIME_COLUMNS, simulate

@@ -1,8 +1,9 @@
 import pytest
 import yaml
 
-from genloop.config import (Config, ConfigError, diff, dump_yaml, expand, from_dict, load_raw, parse_override,
-                            reference, presets, preset_path, to_dict)
+from genloop.config import Config, ConfigError
+from genloop.loading import diff, dump_yaml, expand, from_dict, load_raw, parse_override, to_dict
+from genloop.reference import preset_path, presets, reference
 
 
 def test_defaults_round_trip():

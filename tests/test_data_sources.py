@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from genloop.config import ConfigError, DataConfig, from_dict, load_raw
+from genloop.config import ConfigError, DataConfig
+from genloop.loading import from_dict, load_raw
 from genloop.data import DATASETS, DataError, ImageSet, load_real
 import genloop.builtins  # noqa: F401  (registers the sources)
 from genloop.data.fetch import MNIST_SHA256, fetch_mnist, sha256_file

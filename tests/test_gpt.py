@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from genloop import run
-from genloop.config import DecodeConfig, from_dict, load_raw
+from genloop.config import DecodeConfig
+from genloop.loading import from_dict, load_raw
 from genloop.data.text import BOS
 from genloop.generators.decoding import generate
 from genloop.generators import gpt as gpt_gen

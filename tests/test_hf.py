@@ -10,7 +10,9 @@ import torch
 
 pytest.importorskip("tokenizers")
 
-from genloop.config import ConfigError, DataConfig, DecodeConfig, expand, from_dict, load_raw, preset_path  # noqa: E402
+from genloop.config import ConfigError, DataConfig, DecodeConfig  # noqa: E402
+from genloop.loading import expand, from_dict, load_raw
+from genloop.reference import preset_path
 from genloop.data import DataError  # noqa: E402
 from genloop.data.text import BOS, BPETokenizer, PretrainedTokenizer, Tokenizer, get_tokenizer  # noqa: E402
 from genloop.generators.decoding import generate  # noqa: E402

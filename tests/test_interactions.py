@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from genloop.config import ConfigError, from_dict, load_raw
+from genloop.config import ConfigError
+from genloop.loading import from_dict, load_raw
 from genloop.data import ImageSet, RealData
 from genloop.loop import INTERACTIONS, History
 from genloop.loop.interactions import (REAL, Pool, class_balanced_labels, lineage_generator, proportional_counts,

@@ -10,7 +10,7 @@ from PIL import Image
 
 from genloop import run
 from genloop.cli import main
-from genloop.config import load_raw
+from genloop.loading import load_raw
 from genloop.generators import diffusion as diffusion_gen
 from genloop.loop import Experiment
 from genloop.loop.experiment import TIME_COLUMNS

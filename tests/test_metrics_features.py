@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from genloop.config import from_dict, load_raw
+from genloop.loading import from_dict, load_raw
 from genloop.data import RealData, load_real
 from genloop.metrics import MetricContext
 from genloop.metrics.features import EXTRACTORS, FeatureExtractor, extractor_for, features_of

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from genloop.config import ConfigError, from_dict, load_raw
+from genloop.config import ConfigError
+from genloop.loading import from_dict, load_raw
 from genloop.data import ImageSet, RealData
 from genloop.metrics import METRICS, MetricContext, build_metrics
 from genloop.metrics.evaluate import evaluate

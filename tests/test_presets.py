@@ -1,7 +1,8 @@
 """Every shipped preset loads, expands and names only registered components."""
 import pytest
 
-from genloop.config import expand, load_raw, preset_path, presets
+from genloop.loading import expand, load_raw
+from genloop.reference import preset_path, presets
 from genloop.builtins import check_names
 
 
@@ -40,7 +41,7 @@ def test_unknown_preset_lists_known_ones():
 def test_presets_that_break_the_sample_size_rule_say_so(name):
     """Inception FD (D = 2,048) on a training subset of at most 2,048 images is computed on
     N <= D samples per side (singular covariance): the preset's comments must say so."""
-    from genloop.config import preset_path as path_of
+    from genloop.reference import preset_path as path_of
     from genloop.metrics.image_metrics import too_few_samples
 
     for ch in expand(load_raw(preset_path(name))):

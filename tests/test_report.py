@@ -15,7 +15,8 @@ from PIL import Image
 
 import genloop
 from genloop.cli import main
-from genloop.config import dump_yaml, expand, load_raw, preset_path
+from genloop.loading import dump_yaml, expand, load_raw
+from genloop.reference import preset_path
 from genloop.grid import save_grid
 from genloop.loop.summary import write_summary
 from genloop.report.html import write_report

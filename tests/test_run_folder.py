@@ -17,7 +17,7 @@ import pytest
 import genloop
 from genloop import run
 from genloop.cli import main
-from genloop.config import load_raw
+from genloop.loading import load_raw
 from genloop.loop.experiment import TIME_COLUMNS, RunFolderMismatch
 from genloop.store import LOCK_NAME, RunLocked, RunStore, read_csv
 

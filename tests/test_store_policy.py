@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from genloop import run
-from genloop.config import ConfigError, expand, from_dict, load_raw, preset_path
+from genloop.config import ConfigError
+from genloop.loading import expand, from_dict, load_raw
+from genloop.reference import preset_path
 from genloop.loop.experiment import TIME_COLUMNS, simulate
 from genloop.store import RunStore, read_csv
 from genloop.sweep import _LocalBackend, _Job, gpu_slots, resolve_gpus

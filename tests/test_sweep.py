@@ -11,7 +11,9 @@ import pytest
 
 from genloop import run
 from genloop.cli import main
-from genloop.config import ConfigError, expand, load_raw, preset_path
+from genloop.config import ConfigError
+from genloop.loading import expand, load_raw
+from genloop.reference import preset_path
 from genloop.loop.experiment import TIME_COLUMNS
 from genloop.loop.summary import interval, summary_rows
 from genloop.store import RunStore, read_csv

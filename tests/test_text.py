@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from genloop import run
-from genloop.config import ConfigError, DataConfig, DecodeConfig, from_dict, load_raw
+from genloop.config import ConfigError, DataConfig, DecodeConfig
+from genloop.loading import from_dict, load_raw
 from genloop.data import DataError, TokenSet, load_real
 from genloop.data.text import (BOS, UNK, CharTokenizer, WordTokenizer, get_tokenizer, split_units, strip_play)
 from genloop.data.zipf import ZipfMarkov

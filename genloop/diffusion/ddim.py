@@ -1,15 +1,24 @@
 """DDIM sampler (Song et al. 2021, Eq. 12) on an evenly spaced sub-sequence of timesteps."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
 
+from ..config import opt
 from . import SAMPLERS
 from .schedule import NoiseSchedule
 
 
-@SAMPLERS.register("ddim")
+@dataclass
+class DDIMOptions:
+    """Options of the ``ddim`` sampler (``sampler.<key>``)."""
+
+    eta: float = opt(0.0, "DDIM eta: 0 deterministic, 1 ancestral-like", ge=0.0, le=1.0)
+
+
+@SAMPLERS.register("ddim", options=DDIMOptions)
 class DDIMSampler:
     """x_{t'} = sqrt(abar_{t'}) x0_hat + sqrt(1 - abar_{t'} - sigma^2) eps + sigma z   (Eq. 12)
     with x0_hat = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t) and

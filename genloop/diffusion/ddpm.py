@@ -1,15 +1,24 @@
 """Ancestral DDPM sampler (Ho et al. 2020, Algorithm 2)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
 
+from ..config import opt
 from . import SAMPLERS
 from .schedule import NoiseSchedule
 
 
-@SAMPLERS.register("ddpm")
+@dataclass
+class DDPMOptions:
+    """Options of the ``ddpm`` sampler (``sampler.<key>``)."""
+
+    variance: str = opt("posterior", "DDPM reverse-step variance: posterior (beta~_t) or beta (beta_t)", choices=("posterior", "beta"))
+
+
+@SAMPLERS.register("ddpm", options=DDPMOptions)
 class DDPMSampler:
     """One reverse step x_t -> x_{t-1} ~ N(mu~_t, beta~_t I), with the posterior mean
     mu~_t = sqrt(abar_{t-1}) beta_t / (1 - abar_t) x0_hat + sqrt(alpha_t) (1 - abar_{t-1}) / (1 - abar_t) x_t

@@ -24,6 +24,7 @@ import math
 from pathlib import Path
 from typing import Any, Optional
 
+from ..loading import format_value as _fmt
 from ..store import RunStore, _csv_value, _jsonable, atomic_write, write_csv
 
 # Row keys that identify a row rather than measure something.
@@ -36,14 +37,6 @@ def _number(v: Any) -> Optional[float]:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return None
     return float(v)
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:g}"
-    if isinstance(v, list):
-        return "-".join(_fmt(x) for x in v)
-    return str(v)
 
 
 def setting_label(values: dict) -> str:

@@ -32,14 +32,15 @@ its message is logged once per metric and sample count.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from ..config import ConfigError
-from ..loading import register_validator
+from ..config import ConfigError, opt
 from ..data import ImageSet
+from ..loading import register_validator
 from ..utils import digest
 from . import METRICS, MetricContext
 from .features import EXTRACTORS, extractor_for, features_of
@@ -191,7 +192,15 @@ class FrechetMetric(_FeatureMetric):
         return {self.name: frechet_distance(mu_r, sigma_r, mu, sigma)}
 
 
-@METRICS.register("kid")
+@dataclass
+class KIDOptions:
+    """Options of ``kid`` (and of the validation KID of ``train.select_every``; ``metrics.<key>``)."""
+
+    kid_subsets: int = opt(100, "KID: number of random subsets averaged", ge=1)
+    kid_subset_size: int = opt(1000, "KID: images per subset (capped at the smaller set size)", ge=2)
+
+
+@METRICS.register("kid", options=KIDOptions)
 class KIDMetric(_FeatureMetric):
     """Kernel distance: ``kid_mean``, ``kid_std`` (suffixed by the features unless Inception)."""
 
@@ -215,7 +224,16 @@ class KIDMetric(_FeatureMetric):
         return out
 
 
-@METRICS.register("prdc")
+@dataclass
+class PRDCOptions:
+    """Options of ``prdc`` (``metrics.<key>``)."""
+
+    k: int = opt(5, "nearest neighbours k of precision, recall, density and coverage (prdc's nearest_k)", ge=1)
+    chunk_size: int = opt(1024, "rows per distance block in precision/recall/density/coverage (memory ~ chunk_size x N floats)", ge=1)
+    distance_dtype: str = opt("float64", "precision of the pairwise distances: float64 (same counts as prdc 0.2) or float32 (about 2x faster)", choices=("float64", "float32"))
+
+
+@METRICS.register("prdc", options=PRDCOptions)
 class PRDCMetric(_FeatureMetric):
     """Precision, recall, density, coverage (suffixed by the features unless Inception)."""
 

@@ -33,10 +33,12 @@ set -- is at equal size):
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
 
+from ..config import opt
 from ..data.text import BOS
 from . import METRICS, MetricContext
 
@@ -126,7 +128,15 @@ def perplexity(log_probs: np.ndarray) -> float:
     return float(math.exp(-float(np.mean(log_probs))))
 
 
-@METRICS.register("text")
+@dataclass
+class TextMetricOptions:
+    """Options of the ``text`` metrics (``metrics.<key>``)."""
+
+    judge_order: int = opt(3, "text metrics: n of the Kneser-Ney judge trained once on the real training text (ppl_judge)", ge=1, le=8)
+    tail_max_count: int = opt(2, "text metrics: the real tail is the tokens seen at most this often in the real training text (tail_survival)", ge=1)
+
+
+@METRICS.register("text", options=TextMetricOptions)
 class TextMetrics:
     """All the text columns; see the module docstring."""
 

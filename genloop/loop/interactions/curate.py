@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import math
-from typing import Callable
+from dataclasses import dataclass
+from typing import Callable, Optional
 
 import numpy as np
 
-from ...config import Config, ConfigError
+from ...config import Config, ConfigError, opt
 from ...data import ImageSet, RealData
 from ...data.vectors import as_vectors
+from ...loading import register_validator
 from .base import INTERACTIONS
 from .replace import Replace
 
@@ -63,7 +65,16 @@ def _text_curate_score(config: Config, real: RealData) -> Callable:
 CURATE_SCORES: dict[str, Callable] = {"images": _image_curate_score, "tokens": _text_curate_score}
 
 
-@INTERACTIONS.register("curate")
+@dataclass
+class CurateOptions:
+    """Options of ``curate`` (``loop.<key>``)."""
+
+    curate_threshold: float = opt(0.9, "curate: keep a sample when the domain classifier gives its conditioning label at least this probability", ge=0.0, le=1.0)
+    curate_top_fraction: Optional[float] = opt(None, "curate: keep this fraction of the samples, the most confident ones, instead of a threshold (needed for unlabelled data)", gt=0.0, le=1.0)
+    curate_order: int = opt(2, "curate on text: n of the Kneser-Ney filter model (trained on the real training text) whose lowest-perplexity samples are kept; differs from the text metrics' judge (metrics.judge_order)", ge=1, le=8)
+
+
+@INTERACTIONS.register("curate", options=CurateOptions)
 class Curate(Replace):
     """``replace`` with curated samples: only samples the filter's classifier (another seed
     than the metric's judge) assigns to their conditioning label with probability >= curate_threshold (or the top
@@ -91,3 +102,12 @@ class Curate(Replace):
                 keep = np.array([int(np.argmax(s))])
         return samples.subset(keep), {"curate_kept_fraction": len(keep) / len(s),
                                       "curate_score_kept": float(np.mean(s[keep])), "curate_score_all": float(np.mean(s))}
+
+
+@register_validator
+def _check_curate_order(cfg: Config) -> None:
+    """The curate filter on text must not be the text metrics' judge."""
+    if (cfg.loop.interaction == "curate" and "text" in cfg.metrics.names
+            and cfg.loop.curate_order == cfg.metrics.judge_order):
+        raise ConfigError(f"loop.curate_order: {cfg.loop.curate_order} equals metrics.judge_order; the curate filter "
+                          "must not be the text metrics' judge (choose another order for one of them)")

@@ -2,16 +2,27 @@
 its learned detector (cross-fitted logistic regression) and the solver live here too."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
+from ...config import opt
 from ...data import ImageSet
 from ...data.vectors import as_vectors
 from .base import INTERACTIONS, History, Interaction, Pool
 
 
-@INTERACTIONS.register("detect")
+@dataclass
+class DetectOptions:
+    """Options of ``detect`` (``loop.<key>``)."""
+
+    detector: str = opt("oracle", "detect: oracle (knows provenance, errs at the rates below) or learned (a real-vs-generated logistic classifier trained each generation)", choices=("oracle", "learned"))
+    detector_recall: float = opt(0.9, "detect (oracle): probability that a generated image is detected and removed", ge=0.0, le=1.0)
+    detector_false_positive_rate: float = opt(0.05, "detect (oracle): probability that a real image is wrongly removed", ge=0.0, le=1.0)
+
+
+@INTERACTIONS.register("detect", options=DetectOptions)
 class Detect(Interaction):
     """Candidates = real training set + previous generation's samples; a detector
     (oracle with given error rates, or a learned classifier) removes what it flags."""

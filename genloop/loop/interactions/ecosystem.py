@@ -1,17 +1,27 @@
 """``ecosystem``: several lineages (generator-config overrides) share one pool and split the samples."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
-from ...config import Config, ConfigError
+from ...config import Config, ConfigError, GeneratorConfig, opt
 from ...data import RealData
+from ...loading import _build, register_validator, to_dict
 from .base import INTERACTIONS, lineage_generator, proportional_counts
 from .replace import Replace
 
 
-@INTERACTIONS.register("ecosystem")
+@dataclass
+class EcosystemOptions:
+    """Options of ``ecosystem`` (``loop.<key>``)."""
+
+    lineages: Optional[list[dict]] = opt(None, "ecosystem: one mapping of generator overrides per lineage, e.g. [{guidance_scale: 1.0}, {guidance_scale: 0.1}] (None: two lineages with the base generator)")
+    shares: Optional[list[float]] = opt(None, "ecosystem: share of the shared pool each lineage contributes, one per lineage, summing to 1 (None: equal)", gt=0.0, le=1.0)
+
+
+@INTERACTIONS.register("ecosystem", options=EcosystemOptions)
 class Ecosystem(Replace):
     """Several lineages, each its own generator config, train on one shared pool;
     each generation's samples are split into ``loop.shares`` between them and all
@@ -36,3 +46,22 @@ class Ecosystem(Replace):
         counts = proportional_counts(self.shares, n)
         ends = np.cumsum(counts)
         return [(None if labels is None else labels[e - c:e], int(c)) for c, e in zip(counts, ends)]
+
+
+@register_validator
+def _check_lineages(cfg: Config) -> None:
+    """``loop.lineages``: each a mapping of GeneratorConfig keys; ``loop.shares``: one per lineage, sum 1."""
+    loop = cfg.loop
+    if loop.lineages is not None:
+        if not loop.lineages:
+            raise ConfigError("loop.lineages: an empty list gives no lineage (use null for the default of two)")
+        base = to_dict(cfg.generator)
+        for i, over in enumerate(loop.lineages):
+            _build(GeneratorConfig, {**base, **over}, f"loop.lineages[{i}]")
+    if loop.shares is not None:
+        n = len(loop.lineages) if loop.lineages is not None else 2
+        if len(loop.shares) != n:
+            raise ConfigError(f"loop.shares: {loop.shares} has {len(loop.shares)} entries but there are {n} lineages "
+                              "(one share per entry of loop.lineages; two when loop.lineages is null)")
+        if abs(sum(loop.shares) - 1.0) > 1e-6:
+            raise ConfigError(f"loop.shares: {loop.shares} sums to {sum(loop.shares):g}, must sum to 1")

@@ -2,18 +2,27 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
-from ...config import Config, ConfigError
+from ...config import Config, ConfigError, opt
 from ...data import RealData
 from .base import INTERACTIONS, History, Interaction, Pool, take
 
 log = logging.getLogger(__name__)
 
 
-@INTERACTIONS.register("fresh")
+@dataclass
+class FreshOptions:
+    """Options of ``fresh`` (``loop.<key>``)."""
+
+    fresh_fraction: float = opt(0.1, "fresh: fraction of each later generation's training set that is new real images never used before (from a reserve held back from generation 0)", gt=0.0, lt=1.0)
+    fresh_reserve: Optional[float] = opt(None, "fresh: fraction of the real training set held back as the reserve of fresh images (None: just enough that no image is ever reused)", gt=0.0, lt=1.0)
+
+
+@INTERACTIONS.register("fresh", options=FreshOptions)
 class Fresh(Interaction):
     """Each later generation: k never-used real images from a held-back reserve plus
     n0 - k samples of the previous generation (n0: generation 0's size)."""

@@ -1,12 +1,22 @@
 """``mix``: a fixed fraction of fresh real images plus the previous generation's samples."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from ...config import opt
 from .base import INTERACTIONS, History, Interaction, Pool, take
 
 
-@INTERACTIONS.register("mix")
+@dataclass
+class MixOptions:
+    """Options of ``mix`` (``loop.<key>``)."""
+
+    real_fraction: float = opt(0.5, "mix: fraction of each later generation's training set drawn from the real training set (the rest: the previous generation's samples)", ge=0.0, le=1.0)
+
+
+@INTERACTIONS.register("mix", options=MixOptions)
 class Mix(Interaction):
     """round(real_fraction n) real images (redrawn each generation, class-stratified)
     plus n - that many of the previous generation's samples (class-stratified)."""

@@ -24,6 +24,7 @@ import hashlib
 import logging
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
@@ -32,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...config import ConfigError
+from ...config import ConfigError, opt
 from ...utils import chunks
 from . import EXTRACTORS, FeatureExtractor
 
@@ -372,7 +373,15 @@ class InceptionFeatures(FeatureExtractor):
         return out
 
 
-@EXTRACTORS.register("inception")
+@dataclass
+class InceptionOptions:
+    """Options of the ``inception`` features (``metrics.<key>``)."""
+
+    inception_weights: Optional[str] = opt(None, "path of pt_inception-2015-12-05-6726825d.pth (or .safetensors); None: $GENLOOP_INCEPTION_WEIGHTS, then the torch hub cache")
+    feature_batch_size: int = opt(50, "images per forward pass of the Inception feature extractor", ge=1)
+
+
+@EXTRACTORS.register("inception", options=InceptionOptions)
 def inception(ctx) -> InceptionFeatures:
     mcfg = ctx.config.metrics
     return InceptionFeatures.from_weights(mcfg.inception_weights, ctx.device, mcfg.feature_batch_size)
