@@ -24,6 +24,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+
 class ConfigError(ValueError):
     """A bad key or value in a configuration; the message names it and the fix."""
 
@@ -230,12 +231,6 @@ def add_options(section_cls: type, options_cls: type, owner: str) -> None:
 def option_owners(section_cls: type) -> dict[str, list[str]]:
     """Option name -> the components that registered it, for ``section_cls``."""
     return {k: list(v[1]) for k, v in _OPTION_OWNERS.get(section_cls, {}).items()}
-
-
-def options_of(section: Any, options_cls: type) -> Any:
-    """A component's typed view of its options: ``options_cls`` filled from ``section``
-    (e.g. ``options_of(cfg.generator, GMMOptions)``)."""
-    return options_cls(**{f.name: getattr(section, f.name) for f in dataclasses.fields(options_cls)})
 
 
 # The loading machinery used to live here; these names still import from genloop.config.

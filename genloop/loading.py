@@ -45,7 +45,7 @@ def _plugins_of(node: Any) -> list:
     value = node.get("plugins") if isinstance(node, dict) else None
     if value is None:
         return []
-    if isinstance(value, str) or not isinstance(value, list):
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise ConfigError(f"plugins: {value!r} must be a list of module names (e.g. [mypkg.mymodel])")
     return list(value)
 
@@ -328,7 +328,7 @@ def load_raw(files: Union[None, str, Path, list] = None, overrides: Optional[lis
         wanted += _plugins_of(src)
     for text in overrides or []:
         if text.partition("=")[0].strip() == "plugins":
-            wanted += _plugins_of({"plugins": yaml.safe_load(text.partition("=")[2] or "null")})
+            wanted += _plugins_of({"plugins": parse_override(text)[1]})
     wanted += list(plugins or [])
     wanted = list(dict.fromkeys(wanted))
     load_components(wanted)
