@@ -39,8 +39,22 @@ TINY = ["train.steps=3", "train.batch_size=16", "train.warmup_steps=1", "train.c
         "metrics.classifier.steps=10", "metrics.kid_subsets=3", "metrics.kid_subset_size=10", "metrics.draws=1",
         "metrics.features=pixels", "metrics.min_samples_warning=0", "decode.batch_size=16"]
 
-# Entries whose data kind is not images.
-GENERATOR_DATA = {"ngram": "tokens", "gpt": "tokens"}
+
+
+def _hf_data(tmp_path) -> list:
+    """hf-causal-lm: a tiny random GPT-2 and its tokenizer saved with save_pretrained (test_hf)."""
+    pytest.importorskip("transformers")
+    from test_hf import CORPUS, _tiny_model
+
+    _tiny_model(tmp_path / "tiny-gpt2")
+    (tmp_path / "corpus.txt").write_text(CORPUS, encoding="utf-8")
+    return ["data.name=text", f"data.root={tmp_path / 'corpus.txt'}", "data.tokenizer=pretrained",
+            f"data.tokenizer_path={tmp_path / 'tiny-gpt2'}", "data.block_size=12",
+            f"generator.model_path={tmp_path / 'tiny-gpt2'}"]
+
+
+# Entries whose data are not images: a kind of DATA, or a set-up giving the overrides.
+GENERATOR_DATA = {"ngram": "tokens", "gpt": "tokens", "hf-causal-lm": _hf_data}
 METRIC_DATA = {"text": "tokens", "frechet": "vectors", "wasserstein": "vectors", "variance_ratio": "vectors"}
 
 
@@ -64,7 +78,9 @@ class TestEveryGenerator:
         return build_generator(ctx)
 
     def test_fit_sample_state_and_repeatable(self, name, tmp_path):
-        cfg = config(GENERATOR_DATA.get(name, "images"), f"generator.name={name}")
+        setup = GENERATOR_DATA.get(name, "images")
+        data = DATA[setup] if isinstance(setup, str) else setup(tmp_path)
+        cfg = from_dict(load_raw(None, data + TINY + [f"generator.name={name}"]))
         real = load_real(cfg.data)
         n = 10
         labels = real.train.labels[:n] if real.train.labelled else None
