@@ -346,6 +346,26 @@ def test_accumulate_provenance_and_composition_plot(tmp_path):
     assert all(p.stat().st_size > 0 for p in paths)
 
 
+def test_composition_of_many_generations_is_drawn_as_bands_in_seconds(tmp_path, monkeypatch):
+    """From MAX_BARS generations on, each source generation is one filled band: drawing an
+    accumulate pool of 120 generations (7,260 nonzero segments) stays cheap."""
+    import time
+
+    import matplotlib.axes
+
+    from genloop.report import composition
+
+    raw = load_raw(None, GAUSS + ["loop.generations=120", "loop.interaction=accumulate", "store.samples=none",
+                                  "store.checkpoints=none", "data.count=60"])
+    run(raw, tmp_path / "run", report=False)
+    bars = []
+    monkeypatch.setattr(matplotlib.axes.Axes, "bar", lambda self, *a, **k: bars.append(1))
+    t0 = time.perf_counter()
+    paths = composition.plot_composition(tmp_path / "run", formats=("png",))
+    assert [p.name for p in paths] == ["composition_c00.png"] and paths[0].stat().st_size > 0
+    assert not bars and time.perf_counter() - t0 < 30
+
+
 def test_curate_with_the_domain_classifier_on_digits(tmp_path, tiny_overrides):
     raw = load_raw(None, tiny_overrides + ["generator.name=gaussian", "loop.interaction=curate",
                                            "loop.curate_threshold=0.5", "loop.generations=2",

@@ -28,6 +28,8 @@ from .plots import save_figure
 
 log = logging.getLogger(__name__)
 
+MAX_BARS = 60  # from this many generations on, each source is one filled band (stairs), not a bar per generation
+
 
 def _num(v) -> float:
     return float(v) if isinstance(v, (int, float)) and not (isinstance(v, float) and math.isnan(v)) else 0.0
@@ -107,8 +109,12 @@ def plot_composition(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf"),
                 color, label = f"C{k % 10}", f"lineage {k}"
             else:
                 color, label = cmap(norm(int(col.rsplit("_", 1)[1]))), None
-            ax.bar(gens, vals, bottom=bottom, width=width, color=color, label=label, linewidth=0)
-            bottom = [b + v for b, v in zip(bottom, vals)]
+            top = [b + v for b, v in zip(bottom, vals)]
+            if len(rs) < MAX_BARS:
+                ax.bar(gens, vals, bottom=bottom, width=width, color=color, label=label, linewidth=0)
+            else:  # one filled band per source instead of a rectangle per generation (200 x 200 bars take minutes)
+                ax.fill_between(gens, bottom, top, step="mid", color=color, label=label, linewidth=0)
+            bottom = top
         ax.set_ylim(0, 1.0)
         ax.set_xlabel("generation (trained on the pool)")
         ax.set_ylabel("fraction of the training pool")
