@@ -98,13 +98,20 @@ def cmd_run(args) -> int:
     return 0
 
 
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of class numbers (e.g. 1,3,9)") from None
+
+
 def cmd_report(args) -> int:
     from .report import draw
 
     out = Path(args.run_dir)
     if not (out / "config.yaml").exists():
         raise ConfigError(f"{out}: not a genloop run folder (no config.yaml)")
-    plots, report = draw(out)
+    plots, report = draw(out, args.classes)
     print(f"plots: {len(plots)} in {out}/plots")
     if report:
         print(f"report: {report}")
@@ -245,6 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("report", help="redraw plots and the HTML report of a run folder")
     rp.add_argument("run_dir")
+    rp.add_argument("--classes", type=_int_list, default=None, metavar="K,K,...",
+                    help="classes that get a per-class accuracy panel (default: the paper's 1,3,9 when the data "
+                         "has them, else every class, up to ten)")
     rp.set_defaults(func=cmd_report)
 
     st = sub.add_parser("status", help="chains, generations finished / planned, last metrics, failures, ETA of a run folder")

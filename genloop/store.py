@@ -65,7 +65,7 @@ import socket
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Optional, Union
 
 import numpy as np
 
@@ -153,18 +153,28 @@ def _jsonable(o: Any) -> Any:
     raise TypeError(f"not JSON-serialisable: {type(o)}")
 
 
+def _savez(f: Any, arrays: dict, compress: bool = False, where: str = "npz") -> None:
+    """The package's one .npz writer: ``arrays`` into the binary file ``f``.  No pickled
+    objects are written: an array of Python objects is refused (``where`` names the file)."""
+    for name, a in arrays.items():
+        if np.asarray(a).dtype == object:
+            raise ValueError(f"{where}: array {name!r} holds Python objects, which .npz files here never store")
+    (np.savez_compressed if compress else np.savez)(f, **arrays)
+
+
 def npz_bytes(**arrays: np.ndarray) -> bytes:
-    """The bytes of an .npz holding ``arrays`` (no pickled objects)."""
+    """The bytes of an .npz holding ``arrays`` (for ``write_files``, which writes a generation's files together)."""
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    _savez(buf, arrays)
     return buf.getvalue()
 
 
-def save_npz(path: Path, **arrays: np.ndarray) -> None:
-    """Atomically write arrays to ``path`` (no pickled objects)."""
-    def write(f):
-        np.savez(f, **arrays)
-    atomic_write(path, write)
+def save_npz(path: Union[str, Path], compress: bool = False, **arrays: np.ndarray) -> Path:
+    """Atomically write ``arrays`` to ``path`` (``np.savez_compressed`` when ``compress``);
+    on any error ``path`` is left as it was.  Returns ``path``."""
+    path = Path(path)
+    atomic_write(path, lambda f: _savez(f, arrays, compress, str(path)))
+    return path
 
 
 def load_npz(path: Path) -> dict[str, np.ndarray]:
@@ -402,7 +412,9 @@ def holds_lock(root: Path) -> bool:
 # --------------------------------------------------------------------------- verified generations
 
 
-def sha256_file(path: Path) -> str:
+def sha256_file(path: Union[str, Path]) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks (the package's one file hash:
+    DONE records, downloads, weight files)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

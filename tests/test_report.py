@@ -269,3 +269,37 @@ def test_sample_grids_are_readable_in_a_headless_browser(run_dir, tmp_path):
     import os
     if os.environ.get("GENLOOP_KEEP_SHOT"):
         shutil.copy(shot, os.environ["GENLOOP_KEEP_SHOT"])
+
+
+def test_final_table_finds_kid_and_feature_columns_by_their_metric_names(run_dir):
+    """The KID metric writes kid_mean (kid_mean_<features> unless Inception): the final table
+    shows it, and fd/prdc under the run's features' names; a column no metric writes is not shown."""
+    from genloop.report.html import _final_table, headline_columns
+
+    raw = {"metrics": {"features": "classifier"}}
+    cols = ["accuracy", "kid_mean_classifier", "kid_std_classifier", "fd_classifier", "precision_classifier", "kid",
+            "fid"]
+    assert headline_columns(cols, raw) == ["accuracy", "fd_classifier", "kid_mean_classifier", "precision_classifier"]
+    assert headline_columns(["fid", "kid_mean", "recall"], {"metrics": {"features": "inception"}}) == ["fid", "kid_mean",
+                                                                                                       "recall"]
+    summary = [{"setting": "w=1", "generation": 0, "n": 2, "kid_mean_classifier_mean": 0.0123,
+                "kid_mean_classifier_ci95_low": 0.01, "kid_mean_classifier_ci95_high": 0.015}]
+    table = _final_table(summary, raw)
+    assert "kid_mean_classifier" in table and "0.0123" in table
+
+
+def test_per_class_panels_follow_the_classes_the_data_has(run_dir, tmp_path):
+    from genloop.report.plots import metric_panels, panel_classes
+
+    digits = [f"acc_class_{k}" for k in range(10)]
+    assert panel_classes(["accuracy", *digits]) == [1, 3, 9]  # the paper's panels for digits
+    assert panel_classes(["accuracy", "acc_class_0", "acc_class_1", "acc_class_2"]) == [0, 1, 2]
+    assert panel_classes(["accuracy", *digits], classes=[0, 4, 12]) == [0, 4]
+    assert panel_classes(["entropy"]) == []
+    stems = [p[0] for p in metric_panels(["accuracy", "cross_entropy", "entropy", "acc_class_0", "acc_class_1"])]
+    assert stems == ["accuracy", "cross_entropy", "acc_class_0", "acc_class_1", "entropy"]
+    assert main(["report", str(run_dir), "--classes", "0,4"]) == 0
+    plots = run_dir / "plots"
+    assert (plots / "acc_class_0.png").exists() and (plots / "acc_class_4.png").exists()
+    assert not (plots / "acc_class_1.png").exists()
+    assert (plots / "bands" / "acc_class_4.png").exists()

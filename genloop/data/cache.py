@@ -23,12 +23,11 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterable, Optional, Union
+from typing import Iterable, Optional
 
 import numpy as np
 
 from ..utils import digest
-from . import DataError
 
 log = logging.getLogger(__name__)
 
@@ -76,21 +75,6 @@ def fingerprint(root: Path, files: Iterable[Path]) -> list[tuple[str, int, int]]
 def cache_key(files: list[tuple[str, int, int]], settings: dict) -> str:
     """A 16-hex-digit key of a file list (``fingerprint``) and the decode settings."""
     return digest(CACHE_VERSION, settings, files)
-
-
-def atomic_save_npz(path: Union[str, Path], compress: bool = False, **arrays: np.ndarray) -> Path:
-    """Write ``arrays`` to ``path`` via a temporary file and ``os.replace``.
-
-    No pickled objects are written (object arrays are refused).  On any
-    error the temporary file is removed and ``path`` is left as it was."""
-    path = Path(path)
-    for name, a in arrays.items():
-        if np.asarray(a).dtype == object:
-            raise DataError(f"{path}: array {name!r} holds Python objects, which .npz files here never store")
-    from ..store import atomic_write
-
-    atomic_write(path, lambda f: (np.savez_compressed if compress else np.savez)(f, **arrays))
-    return path
 
 
 def load_cached(path: Path) -> Optional[dict[str, np.ndarray]]:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Optional, Union
 
 from . import DataError
-from ..store import atomic_write
+from ..store import atomic_write, sha256_file
 from .mnist import FILES
 
 log = logging.getLogger(__name__)
@@ -38,15 +38,6 @@ MNIST_SHA256: dict[str, str] = {
 }
 
 _CHUNK = 1 << 16
-
-
-def sha256_file(path: Union[str, Path]) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(_CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _download(url: str, dest: Path, expected: Optional[str], opener: Callable, timeout: float) -> str:

@@ -56,8 +56,9 @@ import numpy as np
 from ..config import DataConfig, opt
 from ..utils import digest
 from . import DATASETS, DataError, ImageSet, RealData, split_holdout
-from .cache import atomic_save_npz, cache_key, cache_root, fingerprint, load_cached
-from .transforms import decode_square, to_grey_or_rgb
+from ..store import save_npz
+from .cache import cache_key, cache_root, fingerprint, load_cached
+from .transforms import GREY_MODES, decode_square, most_common_size, to_grey_or_rgb
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +259,7 @@ def _decode_native(path: Path, grey: bool) -> np.ndarray:
 def decode_files(files: Sequence[Path], size: Optional[int], *, grey: bool = False, workers: int = 0,
                  skip_bad: bool = False, native_shape: Optional[tuple[int, int]] = None,
                  desc: str = "decoding", root: Optional[Path] = None, boxes: Optional[np.ndarray] = None,
-                 bbox_padding: float = 0.25) -> tuple[np.ndarray, np.ndarray, list[tuple[Path, str]]]:
+                 bbox_padding: float = 0.25, hint: str = SKIP_HINT) -> tuple[np.ndarray, np.ndarray, list[tuple[Path, str]]]:
     """Decode ``files`` with a pool of ``workers`` threads (0: one per core).
 
     ``size``: short side resized to it and centre-cropped (or, with ``boxes``
@@ -267,7 +268,7 @@ def decode_files(files: Sequence[Path], size: Optional[int], *, grey: bool = Fal
     ``native_shape`` (H, W) for every file.
     Returns ``images`` uint8 (n_ok, C, S, S) (C = 1 when ``grey``, else 3),
     ``ok`` bool (N,) marking the files kept, and ``bad`` [(path, reason)].
-    Without ``skip_bad`` the first undecodable file raises ``DataError``."""
+    Without ``skip_bad`` the first undecodable file raises ``DataError`` (ending with ``hint``)."""
     from tqdm.auto import tqdm
 
     n = len(files)
@@ -338,11 +339,66 @@ def decode_files(files: Sequence[Path], size: Optional[int], *, grey: bool = Fal
     bad.sort(key=lambda b: str(b[0]))
     if bad and not skip_bad:
         path, reason = bad[0]
-        raise DataError(f"{path}: cannot decode this image ({reason}); {SKIP_HINT}")
+        raise DataError(f"{path}: cannot decode this image ({reason}); {hint}")
     if bad:
         log.warning("skipped %d of %d images that cannot be decoded: %s", len(bad), n,
                     "; ".join(f"{show(p)} ({r})" for p, r in bad))
     return (out[ok] if bad else out), ok, bad
+
+
+def _probe(files: list[Path], skip_bad: bool, hint: str = SKIP_HINT) -> tuple[np.ndarray, list[tuple[int, int]], list[str]]:
+    """Open every file's header: (indices of the readable files, their (W, H), their Pillow modes)."""
+    from PIL import Image
+
+    keep, sizes, modes, bad = [], [], [], []
+    for i, f in enumerate(files):
+        try:
+            with Image.open(f) as img:
+                sizes.append(img.size)
+                modes.append(img.mode)
+                keep.append(i)
+        except Exception as exc:  # not an image at all, or an unreadable header
+            if not skip_bad:
+                raise DataError(f"{f}: cannot decode this image ({_reason(exc)}); {hint}") from None
+            bad.append(f"{f} ({_reason(exc)})")
+    if bad:
+        log.warning("skipped %d of %d files that are not readable images: %s", len(bad), len(files), "; ".join(bad))
+    return np.asarray(keep, dtype=np.int64), sizes, modes
+
+
+def read_folder(path: Path, image_size: Optional[int] = None, *, skip_bad: bool = False, workers: int = 0,
+                hint: str = SKIP_HINT) -> ImageSet:
+    """A folder of images as uint8 (N, C, H, W), not cached, as it is (``genloop eval``'s
+    ``load_path``; the ``folder`` dataset is ``load_folder_set``: fixed size, RGB, cached).
+    ``hint``: what an undecodable image's error says to do about it.
+
+    C is 1 when every image is grey (L, LA, 1, I;16 ...), else 3 (RGB).
+    Images are resized (short side, centre crop) only when needed: to
+    ``image_size`` when given, else, when their sizes differ, to the short
+    side of the most common size (logged); equal-sized images are kept as
+    they are, even when not square."""
+    layout = scan_folder(path)
+    keep, sizes, modes = _probe(layout.files, skip_bad, hint)
+    if not len(keep):
+        raise DataError(f"{path}: none of the {len(layout.files)} image files can be read")
+    files = [layout.files[i] for i in keep]
+    labels = None if layout.labels is None else layout.labels[keep]
+    grey = all(m in GREY_MODES for m in modes)
+    size: Optional[int] = image_size
+    native = None
+    if size is None:
+        if len(set(sizes)) == 1:
+            native = (sizes[0][1], sizes[0][0])
+        else:
+            common = most_common_size(sizes)
+            size = min(common)  # type: ignore[arg-type]
+            log.warning("%s: images have %d different sizes; resizing them to %dx%d (short side, centre crop); "
+                        "pass image_size to choose", path, len(set(sizes)), size, size)
+    images, ok, _ = decode_files(files, size, grey=grey, workers=workers, skip_bad=skip_bad, native_shape=native,
+                                 desc=f"reading {Path(path).name}", root=layout.root, hint=hint)
+    if labels is not None:
+        labels = labels[ok]
+    return ImageSet(images, labels, layout.num_classes if labels is not None else 0)
 
 
 def _settings(layout: FolderLayout, size: int, boxes: Optional[np.ndarray] = None, bbox_padding: float = 0.25) -> dict:
@@ -407,7 +463,7 @@ def load_folder_set(root: Path, image_size: Optional[int] = None, *, skip_bad: b
         if labels is not None:
             arrays["labels"] = labels
         try:
-            atomic_save_npz(path, **arrays)
+            save_npz(path, **arrays)
             log.info("folder cache written: %s (%.1f MB)", path, path.stat().st_size / 1e6)
         except OSError as exc:
             log.warning("could not write the folder cache %s (%s); it will be decoded again next time", path, exc)

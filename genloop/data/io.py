@@ -15,66 +15,16 @@ from typing import Optional, Union
 
 import numpy as np
 
+from ..store import save_npz as store_npz
 from . import DataError, ImageSet, RealData
-from .cache import atomic_save_npz
-from .folder import SKIP_HINT, _reason, decode_files, scan_folder
+from .folder import read_folder
 from .npz import arrays_to_sets, read_npz
-from .transforms import GREY_MODES, most_common_size, resize_batch
+from .transforms import resize_batch
 
 log = logging.getLogger(__name__)
 
-
-def _probe(files: list[Path], skip_bad: bool) -> tuple[np.ndarray, list[tuple[int, int]], list[str]]:
-    """Open every file's header: (indices of the readable files, their (W, H), their Pillow modes)."""
-    from PIL import Image
-
-    keep, sizes, modes, bad = [], [], [], []
-    for i, f in enumerate(files):
-        try:
-            with Image.open(f) as img:
-                sizes.append(img.size)
-                modes.append(img.mode)
-                keep.append(i)
-        except Exception as exc:  # not an image at all, or an unreadable header
-            if not skip_bad:
-                raise DataError(f"{f}: cannot decode this image ({_reason(exc)}); {SKIP_HINT.replace('data.skip_bad=true', 'skip_bad=True')}") from None
-            bad.append(f"{f} ({_reason(exc)})")
-    if bad:
-        log.warning("skipped %d of %d files that are not readable images: %s", len(bad), len(files), "; ".join(bad))
-    return np.asarray(keep, dtype=np.int64), sizes, modes
-
-
-def load_folder_path(path: Path, image_size: Optional[int] = None, *, skip_bad: bool = False,
-                     workers: int = 0) -> ImageSet:
-    """A folder of images as uint8 (N, C, H, W), not cached.
-
-    C is 1 when every image is grey (L, LA, 1, I;16 ...), else 3 (RGB).
-    Images are resized (short side, centre crop) only when needed: to
-    ``image_size`` when given, else, when their sizes differ, to the short
-    side of the most common size (logged); equal-sized images are kept as
-    they are, even when not square."""
-    layout = scan_folder(path)
-    keep, sizes, modes = _probe(layout.files, skip_bad)
-    if not len(keep):
-        raise DataError(f"{path}: none of the {len(layout.files)} image files can be read")
-    files = [layout.files[i] for i in keep]
-    labels = None if layout.labels is None else layout.labels[keep]
-    grey = all(m in GREY_MODES for m in modes)
-    size: Optional[int] = image_size
-    native = None
-    if size is None:
-        if len(set(sizes)) == 1:
-            native = (sizes[0][1], sizes[0][0])
-        else:
-            common = most_common_size(sizes)
-            size = min(common)  # type: ignore[arg-type]
-            log.warning("%s: images have %d different sizes; resizing them to %dx%d (short side, centre crop); "
-                        "pass image_size to choose", path, len(set(sizes)), size, size)
-    images, ok, _ = decode_files(files, size, grey=grey, workers=workers, skip_bad=skip_bad, native_shape=native,
-                                 desc=f"reading {Path(path).name}", root=layout.root)
-    if labels is not None:
-        labels = labels[ok]
-    return ImageSet(images, labels, layout.num_classes if labels is not None else 0)
+# What an undecodable image's error tells a caller of load_path (a keyword, not a config key).
+PATH_SKIP_HINT = "set skip_bad=True to skip images that cannot be decoded"
 
 
 def load_path(path: Union[str, Path], image_size: Optional[int] = None, *, skip_bad: bool = False,
@@ -84,12 +34,12 @@ def load_path(path: Union[str, Path], image_size: Optional[int] = None, *, skip_
 
     For a ``.npz`` the ``images``/``labels`` arrays are read (``test_*``
     arrays are ignored, with a log line) and resized to ``image_size`` when
-    given and different.  For a folder see ``load_folder_path``."""
+    given and different.  For a folder see ``genloop.data.folder.read_folder``."""
     path = Path(path).expanduser()
     if not path.exists():
         raise DataError(f"{path}: no such file or folder (expected a .npz with an 'images' array or a folder of images)")
     if path.is_dir():
-        return load_folder_path(path, image_size, skip_bad=skip_bad, workers=workers)
+        return read_folder(path, image_size, skip_bad=skip_bad, workers=workers, hint=PATH_SKIP_HINT)
     arrays = read_npz(path)
     data, test = arrays_to_sets(arrays, str(path))
     if test is not None:
@@ -105,7 +55,7 @@ def save_npz(path: Union[str, Path], data: ImageSet, compress: bool = False) -> 
     arrays = {"images": data.images, "num_classes": np.int64(data.num_classes)}
     if data.labels is not None:
         arrays["labels"] = np.asarray(data.labels, dtype=np.int64)
-    return atomic_save_npz(Path(path), compress=compress, **arrays)
+    return store_npz(path, compress=compress, **arrays)
 
 
 def _describe(name: str, s: ImageSet) -> str:

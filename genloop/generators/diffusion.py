@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import logging
 import math
 import time
@@ -38,39 +37,17 @@ from typing import Optional
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..data import ImageSet
 from ..diffusion import SAMPLERS, make_schedule, sample_loop
 from ..models import build_network
-from ..store import load_weights, save_weights
 from ..utils import chunks, to_model, to_uint8
 from . import GENERATORS, GenContext, TrainingDiverged
+from .training import (fit_result, load_training_state, optimizer_step, resume_step, save_checkpoint, total_steps,
+                       training_state)
 
 log = logging.getLogger(__name__)
-
-_LOSS_WINDOW = 50  # train_loss is the mean over the last 50 steps
-
-
-def total_steps(cfg, n: int) -> int:
-    """Optimizer steps of one generation: ``train.steps``, or ``train.epochs`` passes over ``n`` images."""
-    if cfg.epochs is not None:
-        return max(1, math.ceil(cfg.epochs * n / cfg.batch_size))
-    return cfg.steps
-
-
-def lr_at(step: int, cfg, steps: int) -> float:
-    """Learning rate at ``step`` of ``steps``: linear warm-up, then cosine / linear decay / constant."""
-    if cfg.warmup_steps and step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    span = max(steps - cfg.warmup_steps, 1)
-    frac = min(max(step - cfg.warmup_steps, 0) / span, 1.0)
-    if cfg.lr_decay == "cosine":
-        return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * frac))
-    if cfg.lr_decay == "linear":
-        return cfg.lr * (1.0 - frac)
-    return cfg.lr
 
 
 def autocast_dtype(device: torch.device, precision: str) -> Optional[torch.dtype]:
@@ -126,15 +103,8 @@ class DiffusionGenerator:
 
     # ------------------------------------------------------------------ training
     def _state(self, opt: torch.optim.Optimizer, step: int, gen: torch.Generator, losses: list) -> dict:
-        tensors = {f"net.{k}": v for k, v in self.net.state_dict().items()}
+        tensors = training_state(self.net, opt, step, gen, losses)
         tensors.update({f"ema.{k}": v for k, v in self.ema.state_dict().items()})
-        for i, p in enumerate(self.net.parameters()):
-            st = opt.state.get(p, {})
-            for key, val in st.items():
-                tensors[f"opt.{i}.{key}"] = val if torch.is_tensor(val) else torch.tensor(val)
-        tensors["rng"] = gen.get_state()
-        tensors["step"] = torch.tensor(step, dtype=torch.int64)
-        tensors["recent_losses"] = torch.tensor(losses[-_LOSS_WINDOW:], dtype=torch.float64)
         if self._best is not None:
             tensors.update({f"best.{k}": v for k, v in self._best["ema"].items()})
             tensors["best_score"] = torch.tensor(self._best["score"], dtype=torch.float64)
@@ -142,19 +112,12 @@ class DiffusionGenerator:
         return tensors
 
     def _load_state(self, tensors: dict, opt: torch.optim.Optimizer, gen: torch.Generator, losses: list) -> int:
-        self.net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+        step = load_training_state(tensors, self.net, opt, gen, losses, self.ctx.device)
         self.ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
-        params = list(self.net.parameters())
-        for k, v in tensors.items():
-            if k.startswith("opt."):
-                _, i, key = k.split(".", 2)
-                opt.state[params[int(i)]][key] = v.to(self.ctx.device) if key != "step" else v
-        gen.set_state(tensors["rng"])
-        losses.extend(tensors["recent_losses"].tolist())
         if "best_score" in tensors:
             self._best = {"ema": {k[5:]: v for k, v in tensors.items() if k.startswith("best.")},
                           "score": float(tensors["best_score"]), "step": int(tensors["best_step"])}
-        return int(tensors["step"])
+        return step
 
     def _validation_set(self) -> Optional[ImageSet]:
         """The validation images of checkpoint selection, or None when not selecting:
@@ -197,16 +160,10 @@ class DiffusionGenerator:
         x_all = to_model(train.images)
         y_all = torch.from_numpy(train.labels) if (self.conditional and train.labels is not None) else None
         opt = torch.optim.AdamW(self.net.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
-        start = 0
         losses: list[float] = []
         sp = ctx.state_path
-        if sp is not None and sp.exists():
-            meta = _read_meta(sp)
-            if meta.get("fingerprint") == self._fingerprint(train):
-                start = self._load_state(load_weights(sp), opt, gen, losses)
-                log.info("%s: resumed training at step %d from %s", ctx.desc, start, sp)
-            else:
-                log.warning("%s: ignoring training state %s made for other data or settings", ctx.desc, sp)
+        fingerprint = lambda: self._fingerprint(train)  # noqa: E731 - computed only when a state is read or written
+        start = resume_step(sp, fingerprint, lambda tensors: self._load_state(tensors, opt, gen, losses), ctx.desc)
         self.net.train()
         n = len(x_all)
         bs = min(tcfg.batch_size, n)
@@ -240,18 +197,7 @@ class DiffusionGenerator:
             err = err.flatten(1).mean(1)
             if self._weights is not None:
                 err = err * self._weights[t]
-            loss = err.mean()
-            loss_val = float(loss.detach())
-            if not math.isfinite(loss_val):
-                raise TrainingDiverged(f"{ctx.desc}: training loss became {loss_val} at step {step} "
-                                       f"(try a lower train.lr than {tcfg.lr} or train.grad_clip > 0)")
-            for group in opt.param_groups:
-                group["lr"] = lr_at(step, tcfg, steps)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if tcfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(self.net.parameters(), tcfg.grad_clip)
-            opt.step()
+            loss_val = optimizer_step(err.mean(), step, steps, opt, self.net, tcfg, ctx.desc)
             self._ema_update(step)
             losses.append(loss_val)
             bar.update(1)
@@ -262,13 +208,10 @@ class DiffusionGenerator:
                 self.net.eval()
                 bar.set_postfix(loss=f"{loss_val:.4f}", val_kid=f"{self._validate(val, done):.4f}")
                 self.net.train()
-            if sp is not None and tcfg.checkpoint_every and done % tcfg.checkpoint_every == 0 and done < steps:
-                save_weights(sp, self._state(opt, done, gen, losses), metadata={"fingerprint": self._fingerprint(train)})
+            save_checkpoint(sp, tcfg, done, steps, lambda: self._state(opt, done, gen, losses), fingerprint)
         bar.close()
         self.net.eval()
-        tail = losses[-_LOSS_WINDOW:] if losses else [loss_val]
-        out = {"train_loss": float(np.mean(tail)), "train_steps": steps - start, "train_images": n,
-               "train_seconds_this_run": time.perf_counter() - t0}
+        out = {**fit_result(losses, loss_val, steps, start, t0), "train_images": n}
         if val is not None and self._best is not None:
             self.ema.load_state_dict(self._best["ema"])
             out.update({"ckpt_step": float(self._best["step"]), "ckpt_val_kid": self._best["score"]})
@@ -333,10 +276,3 @@ class DiffusionGenerator:
     def load_state_dict(self, tensors: dict) -> None:
         self.ema.load_state_dict(tensors)
         self.net.load_state_dict(tensors)
-
-
-def _read_meta(path) -> dict:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        return dict(f.metadata() or {})

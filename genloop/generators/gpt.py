@@ -17,10 +17,9 @@ log-probability of every token given its block prefix (the text metrics' perplex
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 import torch
@@ -31,14 +30,12 @@ from ..config import ConfigError, opt
 from ..data import TokenSet
 from ..data.text import BOS
 from ..models.gpt import GPT, KVCache
-from ..store import load_weights, save_weights
-from . import GENERATORS, GenContext, TrainingDiverged
+from . import GENERATORS, GenContext
 from .decoding import context_length, generate_blocks
-from .diffusion import _read_meta, lr_at, total_steps
+from .training import (fit_result, load_training_state, optimizer_step, resume_step, save_checkpoint, total_steps,
+                       training_state)
 
 log = logging.getLogger(__name__)
-
-_LOSS_WINDOW = 50
 
 
 def inputs(tokens: torch.Tensor) -> torch.Tensor:
@@ -69,25 +66,10 @@ class GPTGenerator:
 
     # ------------------------------------------------------------------ training state
     def _state(self, opt: torch.optim.Optimizer, step: int, gen: torch.Generator, losses: list) -> dict:
-        tensors = {f"net.{k}": v for k, v in self.net.state_dict().items()}
-        for i, p in enumerate(self.net.parameters()):
-            for key, val in opt.state.get(p, {}).items():
-                tensors[f"opt.{i}.{key}"] = val if torch.is_tensor(val) else torch.tensor(val)
-        tensors["rng"] = gen.get_state()
-        tensors["step"] = torch.tensor(step, dtype=torch.int64)
-        tensors["recent_losses"] = torch.tensor(losses[-_LOSS_WINDOW:], dtype=torch.float64)
-        return tensors
+        return training_state(self.net, opt, step, gen, losses)
 
     def _load_state(self, tensors: dict, opt: torch.optim.Optimizer, gen: torch.Generator, losses: list) -> int:
-        self.net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
-        params = list(self.net.parameters())
-        for k, v in tensors.items():
-            if k.startswith("opt."):
-                _, i, key = k.split(".", 2)
-                opt.state[params[int(i)]][key] = v.to(self.ctx.device) if key != "step" else v
-        gen.set_state(tensors["rng"])
-        losses.extend(tensors["recent_losses"].tolist())
-        return int(tensors["step"])
+        return load_training_state(tensors, self.net, opt, gen, losses, self.ctx.device)
 
     def _fingerprint(self, train: TokenSet) -> str:
         from ..utils import digest
@@ -110,14 +92,10 @@ class GPTGenerator:
         gen = torch.Generator().manual_seed(ctx.seed)
         x_all = torch.from_numpy(train.tokens.astype(np.int64))
         opt = torch.optim.AdamW(self.net.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
-        start, losses = 0, []
+        losses: list[float] = []
         sp = ctx.state_path
-        if sp is not None and sp.exists():
-            if _read_meta(sp).get("fingerprint") == self._fingerprint(train):
-                start = self._load_state(load_weights(sp), opt, gen, losses)
-                log.info("%s: resumed training at step %d from %s", ctx.desc, start, sp)
-            else:
-                log.warning("%s: ignoring training state %s made for other data or settings", ctx.desc, sp)
+        fingerprint = lambda: self._fingerprint(train)  # noqa: E731 - computed only when a state is read or written
+        start = resume_step(sp, fingerprint, lambda tensors: self._load_state(tensors, opt, gen, losses), ctx.desc)
         n = len(x_all)
         bs = min(tcfg.batch_size, n)
         steps = total_steps(tcfg, n)
@@ -131,27 +109,13 @@ class GPTGenerator:
             y = x_all[idx]
             logits = self.net(inputs(y).to(dev))
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.to(dev).reshape(-1))
-            loss_val = float(loss.detach())
-            if not math.isfinite(loss_val):
-                raise TrainingDiverged(f"{ctx.desc}: training loss became {loss_val} at step {step} "
-                                       f"(try a lower train.lr than {tcfg.lr} or train.grad_clip > 0)")
-            for group in opt.param_groups:
-                group["lr"] = lr_at(step, tcfg, steps)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if tcfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(self.net.parameters(), tcfg.grad_clip)
-            opt.step()
+            loss_val = optimizer_step(loss, step, steps, opt, self.net, tcfg, ctx.desc)
             losses.append(loss_val)
             bar.update(1)
-            done = step + 1
-            if sp is not None and tcfg.checkpoint_every and done % tcfg.checkpoint_every == 0 and done < steps:
-                save_weights(sp, self._state(opt, done, gen, losses), metadata={"fingerprint": self._fingerprint(train)})
+            save_checkpoint(sp, tcfg, step + 1, steps, lambda: self._state(opt, step + 1, gen, losses), fingerprint)
         bar.close()
         self.net.eval()
-        tail = losses[-_LOSS_WINDOW:] if losses else [loss_val]
-        return {"train_loss": float(np.mean(tail)), "train_steps": steps - start,
-                "train_seconds_this_run": time.perf_counter() - t0}
+        return fit_result(losses, loss_val, steps, start, t0)
 
     # ------------------------------------------------------------------ scoring and sampling
     @torch.no_grad()

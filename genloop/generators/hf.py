@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,16 +52,14 @@ from ..config import Config, ConfigError, opt
 from ..data import TokenSet
 from ..data.text import BOS, SPECIALS, PretrainedTokenizer
 from ..loading import register_validator
-from ..store import load_weights, save_weights
-from . import GENERATORS, GenContext, TrainingDiverged
+from . import GENERATORS, GenContext
 from .decoding import context_length, generate_blocks
-from .diffusion import _read_meta, lr_at, total_steps
+from .training import LOSS_WINDOW, fit_result, optimizer_step, resume_step, save_checkpoint, total_steps
 
 log = logging.getLogger(__name__)
 
 NAME = "hf-causal-lm"
 OFFSET = len(SPECIALS)  # genloop id = model token id + OFFSET
-_LOSS_WINDOW = 50
 
 
 @register_validator
@@ -223,7 +220,7 @@ class HFCausalLMGenerator:
                 tensors[f"opt.{i}.{key}"] = val if torch.is_tensor(val) else torch.tensor(val)
         tensors["rng"] = torch.get_rng_state()
         tensors["step"] = torch.tensor(step, dtype=torch.int64)
-        tensors["recent_losses"] = torch.tensor(losses[-_LOSS_WINDOW:], dtype=torch.float64)
+        tensors["recent_losses"] = torch.tensor(losses[-LOSS_WINDOW:], dtype=torch.float64)
         return tensors
 
     def _load_state(self, tensors: dict, opt: torch.optim.Optimizer, losses: list) -> int:
@@ -269,14 +266,10 @@ class HFCausalLMGenerator:
         dev = ctx.device
         x_all = torch.from_numpy(train.tokens.astype(np.int64))
         opt = torch.optim.AdamW(self.model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
-        start, losses = 0, []
+        losses: list[float] = []
         sp = ctx.state_path
-        if sp is not None and sp.exists():
-            if _read_meta(sp).get("fingerprint") == self._fingerprint(train):
-                start = self._load_state(load_weights(sp), opt, losses)
-                log.info("%s: resumed training at step %d from %s", ctx.desc, start, sp)
-            else:
-                log.warning("%s: ignoring training state %s made for other data or settings", ctx.desc, sp)
+        fingerprint = lambda: self._fingerprint(train)  # noqa: E731 - computed only when a state is read or written
+        start = resume_step(sp, fingerprint, lambda tensors: self._load_state(tensors, opt, losses), ctx.desc)
         n = len(x_all)
         bs = min(tcfg.batch_size, n)
         steps = total_steps(tcfg, n)
@@ -291,27 +284,13 @@ class HFCausalLMGenerator:
             target = (y - OFFSET).masked_fill(y < OFFSET, -100).to(dev)  # <unk> is not learned
             loss = F.cross_entropy(logits[..., : self.vocab].reshape(-1, self.vocab).float(), target.reshape(-1),
                                    ignore_index=-100)
-            loss_val = float(loss.detach())
-            if not math.isfinite(loss_val):
-                raise TrainingDiverged(f"{ctx.desc}: training loss became {loss_val} at step {step} "
-                                       f"(try a lower train.lr than {tcfg.lr} or train.grad_clip > 0)")
-            for group in opt.param_groups:
-                group["lr"] = lr_at(step, tcfg, steps)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if tcfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), tcfg.grad_clip)
-            opt.step()
+            loss_val = optimizer_step(loss, step, steps, opt, self.model, tcfg, ctx.desc)
             losses.append(loss_val)
             bar.update(1)
-            done = step + 1
-            if sp is not None and tcfg.checkpoint_every and done % tcfg.checkpoint_every == 0 and done < steps:
-                save_weights(sp, self._state(opt, done, losses), metadata={"fingerprint": self._fingerprint(train)})
+            save_checkpoint(sp, tcfg, step + 1, steps, lambda: self._state(opt, step + 1, losses), fingerprint)
         bar.close()
         self.model.eval()
-        tail = losses[-_LOSS_WINDOW:] if losses else [loss_val]
-        return {"train_loss": float(np.mean(tail)), "train_steps": steps - start,
-                "train_seconds_this_run": time.perf_counter() - t0}
+        return fit_result(losses, loss_val, steps, start, t0)
 
     # ------------------------------------------------------------------ scoring and sampling
     @torch.no_grad()

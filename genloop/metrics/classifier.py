@@ -116,6 +116,12 @@ def fit_classifier(net: torch.nn.Module, train: ImageSet, ccfg, device: torch.de
     return float(loss.detach())
 
 
+def class_accuracy_column(k: int) -> str:
+    """The column of the accuracy on the samples conditioned on class ``k`` (what the report's
+    per-class panels read)."""
+    return f"acc_class_{k}"
+
+
 def classifier_scores(log_probs: np.ndarray, labels: np.ndarray, num_classes: int) -> dict[str, float]:
     """Metrics from log-probabilities ``log_probs`` float64 (N, K) (``log_softmax`` of the
     logits: cross-entropy is exact, not capped by rounding the probabilities) and
@@ -130,7 +136,7 @@ def classifier_scores(log_probs: np.ndarray, labels: np.ndarray, num_classes: in
     }
     for k in range(num_classes):
         sel = labels == k
-        out[f"acc_class_{k}"] = float(correct[sel].mean()) if sel.any() else float("nan")
+        out[class_accuracy_column(k)] = float(correct[sel].mean()) if sel.any() else float("nan")
     hist = np.bincount(pred, minlength=num_classes) / max(len(pred), 1)
     for k in range(num_classes):
         out[f"pred_frac_{k}"] = float(hist[k])

@@ -39,14 +39,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..data import ImageSet
+from ..data.vectors import as_vectors
 from . import METRICS, MetricContext
 from .image_metrics import _draw_pairs, equal_n
-
-
-def as_vectors(s: ImageSet) -> np.ndarray:
-    """(N, C, H, W) -> float64 (N, C*H*W); uint8 scaled to [0, 1]."""
-    x = s.images.reshape(len(s), -1).astype(np.float64)
-    return x / 255.0 if s.images.dtype == np.uint8 else x
 
 
 def gaussian_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -78,7 +73,7 @@ class _LowDim:
     def __init__(self, ctx: MetricContext) -> None:
         self.ctx = ctx
         self.mcfg = ctx.config.metrics
-        self.real = as_vectors(ctx.real.train)
+        self.real = as_vectors(ctx.real.train.images)
         self.test = ctx.real.test
 
     def reference(self) -> dict[str, float]:
@@ -89,7 +84,7 @@ class _LowDim:
         return equal_n(len(self.real), n_fake, held_out if held_out >= 2 else len(self.real))
 
     def __call__(self, fake: ImageSet) -> dict[str, float]:
-        x = as_vectors(fake)
+        x = as_vectors(fake.images)
         if len(x) == 0:
             return {self.name: float("nan")}
         if not self.mcfg.equal_n:
@@ -103,8 +98,11 @@ class _LowDim:
 
 
 @METRICS.register("frechet")
-class FrechetMetric(_LowDim):
-    """Gaussian Fréchet distance between the real training set and the samples."""
+class VectorFrechetMetric(_LowDim):
+    """Gaussian Fréchet distance between the real training set and the samples, on the data
+    vectors themselves (maximum-likelihood covariances; closed form in 1-D).  The Fréchet
+    distance on features of images is ``fd`` (``image_metrics.FrechetMetric``); both use
+    ``frechet.frechet_distance`` for D > 1."""
 
     name = "frechet"
 

@@ -8,9 +8,11 @@ from typing import Optional
 from .plots import plot_run  # noqa: F401
 
 
-def draw(run_dir: Path) -> tuple[list[Path], Optional[Path]]:
-    """Redraw a run folder's plots and HTML report: (the plot files, the report or None)."""
+def draw(run_dir: Path, classes: Optional[list[int]] = None) -> tuple[list[Path], Optional[Path]]:
+    """Redraw a run folder's plots and HTML report: (the plot files, the report or None).
+    ``classes``: the per-class accuracy panels (default: the paper's 1, 3 and 9 when the
+    data has them, else every class, up to ten; ``plots.panel_classes``)."""
     from .html import write_report
 
-    plots = plot_run(Path(run_dir))
-    return plots, write_report(Path(run_dir))
+    plots = plot_run(Path(run_dir), classes=classes)
+    return plots, write_report(Path(run_dir), classes)

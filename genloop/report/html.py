@@ -131,13 +131,30 @@ def _settings_section(store: RunStore, chains: list[dict], raw: dict, rows: list
     return _table(header, out, left=1)
 
 
-def _final_table(summary: list[dict]) -> str:
-    """Per setting: the last generation's mean [95% CI] of the main metrics."""
+# The final table's metrics: the classifier's columns, then the feature metrics' (fd, kid,
+# prdc) as ``metric_name`` names them for the run's feature extractor(s) (``fid``,
+# ``fd_classifier``, ``kid_mean_pixels``, ...).
+HEADLINE = ("accuracy", "cross_entropy", "entropy")
+FEATURE_HEADLINE = ("fd", "kid_mean", "precision", "recall", "density", "coverage")
+
+
+def headline_columns(columns: Iterable[str], raw: dict) -> list[str]:
+    """The main metric columns of a run (config ``raw``) present in ``columns``, in table order."""
+    from ..metrics.image_metrics import metric_name
+
+    feats = (raw.get("metrics") or {}).get("features", "classifier")
+    feats = feats if isinstance(feats, list) else [feats]
+    names = list(HEADLINE) + [metric_name(base, f) for base in FEATURE_HEADLINE for f in feats]
+    have = set(columns)
+    return [c for c in dict.fromkeys(names) if c in have]
+
+
+def _final_table(summary: list[dict], raw: Optional[dict] = None) -> str:
+    """Per setting: the last generation's mean [95% CI] of the main metrics (``headline_columns``)."""
     if not summary:
         return ""
     cols = [c[:-5] for c in summary[0] if c.endswith("_mean")]
-    main = [c for c in ("accuracy", "cross_entropy", "entropy", "fid", "fd_classifier", "kid", "precision",
-                        "recall", "density", "coverage") if c in cols]
+    main = headline_columns(cols, raw or {})
     if not main:
         return ""
     last: dict[str, dict] = {}
@@ -158,12 +175,12 @@ def _final_table(summary: list[dict]) -> str:
             + _table(["setting", "generation", "seeds", *main], body, left=1))
 
 
-def _curves_section(store: RunStore, summary: list[dict]) -> str:
+def _curves_section(store: RunStore, summary: list[dict], raw: dict, classes: Optional[list[int]] = None) -> str:
     root = store.root
-    pngs = plots.plot_bands(root) if summary else []
+    pngs = plots.plot_bands(root, classes=classes) if summary else []
     note = ""
     if not pngs:  # no summary.csv (an older run folder): the per-chain curves
-        pngs = plots.plot_run(root)
+        pngs = plots.plot_run(root, classes=classes)
         note = '<p class="muted">One line per chain (no summary.csv in this run folder).</p>'
     seeds = max((int(r["n"]) for r in summary), default=1)
     if summary and seeds > 1:
@@ -172,7 +189,7 @@ def _curves_section(store: RunStore, summary: list[dict]) -> str:
     if not pngs:
         return '<p class="muted">No finished generation yet.</p>'
     figs = "".join(_figure(p, p.stem.replace("_", " "), root) for p in pngs)
-    return note + f'<div class="figs">{figs}</div>' + _final_table(summary)
+    return note + f'<div class="figs">{figs}</div>' + _final_table(summary, raw)
 
 
 # A sample of the report's grids is drawn at least this many screen pixels wide (nearest-neighbour
@@ -279,16 +296,17 @@ def _passages_section(store: RunStore, chains: list[dict]) -> Optional[str]:
 
 
 def _per_class_section(store: RunStore, summary: list[dict]) -> str:
+    from ..metrics.classifier import class_accuracy_column
+
     png = plots.plot_per_class(store.root) if summary else None
     if png is None:
         return '<p class="muted">No per-class accuracy in this run (it comes with the classifier metric).</p>'
-    classes = sorted(int(c[10:-5]) for c in summary[0] if c.startswith("acc_class_") and c.endswith("_mean")
-                     and c[10:-5].isdigit())
+    classes = plots.scored_classes(list(summary[0]), "_mean")
     last: dict[str, dict] = {}
     for r in summary:
         if r["setting"] not in last or r["generation"] >= last[r["setting"]]["generation"]:
             last[r["setting"]] = r
-    body = [[s, r["generation"], *[r.get(f"acc_class_{k}_mean") for k in classes]] for s, r in last.items()]
+    body = [[s, r["generation"], *[r.get(class_accuracy_column(k) + "_mean") for k in classes]] for s, r in last.items()]
     table = _table(["setting", "generation", *[f"class {k}" for k in classes]], body, left=1)
     return (f'<div class="figs">{_figure(png, "accuracy per class and generation", store.root)}</div>'
             "<h3>Last finished generation, mean over seeds</h3>" + table)
@@ -359,8 +377,9 @@ def _reference_section(store: RunStore) -> str:
 # --------------------------------------------------------------------------- the page
 
 
-def render(run_dir: Union[str, Path]) -> str:
-    """The report's HTML text (draws the figures into ``RUN/plots`` as a side effect)."""
+def render(run_dir: Union[str, Path], classes: Optional[list[int]] = None) -> str:
+    """The report's HTML text (draws the figures into ``RUN/plots`` as a side effect);
+    ``classes``: the per-class accuracy panels (default: ``plots.panel_classes``)."""
     import yaml
 
     store = RunStore(Path(run_dir))
@@ -379,7 +398,7 @@ def render(run_dir: Union[str, Path]) -> str:
     sections: list[tuple[str, str, str]] = [
         ("config", "Config", f"<pre>{_e(config_text)}</pre>"),
         ("settings", "Settings", _settings_section(store, chains, raw, rows)),
-        ("curves", "Metric curves", _curves_section(store, summary)),
+        ("curves", "Metric curves", _curves_section(store, summary, raw, classes)),
         ("samples", "Samples per generation", _samples_section(store, chains)),
         ("per-class", "Accuracy per class", _per_class_section(store, summary)),
     ]
@@ -407,9 +426,9 @@ def render(run_dir: Union[str, Path]) -> str:
             f"<style>{CSS}</style></head><body>{head}{body}</body></html>\n")
 
 
-def write_report(run_dir: Union[str, Path]) -> Path:
+def write_report(run_dir: Union[str, Path], classes: Optional[list[int]] = None) -> Path:
     """Write ``RUN/report.html`` (and its figures under ``RUN/plots``); returns its path."""
     store = RunStore(Path(run_dir))
     path = store.root / "report.html"
-    write_text(path, render(store.root))
+    write_text(path, render(store.root, classes))
     return path

@@ -11,15 +11,53 @@ from ..store import RunStore, read_csv
 
 log = logging.getLogger(__name__)
 
-# Panels drawn when their columns exist: (file stem, title, [columns], y label).
+# Panels drawn when their columns exist: (file stem, title, [columns], y label); the
+# per-class accuracy panels (``class_panels``) come after cross-entropy.
 PANELS = [
     ("accuracy", "Classifier accuracy", ["accuracy"], "accuracy"),
     ("cross_entropy", "Cross-entropy", ["cross_entropy"], "nats"),
-    ("acc_class_1", "Accuracy on class 1", ["acc_class_1"], "accuracy"),
-    ("acc_class_3", "Accuracy on class 3", ["acc_class_3"], "accuracy"),
-    ("acc_class_9", "Accuracy on class 9", ["acc_class_9"], "accuracy"),
     ("entropy", "Predictive entropy", ["entropy"], "nats"),
 ]
+
+# Per-class accuracy panels by default: the paper's classes 1, 3 and 9 (Martinez et al.'s
+# digit panels) when the data has them all, else every class the classifier scored, up
+# to MAX_CLASS_PANELS; ``classes`` (``genloop report --classes``) chooses others.
+PAPER_CLASSES = (1, 3, 9)
+MAX_CLASS_PANELS = 10
+
+
+def scored_classes(columns: list[str], suffix: str = "") -> list[int]:
+    """The classes with a per-class accuracy column (``class_accuracy_column(k)`` + ``suffix``)."""
+    from ..metrics.classifier import class_accuracy_column
+
+    prefix = class_accuracy_column(0)[:-1]
+    found = []
+    for c in columns:
+        k = c[len(prefix):len(c) - len(suffix)] if c.startswith(prefix) and c.endswith(suffix) else ""
+        if k.isdigit() and c == class_accuracy_column(int(k)) + suffix:
+            found.append(int(k))
+    return sorted(found)
+
+
+def panel_classes(columns: list[str], classes: Optional[list[int]] = None) -> list[int]:
+    """The classes that get an accuracy panel (see ``PAPER_CLASSES``); asked-for classes the
+    data does not have are left out (logged)."""
+    have = scored_classes(columns)
+    if classes is not None:
+        missing = [k for k in classes if k not in have]
+        if missing and have:
+            log.warning("report: no accuracy column for class(es) %s (the data has %s)", missing, have)
+        return [k for k in classes if k in have]
+    if all(k in have for k in PAPER_CLASSES):
+        return list(PAPER_CLASSES)
+    return have[:MAX_CLASS_PANELS]
+
+
+def class_panels(columns: list[str], classes: Optional[list[int]] = None) -> list[tuple[str, str, list[str], str]]:
+    from ..metrics.classifier import class_accuracy_column
+
+    return [(class_accuracy_column(k), f"Accuracy on class {k}", [class_accuracy_column(k)], "accuracy")
+            for k in panel_classes(columns, classes)]
 
 
 def _chain_label(row: dict, varied: list[str]) -> str:
@@ -29,11 +67,13 @@ def _chain_label(row: dict, varied: list[str]) -> str:
                      for k in varied)
 
 
-def metric_panels(columns: list[str]) -> list[tuple[str, str, list[str], str]]:
-    """The standard panels plus one per other numeric metric column present."""
+def metric_panels(columns: list[str], classes: Optional[list[int]] = None) -> list[tuple[str, str, list[str], str]]:
+    """The standard panels, the per-class accuracy panels (``panel_classes``), then one per
+    other numeric metric column present."""
     known = {c for _, _, cols, _ in PANELS for c in cols}
     skip = ("chain", "seed", "generation", "train_loss", "pool_", "acc_class_", "pred_frac_", "kept", "eval_n")
     panels = [p for p in PANELS if all(c in columns for c in p[2][:1])]
+    panels[2:2] = class_panels(columns, classes)  # after accuracy and cross-entropy, as the paper's figures
     for c in columns:
         if c in known or c.startswith(skip) or c.endswith("_seconds") or "." in c:
             continue
@@ -41,8 +81,9 @@ def metric_panels(columns: list[str]) -> list[tuple[str, str, list[str], str]]:
     return panels
 
 
-def plot_run(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf")) -> list[Path]:
-    """Draw one figure per metric panel into ``RUN/plots``; returns the written PNG paths."""
+def plot_run(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf"), classes: Optional[list[int]] = None) -> list[Path]:
+    """Draw one figure per metric panel into ``RUN/plots``; returns the written PNG paths.
+    ``classes``: the per-class accuracy panels (default: ``panel_classes``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -65,7 +106,7 @@ def plot_run(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf")) -> list[P
     store.plots_dir.mkdir(parents=True, exist_ok=True)
     many = len(by_chain) > 20  # then no legend entry per chain (drawing it would cost more than the plot)
     marker = "o" if max((len(rs) for rs in by_chain.values()), default=0) <= 50 else None
-    for stem, title, cols, ylabel in metric_panels(columns):
+    for stem, title, cols, ylabel in metric_panels(columns, classes):
         fig, ax = plt.subplots(figsize=(5.0, 3.4), dpi=120)
         styles = ["-", "--", ":", "-."]
         for ci, (chain, rs) in enumerate(by_chain.items()):
@@ -151,7 +192,7 @@ def _summary(store: RunStore) -> list[dict]:
     return read_csv(path) if path.exists() else []
 
 
-def plot_bands(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf")) -> list[Path]:
+def plot_bands(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf"), classes: Optional[list[int]] = None) -> list[Path]:
     """One figure per metric from ``summary.csv``: one line per setting (the mean over
     seeds) with its 95% confidence band where a setting has two or more seeds.
     Written to ``RUN/plots/bands/<metric>.<fmt>``; returns the PNG paths."""
@@ -175,7 +216,7 @@ def plot_bands(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf")) -> list
     theory_settings = {ch.get("setting") for ch in chains if ch["id"] in theory}
     theory_settings -= {ch.get("setting") for ch in chains if ch["id"] not in theory}
     out = []
-    for stem, title, cols, ylabel in metric_panels(metrics):
+    for stem, title, cols, ylabel in metric_panels(metrics, classes):
         col = cols[0]
         fig, ax = plt.subplots(figsize=(5.0, 3.4), dpi=120)
         drawn = False
@@ -222,12 +263,13 @@ def plot_per_class(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf")) -> 
     import matplotlib.pyplot as plt
     import numpy as np
 
+    from ..metrics.classifier import class_accuracy_column
+
     store = RunStore(Path(run_dir))
     rows = _summary(store)
     if not rows:
         return None
-    classes = sorted(int(c[len("acc_class_"):-len("_mean")]) for c in rows[0]
-                     if c.startswith("acc_class_") and c.endswith("_mean") and c[len("acc_class_"):-len("_mean")].isdigit())
+    classes = scored_classes(list(rows[0]), "_mean")
     if not classes:
         return None
     by_setting: dict[str, list[dict]] = defaultdict(list)
@@ -242,7 +284,7 @@ def plot_per_class(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf")) -> 
         grid = np.full((len(classes), gens), np.nan)
         for r in rs:
             for i, k in enumerate(classes):
-                v = r.get(f"acc_class_{k}_mean")
+                v = r.get(class_accuracy_column(k) + "_mean")
                 if _finite(v):
                     grid[i, int(r["generation"])] = v
         im = ax.imshow(grid, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto", interpolation="nearest")

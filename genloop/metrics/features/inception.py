@@ -20,7 +20,6 @@ hub cache (``$TORCH_HOME/hub/checkpoints/``, default
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -34,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...config import ConfigError, opt
+from ...store import sha256_file
 from ...utils import chunks
 from . import EXTRACTORS, FeatureExtractor
 
@@ -282,11 +282,7 @@ def file_sha256(path: Path) -> str:
     st = path.stat()
     memo_key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     if memo_key not in _SHA256:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 22), b""):
-                h.update(block)
-        _SHA256[memo_key] = h.hexdigest()
+        _SHA256[memo_key] = sha256_file(path)
     return _SHA256[memo_key]
 
 
