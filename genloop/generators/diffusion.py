@@ -32,7 +32,6 @@ import contextlib
 import copy
 import logging
 import math
-import time
 from typing import Optional
 
 import numpy as np
@@ -44,7 +43,7 @@ from ..diffusion import SAMPLERS, make_schedule, sample_loop
 from ..models import build_network
 from ..utils import chunks, to_model, to_uint8
 from . import GENERATORS, GenContext, TrainingDiverged
-from .training import (fit_result, load_training_state, optimizer_step, resume_step, save_checkpoint, total_steps,
+from .training import (fit_result, load_training_state, optimizer_step, save_checkpoint, start_training,
                        training_state)
 
 log = logging.getLogger(__name__)
@@ -159,18 +158,10 @@ class DiffusionGenerator:
         val = self._validation_set()  # never taken out of ``train``: every training image is used
         x_all = to_model(train.images)
         y_all = torch.from_numpy(train.labels) if (self.conditional and train.labels is not None) else None
-        opt = torch.optim.AdamW(self.net.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
-        losses: list[float] = []
-        sp = ctx.state_path
+        sp, n = ctx.state_path, len(x_all)
         fingerprint = lambda: self._fingerprint(train)  # noqa: E731 - computed only when a state is read or written
-        start = resume_step(sp, fingerprint, lambda tensors: self._load_state(tensors, opt, gen, losses), ctx.desc)
-        self.net.train()
-        n = len(x_all)
-        bs = min(tcfg.batch_size, n)
-        t0 = time.perf_counter()
-        steps = total_steps(tcfg, n)
-        bar = tqdm(total=steps, initial=start, desc=f"{ctx.desc} train", disable=not ctx.progress,
-                   leave=False, dynamic_ncols=True)
+        opt, losses, start, bs, steps, t0, bar = start_training(self.net, ctx, n, fingerprint,
+                                                                lambda tensors, opt, losses: self._load_state(tensors, opt, gen, losses))
         loss_val = float("nan")
         for step in range(start, steps):
             idx = torch.randint(0, n, (bs,), generator=gen)

@@ -17,14 +17,12 @@ log-probability of every token given its block prefix (the text metrics' perplex
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from ..config import ConfigError, opt
 from ..data import TokenSet
@@ -32,7 +30,7 @@ from ..data.text import BOS
 from ..models.gpt import GPT, KVCache
 from . import GENERATORS, GenContext
 from .decoding import context_length, generate_blocks
-from .training import (fit_result, load_training_state, optimizer_step, resume_step, save_checkpoint, total_steps,
+from .training import (fit_result, load_training_state, optimizer_step, save_checkpoint, start_training,
                        training_state)
 
 log = logging.getLogger(__name__)
@@ -91,18 +89,10 @@ class GPTGenerator:
         self._build(train.vocab_size)
         gen = torch.Generator().manual_seed(ctx.seed)
         x_all = torch.from_numpy(train.tokens.astype(np.int64))
-        opt = torch.optim.AdamW(self.net.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
-        losses: list[float] = []
-        sp = ctx.state_path
+        sp, n = ctx.state_path, len(x_all)
         fingerprint = lambda: self._fingerprint(train)  # noqa: E731 - computed only when a state is read or written
-        start = resume_step(sp, fingerprint, lambda tensors: self._load_state(tensors, opt, gen, losses), ctx.desc)
-        n = len(x_all)
-        bs = min(tcfg.batch_size, n)
-        steps = total_steps(tcfg, n)
-        self.net.train()
-        t0 = time.perf_counter()
-        bar = tqdm(total=steps, initial=start, desc=f"{ctx.desc} train", disable=not ctx.progress, leave=False,
-                   dynamic_ncols=True)
+        opt, losses, start, bs, steps, t0, bar = start_training(self.net, ctx, n, fingerprint,
+                                                                lambda tensors, opt, losses: self._load_state(tensors, opt, gen, losses))
         loss_val = float("nan")
         for step in range(start, steps):
             idx = torch.randint(0, n, (bs,), generator=gen)

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -46,7 +45,6 @@ from typing import Any, Optional
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from ..config import Config, ConfigError, opt
 from ..data import TokenSet
@@ -54,7 +52,7 @@ from ..data.text import BOS, SPECIALS, PretrainedTokenizer
 from ..loading import register_validator
 from . import GENERATORS, GenContext
 from .decoding import context_length, generate_blocks
-from .training import LOSS_WINDOW, fit_result, optimizer_step, resume_step, save_checkpoint, total_steps
+from .training import fit_result, optimizer_step, save_checkpoint, start_training, training_state
 
 log = logging.getLogger(__name__)
 
@@ -214,14 +212,7 @@ class HFCausalLMGenerator:
             raise ValueError(f"training state lacks {len(left)} tensors of the model (e.g. {left[0]})")
 
     def _state(self, opt: torch.optim.Optimizer, step: int, losses: list) -> dict:
-        tensors = {f"net.{k}": v for k, v in self._weights().items()}
-        for i, p in enumerate(self.model.parameters()):
-            for key, val in opt.state.get(p, {}).items():
-                tensors[f"opt.{i}.{key}"] = val if torch.is_tensor(val) else torch.tensor(val)
-        tensors["rng"] = torch.get_rng_state()
-        tensors["step"] = torch.tensor(step, dtype=torch.int64)
-        tensors["recent_losses"] = torch.tensor(losses[-LOSS_WINDOW:], dtype=torch.float64)
-        return tensors
+        return training_state(self.model, opt, step, None, losses, weights=self._weights())
 
     def _load_state(self, tensors: dict, opt: torch.optim.Optimizer, losses: list) -> int:
         self._load_weights({k[4:]: v.to(self.ctx.device) for k, v in tensors.items() if k.startswith("net.")})
@@ -265,18 +256,10 @@ class HFCausalLMGenerator:
                               f"+ <bos>) needs {need} positions; the model has {limit}")
         dev = ctx.device
         x_all = torch.from_numpy(train.tokens.astype(np.int64))
-        opt = torch.optim.AdamW(self.model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
-        losses: list[float] = []
-        sp = ctx.state_path
+        sp, n = ctx.state_path, len(x_all)
         fingerprint = lambda: self._fingerprint(train)  # noqa: E731 - computed only when a state is read or written
-        start = resume_step(sp, fingerprint, lambda tensors: self._load_state(tensors, opt, losses), ctx.desc)
-        n = len(x_all)
-        bs = min(tcfg.batch_size, n)
-        steps = total_steps(tcfg, n)
-        self.model.train()
-        t0 = time.perf_counter()
-        bar = tqdm(total=steps, initial=start, desc=f"{ctx.desc} train", disable=not ctx.progress, leave=False,
-                   dynamic_ncols=True)
+        opt, losses, start, bs, steps, t0, bar = start_training(self.model, ctx, n, fingerprint,
+                                                                lambda tensors, opt, losses: self._load_state(tensors, opt, losses))
         loss_val = float("nan")
         for step in range(start, steps):
             y = x_all[torch.from_numpy(self.batch_index(step, n, bs, ctx.seed))]

@@ -47,6 +47,26 @@ def lr_at(step: int, cfg: Any, steps: int) -> float:
     return cfg.lr
 
 
+def start_training(net: torch.nn.Module, ctx: Any, n: int, fingerprint: Callable[[], str],
+                   load: Callable[[dict, torch.optim.Optimizer, list], int]) -> tuple:
+    """The AdamW optimiser (``train.lr``, ``train.weight_decay``), resumed (``resume_step``:
+    ``load(tensors, opt, losses)`` restores a matching training state), and ``net`` in training
+    mode.  Returns (optimiser, recent losses, the step to start at, batch size, steps, start
+    time, progress bar) of a run over ``n`` training items."""
+    from tqdm.auto import tqdm
+
+    tcfg = ctx.config.train
+    opt = torch.optim.AdamW(net.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+    losses: list = []
+    start = resume_step(ctx.state_path, fingerprint, lambda tensors: load(tensors, opt, losses), ctx.desc)
+    bs = min(tcfg.batch_size, n)
+    steps = total_steps(tcfg, n)
+    net.train()
+    bar = tqdm(total=steps, initial=start, desc=f"{ctx.desc} train", disable=not ctx.progress, leave=False,
+               dynamic_ncols=True)
+    return opt, losses, start, bs, steps, time.perf_counter(), bar
+
+
 def optimizer_step(loss: torch.Tensor, step: int, steps: int, opt: torch.optim.Optimizer, net: torch.nn.Module,
                    tcfg: Any, desc: str) -> float:
     """One step: a non-finite loss raises ``TrainingDiverged``; else the learning rate of
@@ -65,14 +85,15 @@ def optimizer_step(loss: torch.Tensor, step: int, steps: int, opt: torch.optim.O
     return loss_val
 
 
-def training_state(net: torch.nn.Module, opt: torch.optim.Optimizer, step: int, gen: torch.Generator,
-                   losses: list) -> dict:
-    """The resumable state: network (``net.*``), optimiser (``opt.<param>.<key>``), rng, step, recent losses."""
-    tensors = {f"net.{k}": v for k, v in net.state_dict().items()}
+def training_state(net: torch.nn.Module, opt: torch.optim.Optimizer, step: int, gen: Optional[torch.Generator],
+                   losses: list, weights: Optional[dict] = None) -> dict:
+    """The resumable state: network (``net.*``: ``weights``, default its state dict), optimiser
+    (``opt.<param>.<key>``), rng (``gen``'s, or torch's global one when None), step, recent losses."""
+    tensors = {f"net.{k}": v for k, v in (net.state_dict() if weights is None else weights).items()}
     for i, p in enumerate(net.parameters()):
         for key, val in opt.state.get(p, {}).items():
             tensors[f"opt.{i}.{key}"] = val if torch.is_tensor(val) else torch.tensor(val)
-    tensors["rng"] = gen.get_state()
+    tensors["rng"] = gen.get_state() if gen is not None else torch.get_rng_state()
     tensors["step"] = torch.tensor(step, dtype=torch.int64)
     tensors["recent_losses"] = torch.tensor(losses[-LOSS_WINDOW:], dtype=torch.float64)
     return tensors
