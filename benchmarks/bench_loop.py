@@ -11,6 +11,28 @@ Command:  python benchmarks/bench_loop.py [--out DIR] [--generations N] [key=val
 It also prints generation 0's equal-N FD (benchmarks/equal_n.py): FD(real test, 359 of the
 generation's samples) against FD(real test, 359 real training images), 3 draws each.
 
+RESULTS, current recipe, whole job (commit fe1e0d1, 2026-11-29; the test suite ran on the same
+2 cores for the first ~13 minutes, so the wall time is not the idle time; the least-loaded
+generations, 19-25 s, give about 10-12 minutes idle: the 5-minute target is not met):
+
+    fp32 matmul bound (2048^3, 2 threads): 166.0 GFLOP/s
+    training step: 0.709 GFLOP/step, 49.6 GFLOP/s achieved = 30% of the bound
+    default job: 30 generations in 1074.9s wall (17.91 min), run folder /work/coord/final_default2
+      train_seconds   mean  34.41s  min  18.36s  max 181.90s
+      sample_seconds  mean   1.04s  min   0.74s  max   5.95s
+      score_seconds   mean   0.17s  min   0.10s  max   0.47s
+      total_seconds   mean  35.62s  min  19.24s  max 184.99s
+    classifier accuracy on the real test set: 0.9749 (cross-entropy 0.1256)
+    generation 0 at w = 1.0: accuracy 1.0000
+    reference (real test set vs real train): fd_classifier 6.128, precision 0.964, recall 0.953
+    equal-N reference: FD(real test, 359 real train images) = 8.488 (3 draws)
+      generation 0, c00_guidance_scale=1: FD(real test, 359 samples) = 11.833 = 1.39x the reference
+      generation 0, c01_guidance_scale=0.1: FD(real test, 359 samples) = 13.152 = 1.55x the reference
+      generation 0, c02_guidance_scale=1e-10: FD(real test, 359 samples) = 15.213 = 1.79x the reference
+
+(The equal-N reference at n = 359 is noisy: 10 draws give 6.14 +- 2.69, against which the
+generation-0 ratios are 1.91x / 2.25x / 2.62x; see README.)
+
 RESULTS, current recipe (issue 10: 1,500 steps at lr 3e-3, Min-SNR-5, DPM-Solver++(2M) 20 steps):
 python benchmarks/bench_loop.py --out /tmp/i10/bench_loop_g1 --generations 1, 2026-11-29, 2 cores
 HEAVILY LOADED by other jobs (note the matmul rate, 31 against 226 GFLOP/s idle), so the
