@@ -19,11 +19,20 @@ import torch
 import torch.nn.functional as F
 
 FIGURES = """
-python benchmarks/bench_text.py --steps 10 --threads 2   (machine lightly loaded, load ~3.5)
-  gpt: 11.26 MFLOP per training token; fp32 matmul bound 100.6 GFLOP/s
-  training 1,325 tokens/s = 14.9 GFLOP/s, 6.75x from the bound (target: within 2x; NOT met)
-  generation: KV cache 161 tokens/s vs 107 tokens/s with full recomputation (1.5x)
-  (figures as reported by the session that wrote this script; not re-run idle)
+python benchmarks/bench_text.py --width 96 --depth 3 --heads 4 --block 64 --batch 32 --vocab 2000 --steps 20 --threads 2
+(the `text` preset's model; 2026-11-29, this 2-core machine idle, fused AdamW as in training):
+  gpt width 96 depth 3 block 64 batch 32 vocab 2000, 2 thread(s): 3.36 MFLOP per training token
+  fp32 matmul bound: 148.0 GFLOP/s
+  training: 23,464 tokens/s = 78.9 GFLOP/s = 0.53 of the bound (1.88x from it)
+  generation (64 blocks of 64): KV cache 8,792 tokens/s, recomputation 2,032 tokens/s (4.3x)
+  ngram order 3 on Shakespeare (1,016,128 training tokens): fit 0.07 s, sample as many tokens 0.67 s
+Target "gpt training within 2x of the bound": met (1.88x; an earlier run of the same command
+with the unfused AdamW and one timing round printed 2.38x, one before that 1.96x: the margin
+is small and the machine's speed varies by ~15 % from run to run).  In the `text` run
+itself (`genloop run -p text`, 30 generations in 518 s) a generation trains 100 steps of
+2,048 tokens in 7.3-10.3 s: 20,000-28,000 tokens/s, the same rate.
+Earlier, on a machine loaded by other jobs (load ~3.5) and the benchmark's default model
+(width 128, depth 4, vocab 8,000): 1,325 tokens/s, 6.75x from the bound.
 """
 
 
@@ -43,10 +52,11 @@ def matmul_bound(rows: int, width: int, repeat: int = 5) -> float:
 
 
 def train_throughput(net, vocab: int, block: int, batch: int, steps: int) -> tuple[float, float]:
-    """(tokens/s, GFLOP/s) of AdamW training steps on random blocks (after 3 warm-up steps)."""
+    """(tokens/s, GFLOP/s) of AdamW training steps on random blocks (after 3 warm-up steps; the best of 3 rounds of ``steps``)."""
     from genloop.generators.gpt import inputs
+    from genloop.generators.training import make_optimizer
 
-    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    opt = make_optimizer(net, 1e-3, 0.01)  # the optimiser the gpt generator trains with
     g = torch.Generator().manual_seed(0)
     net.train()
 
@@ -59,10 +69,12 @@ def train_throughput(net, vocab: int, block: int, batch: int, steps: int) -> tup
 
     for _ in range(3):
         step()
-    t = time.perf_counter()
-    for _ in range(steps):
-        step()
-    dt = time.perf_counter() - t
+    dt = float("inf")
+    for _ in range(3):  # best of 3 rounds, as the bound is the best of its repeats
+        t = time.perf_counter()
+        for _ in range(steps):
+            step()
+        dt = min(dt, time.perf_counter() - t)
     tok_s = steps * batch * block / dt
     return tok_s, tok_s * net.flops_per_token(block) / 1e9
 

@@ -222,8 +222,8 @@ class DiffusionGenerator:
             self.ema.load_state_dict(self.net.state_dict())
             return
         decay = min(self.cfg.ema_decay, (1.0 + step) / (10.0 + step))
-        for pe, p in zip(self.ema.parameters(), self.net.parameters()):
-            pe.lerp_(p, 1.0 - decay)
+        # theta_ema <- decay * theta_ema + (1 - decay) * theta, every tensor in one foreach call
+        torch._foreach_lerp_(list(self.ema.parameters()), list(self.net.parameters()), 1.0 - decay)
         for be, b in zip(self.ema.buffers(), self.net.buffers()):
             be.copy_(b)
 
