@@ -121,9 +121,10 @@ def plot_run(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf"), classes: 
     columns = list(rows[0].keys()) if rows else []
     out = []
     store.plots_dir.mkdir(parents=True, exist_ok=True)
-    many = len(by_chain) > 20  # then no legend entry per chain (drawing it would cost more than the plot)
-    marker = "o" if max((len(rs) for rs in by_chain.values()), default=0) <= 50 else None
     colour = chain_styles(by_chain, varied)
+    thin = len(by_chain) > 20  # thin lines for many chains
+    many = sum(name is not None for _, name in colour.values()) > 20  # then no legend (drawing it would cost more than the plot)
+    marker = "o" if max((len(rs) for rs in by_chain.values()), default=0) <= 50 else None
     for stem, title, cols, ylabel in metric_panels(columns, classes):
         fig, ax = plt.subplots(figsize=(5.0, 3.4), dpi=120)
         styles = ["-", "--", ":", "-."]
@@ -136,7 +137,7 @@ def plot_run(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf"), classes: 
                     continue
                 label = None if many or name is None else name + (f" [{col.split('_')[-1]}]" if len(cols) > 1 else "")
                 ax.plot([r["generation"] for r in rs], ys, styles[si % len(styles)], marker=marker, ms=3,
-                        color=f"C{ci % 10}", label=label, lw=0.6 if many else 1.5)
+                        color=f"C{ci % 10}", label=label, lw=0.6 if thin else 1.5)
         for col in cols[:1]:
             for ref in refs:
                 if isinstance(ref.get(col), (int, float)):
