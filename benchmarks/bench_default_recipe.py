@@ -34,6 +34,17 @@ scratch script, same command and same reading of metrics.csv / reference.csv):
 
     (* these ran while the machine was slower: 1200 x 256 should cost 1.5x 800 x 256)
 
+    Narrower MLP (session 5, 2026-11-29; the same command, one chain at w = 1e-10; the cores
+    were shared with a paper-mnist-cpu run, so "train s" is not comparable and is left out):
+    width 128, steps=1600  batch 256 lr 5e-3  15.14   2.47    0.972
+    width 128, steps=2400  batch 256 lr 5e-3  12.11   1.98    0.981
+    width 128, steps=3200  batch 256 lr 5e-3  11.03   1.80    0.987
+    Step time on the idle cores (forward, backward and fused AdamW of the MLP, batch 256,
+    2 threads, 100 steps, twice): width 128 7.5 / 7.8 ms, width 192 10.9 / 11.5 ms, width 256
+    16.0 / 16.5 ms.  So width 128 x 2,400 steps reaches the 2x target with ~0.7x the training
+    time of the preset (about 12 minutes for the job, estimated) and width 128 x 1,600 gives 2.5x
+    at ~0.5x (about 8 minutes): better per second than width 256, still not 5 minutes at 2x.
+
 Reading: quality is bought with training compute.  Larger batches with a higher learning
 rate use the CPU better (a 256-image step costs ~1.6x a 128-image step) but no recipe
 reaches FD <= 2x the reference in less than ~25 s of training per generation on these 2

