@@ -331,7 +331,7 @@ def main() -> int:
             ("acc_class_3", "acc3", ".3f"), ("acc_class_9", "acc9", ".3f"), ("fd_classifier", "fd", ".2f"),
             ("recall_classifier", "rec", ".3f")]
     chains = []
-    ratios: dict = {}  # (w, generation) -> equal-N FD ratio of every seed
+    per_seed: dict = {}  # (w, generation) -> one {column: value, "ratio": equal-N FD ratio} per seed
     for folder, rws in runs:
         store = RunStore(folder)
         for c in store.chains():
@@ -350,9 +350,10 @@ def main() -> int:
                 f = eq.fd(images)
                 print(f"  {g:3d} | " + " | ".join(f"{r.get(k, float('nan')):6{fmt}}" for k, _, fmt in cols)
                       + f" | {f:6.2f} | {f / eq.reference:5.1f}x")
-                ratios.setdefault((w, g), []).append(f / eq.reference)
-    if any(len(v) > 1 for v in ratios.values()):
-        seed_table(ratios, [(store, cid, w) for store, cid, w, _ in chains], cols)
+                per_seed.setdefault((w, g), []).append({**{k: r.get(k, float("nan")) for k, _, _ in cols},
+                                                        "ratio": f / eq.reference})
+    if any(len(v) > 1 for v in per_seed.values()):
+        seed_table(per_seed, cols)
     if args.grid:
         first = min(seed for *_, seed in chains)
         shown = [(store, cid, w) for store, cid, w, seed in chains if seed == first]
@@ -362,29 +363,23 @@ def main() -> int:
     return 0
 
 
-def seed_table(ratios: dict, chains: list[tuple], cols: list[tuple]) -> None:
-    """Per guidance value and generation: the mean over seeds and its 95 % t-interval half-width
+def seed_table(per_seed: dict, cols: list[tuple]) -> None:
+    """``per_seed``: (w, generation) -> one {column: value, "ratio": ...} per seed.  Prints per
+    guidance value and generation the mean over seeds and its 95 % t-interval half-width
     (genloop's summary.csv convention) of each column, the equal-N FD ratio included."""
     from genloop.loop.summary import interval
 
-    values: dict = {}  # (w, generation, column) -> one value per seed
-    for store, cid, w in chains:
-        for r in store.metric_rows():
-            if r["chain"] == cid:
-                for k, _, _ in cols:
-                    values.setdefault((w, int(r["generation"]), k), []).append(r.get(k, float("nan")))
-    for w in dict.fromkeys(w for w, _ in ratios):
-        gens = sorted(g for ww, g in ratios if ww == w)
-        n = len(ratios[(w, gens[0])])
-        print(f"w = {w:g}: mean +- 95% CI half-width over {n} seeds")
+    for w in dict.fromkeys(w for w, _ in per_seed):
+        gens = sorted(g for ww, g in per_seed if ww == w)
+        print(f"w = {w:g}: mean +- 95% CI half-width over {len(per_seed[(w, gens[0])])} seeds")
         print("  gen | " + " | ".join(f"{lab:>13s}" for _, lab, _ in cols) + " |       ratio")
         for g in gens:
             cells = []
             for k, _, fmt in cols + [("ratio", "ratio", ".1f")]:
-                vals = ratios[(w, g)] if k == "ratio" else values.get((w, g, k), [])
+                vals = [seed[k] for seed in per_seed[(w, g)]]
                 mean, _, lo, hi = interval(vals) if len(vals) > 1 else (vals[0], 0.0, vals[0], vals[0])
                 cells.append(f"{mean:6{fmt}} +-{(hi - lo) / 2:5{fmt}}")
-            print(f"  {g:3d} | " + " | ".join(cells) + f"   (n = {len(ratios[(w, g)])})")
+            print(f"  {g:3d} | " + " | ".join(cells) + f"   (n = {len(per_seed[(w, g)])})")
 
 
 if __name__ == "__main__":
