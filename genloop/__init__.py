@@ -59,12 +59,23 @@ def run(config: Union[str, Path, dict, list, None] = None, out_dir: Union[str, P
     raw = load_raw(config, overrides, plugins=plugins)
     exp = Experiment(raw, out_dir, force=force, progress=progress, on_generation=on_generation,
                      on_reference=on_reference)
-    changed = exp.folder_change()  # refuses a folder made with another config, unless it is an extension
-    if on_start is not None:
-        on_start(exp, changed)
-    rows = run_sweep(exp, workers=workers, backend=backend, address=address,
-                     retries=DEFAULT_RETRIES if retries is None else retries, threads=threads,
-                     gpus_per_chain=gpus_per_chain, return_rows=return_rows)
+    exp.folder_change()  # refuses a folder genloop did not make, or made with another config, before any write
+    existed = Path(out_dir).exists()
+    try:
+        with exp.store.lock():  # a second writer stops here, before anything is said or written
+            changed = exp.folder_change()
+            if on_start is not None:
+                on_start(exp, changed)
+            rows = run_sweep(exp, workers=workers, backend=backend, address=address,
+                             retries=DEFAULT_RETRIES if retries is None else retries, threads=threads,
+                             gpus_per_chain=gpus_per_chain, return_rows=return_rows)
+    except BaseException:
+        if not existed:  # a start that failed before writing anything leaves no folder
+            try:
+                Path(out_dir).rmdir()
+            except OSError:
+                pass
+        raise
     if report:
         from .report import draw
 

@@ -61,6 +61,7 @@ import json
 import logging
 import math
 import os
+import re
 import socket
 import tempfile
 import time
@@ -69,14 +70,96 @@ from typing import Any, Iterable, Optional, Union
 
 import numpy as np
 
+from .config import ConfigError
+
 log = logging.getLogger(__name__)
 
 LOCK_NAME = "run.lock"
 FAILED_NAME = "FAILED.json"
+# Written first into every run folder genloop makes: ``--force`` starts over only in a
+# folder that has it, or that has a run folder's layout (config.yaml and chains.json).
+MARKER_NAME = ".genloop-run"
+# The top-level entries genloop writes in a run folder: starting over removes these, never others.
+RUN_FOLDER_ENTRIES = frozenset({MARKER_NAME, "config.yaml", "chains.json", "metrics.csv", "metrics.jsonl",
+                                "summary.csv", "reference.csv", "report.html", "cache", "plots", "chains", LOCK_NAME})
+# The temp files of ``atomic_write`` (``.NAME.XXXXXXXX.tmp``); a killed writer leaves them behind.
+TEMP_FILE = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
+# A chain id (``c<N>_<settings>``, see ``genloop.loading.expand``): one path component.
+CHAIN_ID = re.compile(r"^c\d+[A-Za-z0-9_.=+-]*$")
+MAX_CHAIN_ID = 120
 
 
 class RunLocked(RuntimeError):
     """Another live process holds the run folder's lock."""
+
+
+class DamagedFile(ConfigError):
+    """A file of a run folder that genloop reads back is damaged or was edited (the message
+    names the file and how to recover)."""
+
+
+class NotARunFolder(ConfigError):
+    """The output folder holds files genloop did not write."""
+
+
+def file_mode() -> int:
+    """The mode new files get under the process's umask (0o666 & ~umask), as ``open`` would give."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # no /proc: read it by setting it back at once
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def check_chain_id(cid: Any, where: str = "chains.json") -> str:
+    """``cid`` when it is a chain id genloop writes (one path component: ``c<N>`` then letters,
+    digits and ``_.=+-``, at most ``MAX_CHAIN_ID`` characters); else ``DamagedFile``."""
+    if not isinstance(cid, str) or not CHAIN_ID.match(cid) or len(cid) > MAX_CHAIN_ID:
+        raise DamagedFile(f"{where}: chain id {cid!r} is not one genloop writes (c<N> then letters, digits, "
+                          f"'_.=+-', at most {MAX_CHAIN_ID} characters); the file was edited or damaged: restore "
+                          "it from a copy, or run into another output folder")
+    return cid
+
+
+def folder_kind(root: Path) -> tuple[str, list[str]]:
+    """What ``root`` is to genloop: ``absent``, ``empty`` (nothing but a lock or temp files),
+    ``genloop`` (has the marker, or config.yaml and chains.json) or ``foreign``; and the
+    entries genloop did not write (for ``foreign``)."""
+    root = Path(root)
+    try:
+        entries = sorted(os.listdir(root))
+    except FileNotFoundError:
+        return "absent", []
+    except NotADirectoryError:
+        raise NotARunFolder(f"{root}: is a file, not a folder; choose another output folder (-o)") from None
+    own = [e for e in entries if e != LOCK_NAME and not TEMP_FILE.match(e)]
+    if not own:
+        return "empty", []
+    if MARKER_NAME in own or ("config.yaml" in own and "chains.json" in own):
+        return "genloop", [e for e in own if e not in RUN_FOLDER_ENTRIES]
+    return "foreign", [e for e in own if e not in RUN_FOLDER_ENTRIES] or own
+
+
+def clean_temp_files(root: Path) -> int:
+    """Remove the temp files a killed writer left anywhere in the run folder ``root``
+    (``TEMP_FILE`` names only; call it holding the lock).  Returns how many went."""
+    removed = 0
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            if TEMP_FILE.match(name):
+                try:
+                    os.unlink(os.path.join(dirpath, name))
+                    removed += 1
+                except FileNotFoundError:
+                    pass
+    if removed:
+        log.info("%s: removed %d temp file(s) left by an interrupted run", root, removed)
+    return removed
 
 
 def atomic_write(path: Path, write) -> None:
@@ -86,6 +169,7 @@ def atomic_write(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, file_mode())  # mkstemp makes 0600; results on shared storage follow the umask
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -141,6 +225,15 @@ def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text())
 
 
+def read_json_checked(path: Path, what: str, recover: str) -> Any:
+    """``read_json``, with ``DamagedFile`` (naming the file, ``what`` it holds and how to
+    ``recover``) when it is not valid UTF-8 JSON."""
+    try:
+        return json.loads(Path(path).read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise DamagedFile(f"{path}: damaged ({type(exc).__name__}: {str(exc)[:80]}); it holds {what}: {recover}") from None
+
+
 def _jsonable(o: Any) -> Any:
     if isinstance(o, (np.integer,)):
         return int(o)
@@ -182,16 +275,46 @@ def load_npz(path: Path) -> dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
+WEIGHTS_HASH = "genloop.sha256"  # safetensors metadata key: SHA-256 of the tensors' layout and bytes
+
+
+def _split_safetensors(data: bytes) -> tuple[dict, memoryview]:
+    """(header, data section) of safetensors bytes; ValueError when they cannot be read."""
+    if len(data) < 8:
+        raise ValueError(f"{len(data)} bytes, too short for a safetensors file")
+    n = int.from_bytes(data[:8], "little")
+    if 8 + n > len(data):
+        raise ValueError("cut short (its header runs past the end)")
+    try:
+        header = json.loads(bytes(data[8:8 + n]).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise ValueError("its header is not readable") from None
+    if not isinstance(header, dict):
+        raise ValueError("its header is not readable")
+    return header, memoryview(data)[8 + n:]
+
+
+def _weights_digest(header: dict, data: memoryview) -> str:
+    h = hashlib.sha256(json.dumps({k: v for k, v in header.items() if k != "__metadata__"},
+                                  sort_keys=True).encode("utf-8"))
+    h.update(data)
+    return h.hexdigest()
+
+
 def weights_bytes(tensors: dict, metadata: Optional[dict] = None) -> bytes:
-    """A dict of tensors as safetensors bytes (never pickle)."""
+    """A dict of tensors as safetensors bytes (never pickle), with the SHA-256 of the tensors'
+    names, dtypes, shapes and bytes in the metadata (``WEIGHTS_HASH``; ``read_weights`` checks it)."""
     from safetensors.torch import save
 
     clean = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    return save(clean, metadata={k: str(v) for k, v in (metadata or {}).items()})
+    meta = {k: str(v) for k, v in (metadata or {}).items()}
+    header, data = _split_safetensors(save(clean, metadata=meta or None))
+    meta[WEIGHTS_HASH] = _weights_digest(header, data)
+    return save(clean, metadata=meta)  # the metadata changes the header only: same layout and bytes
 
 
 def save_weights(path: Path, tensors: dict, metadata: Optional[dict] = None) -> None:
-    """Save a dict of tensors as safetensors (never pickle)."""
+    """Save a dict of tensors as safetensors (never pickle), with its checksum (``weights_bytes``)."""
     write_bytes(path, weights_bytes(tensors, metadata))
 
 
@@ -199,6 +322,31 @@ def load_weights(path: Path) -> dict:
     from safetensors.torch import load_file
 
     return load_file(str(path))
+
+
+def read_weights(path: Path) -> tuple[dict, dict]:
+    """(tensors, metadata) of a safetensors file written by ``weights_bytes``, after checking its
+    checksum; ``DamagedFile`` (naming the file and what is wrong) when it is cut short,
+    unreadable, carries no checksum or its content differs from it."""
+    from safetensors.torch import load
+
+    path = Path(path)
+    data = path.read_bytes()
+    try:
+        header, body = _split_safetensors(data)
+    except ValueError as exc:
+        raise DamagedFile(f"{path}: {exc}") from None
+    meta = header.get("__metadata__") or {}
+    want = meta.get(WEIGHTS_HASH) if isinstance(meta, dict) else None
+    if want is None:
+        raise DamagedFile(f"{path}: carries no checksum (written by an older genloop), so it cannot be trusted")
+    if _weights_digest(header, body) != want:
+        raise DamagedFile(f"{path}: its content differs from its checksum (damaged or edited)")
+    try:
+        tensors = load(data)
+    except Exception as exc:  # noqa: BLE001 - safetensors' own error types
+        raise DamagedFile(f"{path}: not readable as safetensors ({exc})") from None
+    return tensors, dict(meta)
 
 
 def write_csv(path: Path, rows: list[dict], columns: Optional[list[str]] = None) -> None:
@@ -260,6 +408,35 @@ def _parse(v: str) -> Any:
 
 def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
     write_text(path, "".join(json.dumps(r, default=_jsonable) + "\n" for r in rows))
+
+
+ROW_HASH = "row_sha256"  # a rows.jsonl line's checksum: SHA-256 of the row's JSON without it
+
+
+def _row_json(row: dict) -> str:
+    return json.dumps(row, default=_jsonable)
+
+
+def _row_line(row: dict) -> str:
+    plain = {k: v for k, v in row.items() if k != ROW_HASH}
+    text = _row_json(plain)
+    return _row_json({**json.loads(text), ROW_HASH: hashlib.sha256(text.encode("utf-8")).hexdigest()}) + "\n"
+
+
+def _row_problem(line: bytes) -> Any:
+    """The row (a dict) of a rows.jsonl line, or what is wrong with it (a str)."""
+    try:
+        row = json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError:
+        return "not UTF-8 text"
+    except ValueError:
+        return "not valid JSON"
+    if not isinstance(row, dict) or isinstance(row.get("generation"), bool) or not isinstance(row.get("generation"), int):
+        return "not a metric row with a generation number"
+    want = row.pop(ROW_HASH, None)
+    if want is not None and hashlib.sha256(_row_json(row).encode("utf-8")).hexdigest() != want:
+        return "its content differs from its checksum (damaged or edited)"
+    return row
 
 
 # --------------------------------------------------------------------------- one writer per folder
@@ -443,7 +620,36 @@ class RunStore:
         return self.root / "plots"
 
     def chain_dir(self, chain: str) -> Path:
-        return self.root / "chains" / chain
+        """The folder of a chain; ``chain`` must be a chain id (one path component,
+        ``check_chain_id``), so that nothing is ever written outside the run folder."""
+        return self.root / "chains" / check_chain_id(chain, f"{self.root / 'chains.json'}")
+
+    @property
+    def marker_path(self) -> Path:
+        return self.root / MARKER_NAME
+
+    def read_config(self) -> dict:
+        """The raw config the folder was made with (``config.yaml``); ``DamagedFile`` when it is
+        not readable, empty or not a mapping."""
+        import yaml
+
+        path = self.config_path
+        why = None
+        try:
+            data = yaml.safe_load(path.read_bytes().decode("utf-8"))
+        except UnicodeDecodeError:
+            why, data = "not UTF-8 text", None
+        except yaml.YAMLError as exc:
+            why, data = f"not valid YAML ({type(exc).__name__})", None
+        if why is None and not data:
+            why = "empty"
+        elif why is None and not isinstance(data, dict):
+            why = "not a mapping of keys"
+        if why:
+            raise DamagedFile(f"{path}: damaged ({why}); it records the config this run folder was made with: "
+                              "restore it from a copy, or run into another output folder (--force starts this "
+                              "folder over, removing its results)")
+        return data
 
     def gen_dir(self, chain: str, generation: int) -> Path:
         return self.chain_dir(chain) / f"gen_{generation:03d}"
@@ -459,33 +665,64 @@ class RunStore:
         return self.chain_dir(chain) / "train_state" / name
 
     # --- the row log of generations without a folder
-    def read_log(self, chain: str, offset: int = 0) -> tuple[list[dict], int]:
-        """Rows logged in ``rows.jsonl`` from byte ``offset`` on, and the offset after the
-        last complete line (a torn last line is left for later)."""
+    def _parse_log(self, chain: str, offset: int = 0) -> tuple[list[dict], int, Optional[tuple[int, str]]]:
+        """Rows of ``rows.jsonl`` from byte ``offset``, the offset after the last good line, and
+        (line number, problem) of the first damaged line (None when all are good).  A line
+        is good when it is UTF-8 JSON of a row with an integer ``generation`` whose
+        ``ROW_HASH`` (when present: older lines carry none) matches; reading stops at the
+        first bad line.  A torn last line (no newline yet) is left for later."""
         path = self.rows_log_path(chain)
         try:
             with open(path, "rb") as f:
                 f.seek(offset)
                 data = f.read()
         except FileNotFoundError:
-            return [], offset
+            return [], offset, None
         end = data.rfind(b"\n") + 1
-        rows = [json.loads(line) for line in data[:end].splitlines() if line.strip()]
-        return rows, offset + end
+        rows: list[dict] = []
+        pos = 0
+        for number, line in enumerate(data[:end].split(b"\n")[:-1], 1):
+            problem = None if not line.strip() else _row_problem(line)
+            if isinstance(problem, str):
+                return rows, offset + pos, (number, problem)
+            if problem is not None:
+                rows.append(problem)
+            pos += len(line) + 1
+        return rows, offset + end, None
+
+    def read_log(self, chain: str, offset: int = 0) -> tuple[list[dict], int]:
+        """Rows logged in ``rows.jsonl`` from byte ``offset`` on, and the offset after the
+        last good complete line (reading stops at a damaged line: ``log_damage``)."""
+        rows, end, _ = self._parse_log(chain, offset)
+        return rows, end
+
+    def log_damage(self, chain: str) -> Optional[tuple[int, int, str]]:
+        """(byte offset, line number, problem) of the first damaged line of the chain's
+        ``rows.jsonl``; None when every complete line is good."""
+        rows, end, bad = self._parse_log(chain)
+        return None if bad is None else (end, bad[0], bad[1])
+
+    def cut_log(self, chain: str, offset: int) -> None:
+        """Keep the first ``offset`` bytes of the chain's ``rows.jsonl`` (atomically)."""
+        path = self.rows_log_path(chain)
+        with open(path, "rb") as f:
+            head = f.read(offset)
+        write_bytes(path, head)
 
     def logged_generations(self, chain: str) -> set[int]:
         rows, _ = self.read_log(chain)
         return {int(r["generation"]) for r in rows}
 
     def append_rows(self, chain: str, rows: list[dict]) -> None:
-        """Append ``rows`` to the chain's ``rows.jsonl`` and make them durable (one fsync);
-        a torn last line left by a killed writer is cut off first."""
+        """Append ``rows`` to the chain's ``rows.jsonl`` (each line with its checksum,
+        ``ROW_HASH``) and make them durable (one fsync); a torn last line left by a killed
+        writer is cut off first."""
         if not rows:
             return
         path = self.rows_log_path(chain)
         path.parent.mkdir(parents=True, exist_ok=True)
-        text = "".join(json.dumps(r, default=_jsonable) + "\n" for r in rows).encode("utf-8")
-        with open(path, "ab+") as f:
+        text = "".join(_row_line(r) for r in rows).encode("utf-8")
+        with open(path, "ab+") as f:  # a new file gets the umask's mode, as with atomic_write
             size = f.seek(0, os.SEEK_END)
             if size:
                 f.seek(max(0, size - 1))
@@ -698,8 +935,21 @@ class RunStore:
         return dict(hit[1])
 
     def chains(self) -> list[dict]:
+        """The chains of the folder (``chains.json``), their ids checked (``check_chain_id``);
+        ``DamagedFile`` when the file is damaged."""
         p = self.root / "chains.json"
-        return read_json(p) if p.exists() else []
+        if not p.exists():
+            return []
+        recover = ("restore it from a copy, or run into another output folder (--force starts this folder over, "
+                   "removing its results)")
+        chains = read_json_checked(p, "the run folder's chain ids", recover)
+        if not isinstance(chains, list) or not all(isinstance(c, dict) and "id" in c for c in chains):
+            raise DamagedFile(f"{p}: damaged (not a list of chains); it holds the run folder's chain ids: {recover}")
+        for c in chains:
+            check_chain_id(c["id"], str(p))
+        if len({c["id"] for c in chains}) != len(chains):
+            raise DamagedFile(f"{p}: damaged (a chain id appears twice); {recover}")
+        return chains
 
     @staticmethod
     def _with_varied(row: dict, varied: dict) -> dict:

@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
-from ..store import load_weights, save_weights
+from ..store import DamagedFile, read_weights, save_weights
 from . import TrainingDiverged
 
 log = logging.getLogger(__name__)
@@ -131,14 +131,23 @@ def read_meta(path: Path) -> dict:
 
 def resume_step(state_path: Optional[Path], fingerprint: Callable[[], str], load: Callable[[dict], int],
                 desc: str) -> int:
-    """The step training starts at: the one in the training state at ``state_path`` when that was
-    made for this data and these settings (``fingerprint()``; ``load`` restores it), else 0."""
+    """The step training starts at: the one in the training state at ``state_path`` when its
+    checksum holds and it was made for this data and these settings (``fingerprint()``;
+    ``load`` restores it), else 0.  A damaged state (cut short, changed bytes, no checksum)
+    is removed with one warning and the generation's training starts over: it gives the
+    same numbers as a resumed one."""
     if state_path is None or not state_path.exists():
         return 0
-    if read_meta(state_path).get("fingerprint") != fingerprint():
+    try:
+        tensors, meta = read_weights(state_path)
+    except DamagedFile as exc:
+        log.warning("%s: %s; training this generation from step 0", desc, exc)
+        state_path.unlink(missing_ok=True)
+        return 0
+    if meta.get("fingerprint") != fingerprint():
         log.warning("%s: ignoring training state %s made for other data or settings", desc, state_path)
         return 0
-    start = load(load_weights(state_path))
+    start = load(tensors)
     log.info("%s: resumed training at step %d from %s", desc, start, state_path)
     return start
 

@@ -38,7 +38,9 @@ from ..data import ImageSet, RealData, load_real
 from ..grid import make_grid
 from ..loading import Chain, NON_IDENTITY_SECTIONS, dump_yaml, expand, get_path, identity_diff, to_dict
 from ..metrics import MetricContext, build_metrics
-from ..store import LOCK_NAME, RunStore, json_bytes, npz_bytes, weights_bytes, write_csv, write_files, write_json
+from ..store import (LOCK_NAME, RUN_FOLDER_ENTRIES, TEMP_FILE, DamagedFile, NotARunFolder, RunStore,
+                     clean_temp_files, folder_kind, json_bytes, npz_bytes, weights_bytes, write_csv, write_files,
+                     write_json)
 from ..utils import digest, resolve_device
 # TIME_COLUMNS and simulate are re-exported: callers import them from here too.
 from .generation import TIME_COLUMNS, GenerationResult, lineage_file_suffix, run_generation, simulate  # noqa: F401
@@ -248,7 +250,11 @@ class Experiment:
         self._metrics: dict[str, list] = {}
         self._tables_due = 0.0
         self.keep_tables = keep_tables  # False: run_chain leaves the tables to the caller (the sweep's parent)
-        self._adopt_ids()
+        self._damage: Optional[DamagedFile] = None  # a damaged chains.json (reported by folder_change)
+        try:
+            self._adopt_ids()
+        except DamagedFile as exc:
+            self._damage = exc
 
     def _adopt_ids(self) -> None:
         """Chains already in the run folder keep their ids (found by ``chain_key``); chains
@@ -259,9 +265,7 @@ class Experiment:
         keys = [c.get("key") for c in old]
         if None in keys:  # chains.json written before keys were recorded: they follow config.yaml
             try:
-                import yaml
-
-                legacy = expand(yaml.safe_load(self.store.config_path.read_text()))
+                legacy = expand(self.store.read_config())
             except Exception:  # noqa: BLE001 - an unreadable old config: nothing to adopt
                 return
             if [c.id for c in legacy] != [c.get("id") for c in old]:
@@ -285,11 +289,26 @@ class Experiment:
         """The keys in which the config differs from the run folder's (empty for a new folder or
         the same config).  Raises ``RunFolderMismatch`` when the difference is not an
         extension (unless ``force``, which then starts over)."""
-        if not self.store.config_path.exists():
+        root = self.store.root
+        kind, foreign = folder_kind(root)
+        if kind == "foreign":
+            shown = ", ".join(repr(e) for e in foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+            raise NotARunFolder(f"{root}: not a genloop run folder (it holds {len(foreign)} entr"
+                                f"{'y' if len(foreign) == 1 else 'ies'} genloop did not write: {shown}); genloop "
+                                "writes only into a new or empty folder or a run folder it made, --force or not: "
+                                "choose another output folder (-o)")
+        if kind != "genloop":
             return []
-        import yaml
-
-        old = yaml.safe_load(self.store.config_path.read_text()) or {}
+        try:
+            if self._damage is not None:
+                raise self._damage
+            old = self.store.read_config() if self.store.config_path.exists() else None
+        except DamagedFile as exc:
+            if not self.force:
+                raise
+            return [f"{Path(str(exc).split(': ', 1)[0]).name} damaged"]
+        if old is None:
+            return []
         changed = identity_diff(old, self.raw)
         if changed and not self.force:
             problem = extension_problem(old, self.raw, self.chains, changed)
@@ -304,6 +323,7 @@ class Experiment:
         train the shared classifier and record the reference rows."""
         root = self.store.root
         changed = self.folder_change()
+        made = folder_kind(root)[0] in ("absent", "empty")  # nothing of a run here yet
         if changed and self.force:
             log.warning("%s: config differs (%s); --force: starting over", root, ", ".join(changed))
             self._start_over()
@@ -312,6 +332,16 @@ class Experiment:
         elif self.force and root.exists() and not self.store.config_path.exists():
             self._start_over()
         root.mkdir(parents=True, exist_ok=True)
+        if not self.store.marker_path.exists():  # first: --force may start over only in folders genloop made
+            write_json(self.store.marker_path, {"genloop": "run folder"})
+        clean_temp_files(root)  # a killed run's half-written files (we hold the lock)
+        try:
+            for ch in self.chains:  # the data loads before the folder records a config
+                self.real_for(ch.config)
+        except BaseException:
+            if made:  # leave nothing of a start that failed (the same command then starts afresh)
+                self._start_over()
+            raise
         from ..store import write_text
 
         write_text(self.store.config_path, dump_yaml(self.raw))
@@ -348,10 +378,13 @@ class Experiment:
             self.on_reference(refs)
 
     def _start_over(self) -> None:
-        """Empty the run folder (all but the lock this process holds) and use fresh chain ids."""
+        """Remove what genloop wrote in the run folder (``RUN_FOLDER_ENTRIES`` and temp files; all
+        but the lock this process holds; other entries stay) and use fresh chain ids."""
         root = self.store.root
+        if folder_kind(root)[0] not in ("genloop", "empty", "absent"):  # folder_change refused it already
+            raise NotARunFolder(f"{root}: not a genloop run folder; choose another output folder (-o)")
         for p in list(root.iterdir()) if root.exists() else []:
-            if p.name == LOCK_NAME:
+            if p.name == LOCK_NAME or (p.name not in RUN_FOLDER_ENTRIES and not TEMP_FILE.match(p.name)):
                 continue
             if p.is_dir() and not p.is_symlink():
                 shutil.rmtree(p)
@@ -366,6 +399,18 @@ class Experiment:
         from it).  Returns (chain, generation, problem) per chain with a damaged generation."""
         store, found = self.store, []
         for ch in self.chains:
+            bad = store.log_damage(ch.id)
+            if bad is not None:  # rows.jsonl: keep the good lines before it, redo from its generation
+                offset, line, problem = bad
+                store.cut_log(ch.id, offset)
+                n = store.finished_generations(ch.id)
+                later = [g for g in range(n, ch.config.loop.generations + 1) if store.has_folder(ch.id, g)]
+                log.warning("chain %s: rows.jsonl line %d: %s; redoing generations %d.. of the chain", ch.id, line,
+                            problem, n)
+                for g in later:
+                    store.undo(ch.id, g)
+                shutil.rmtree(store.train_state_path(ch.id).parent, ignore_errors=True)
+                found.append((ch.id, n, f"rows.jsonl line {line}: {problem}"))
             n = store.finished_generations(ch.id)
             for g in range(n):
                 problem = store.verify_done(ch.id, g)

@@ -56,11 +56,20 @@ class DomainClassifier:
         key = digest(train.images, train.labels, ccfg.__dict__, ctx.seed, "classifier-v2")
         path: Optional[Path] = ctx.cache_dir / f"classifier-{key}.safetensors" if ctx.cache_dir else None
         if path is not None and path.exists():
-            from ..store import load_weights
+            from ..store import DamagedFile, read_weights
 
-            net.load_state_dict(load_weights(path))
-            log.info("classifier loaded from %s", path)
-            return cls(net, ctx.device)
+            try:  # the cached judge is used only when its checksum holds; else it is trained again
+                tensors, _ = read_weights(path)
+                net.load_state_dict(tensors)
+            except (DamagedFile, RuntimeError, KeyError) as exc:
+                msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                log.warning("cached classifier: %s; training it again", msg if str(path) in msg else f"{path}: {msg}")
+                path.unlink(missing_ok=True)
+                torch.manual_seed(ctx.seed + 12345)
+                net = build_classifier(train.shape, train.num_classes, ccfg.width)
+            else:
+                log.info("classifier loaded from %s", path)
+                return cls(net, ctx.device)
         fit_classifier(net, train, ccfg, ctx.device, seed=ctx.seed)
         if path is not None:
             from ..store import save_weights
