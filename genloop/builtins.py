@@ -95,6 +95,9 @@ def load(plugins: Optional[Iterable[str]] = None) -> None:
                               "folder on PYTHONPATH") from None
         except ConfigError:
             raise
+        except SystemExit as exc:  # a plugin error, not genloop's exit (its code would mean something else)
+            raise ConfigError(f"plugins: module {name!r} called sys.exit({exc.code!r}) while being imported; "
+                              "a plugin must raise an exception instead") from None
         except Exception as exc:  # a plugin that fails on import: name it, keep the cause
             raise ConfigError(f"plugins: importing module {name!r} failed: {type(exc).__name__}: {exc}") from exc
         _imported.add(name)
@@ -111,7 +114,7 @@ def _load_entry_points() -> None:
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
             ep.load()
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             raise ConfigError(f"plugins: entry point {ep.name!r} ({ep.value}) of group {ENTRY_POINT_GROUP} "
                               f"failed to load: {type(exc).__name__}: {exc}") from exc
         log.info("plugin entry point %s (%s) loaded", ep.name, ep.value)

@@ -5,6 +5,7 @@ Only this module prints; the library logs.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import math
@@ -150,7 +151,10 @@ def cmd_eval(args) -> int:
 
     real = load_path(args.real)
     fake = load_path(args.fake)
-    scores = evaluate(real, fake, features=args.features, k=args.k)
+    try:
+        scores = evaluate(real, fake, features=args.features, k=args.k)
+    except ValueError as exc:  # sizes and counts the metrics cannot use (ConfigError is one too)
+        raise ConfigError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
     if args.json:
         print(json.dumps(scores, indent=2))
     else:
@@ -264,8 +268,51 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# What to do about a failed file operation, by errno.
+_OS_HINTS = {
+    errno.EACCES: "no permission: choose a folder you may write (-o) or change its permissions",
+    errno.EPERM: "not permitted: choose a folder you may write (-o) or change its permissions",
+    errno.EROFS: "read-only file system: choose an output folder on a writable disk (-o)",
+    errno.ENOSPC: "no space left on the disk: free some space or choose another output folder (-o); "
+                  "rerun the same command to resume",
+    errno.EDQUOT: "disk quota exceeded: free some space or choose another output folder (-o); "
+                  "rerun the same command to resume",
+    errno.ENAMETOOLONG: "a file name is too long: use a shorter output folder path or shorter grid values",
+    errno.ENOTDIR: "a part of the path is a file, not a folder: choose another path",
+    errno.EISDIR: "a folder where a file is expected: give a file",
+    errno.ENOENT: "no such file or folder: check the path",
+}
+
+
+def _os_error_line(exc: OSError) -> str:
+    where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f)
+    hint = _OS_HINTS.get(exc.errno, "check the path, its permissions and the disk")
+    return f"{where + ': ' if where else ''}{exc.strerror or exc} ({hint})"
+
+
+def _parse(parser: argparse.ArgumentParser, argv: Optional[list[str]]) -> argparse.Namespace:
+    """Parse ``argv``, taking ``key=value`` overrides anywhere on the command line (before or after
+    options), in the order given."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args, extra = parser.parse_known_args(argv)
+    bad = [t for t in extra if t.startswith("-") or "=" not in t or not hasattr(args, "overrides")]
+    if bad:
+        parser.error(f"unrecognized arguments: {' '.join(bad)}")
+    if extra:
+        from collections import Counter
+
+        wanted = Counter(list(args.overrides) + extra)
+        ordered = []
+        for t in argv:
+            if wanted[t] > 0:
+                ordered.append(t)
+                wanted[t] -= 1
+        args.overrides = ordered
+    return args
+
+
 def main(argv: Optional[list[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = _parse(build_parser(), argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     from .data import DataError
@@ -296,6 +343,21 @@ def main(argv: Optional[list[str]] = None) -> int:
     except KeyboardInterrupt:
         print("genloop: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    except UnicodeDecodeError as exc:
+        print(f"genloop: error: an input file is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+              "give a text file, or check the file named in the command", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"genloop: error: {_os_error_line(exc)}", file=sys.stderr)
+        return 6
+    except MemoryError:
+        print("genloop: error: out of memory; lower the sizes (data.count, data.limit, loop.sample_count, "
+              "train.batch_size) or the number of --workers", file=sys.stderr)
+        return 7
+    except SystemExit as exc:  # a plugin's component exited (genloop's own code never calls sys.exit here)
+        print(f"genloop: error: a component called sys.exit({exc.code!r}); a plugin must raise an exception "
+              "instead", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

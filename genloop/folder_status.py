@@ -44,11 +44,9 @@ def _planned(store: RunStore, chains: list[dict]) -> dict[str, Optional[int]]:
     if all(v is not None for v in out.values()):
         return out
     try:
-        import yaml
-
         from .loading import expand
 
-        legacy = {c.id: c.config.loop.generations for c in expand(yaml.safe_load(store.config_path.read_text()))}
+        legacy = {c.id: c.config.loop.generations for c in expand(store.read_config())}
     except Exception:  # noqa: BLE001 - an unreadable config: planned counts unknown
         legacy = {}
     return {cid: v if v is not None else legacy.get(cid) for cid, v in out.items()}
@@ -80,23 +78,32 @@ def run_status(run_dir: Union[str, Path]) -> dict:
     rows_out, recent, seconds = [], 0, []
     for ch in chains:
         cid = ch["id"]
-        done = store.finished_generations(cid)
+        # one read of the chain's rows.jsonl and one stat per generation folder (not a read per generation)
+        logged = {int(r["generation"]): r for r in store.read_log(cid)[0]}
+        done = 0
         times, last = [], None
-        for g in range(done):
-            try:
-                row = store.load_gen_metrics(cid, g)
-            except (FileNotFoundError, ValueError):
+        while True:
+            row = logged.get(done)
+            if row is None:
+                if not store.has_folder(cid, done):
+                    break
+                try:
+                    row = store.load_gen_metrics(cid, done)
+                except (FileNotFoundError, ValueError):
+                    row = None
+                if started is not None:
+                    try:
+                        if (store.gen_dir(cid, done) / "DONE").stat().st_mtime >= started:
+                            recent += 1
+                    except FileNotFoundError:
+                        pass
+            done += 1
+            if row is None:
                 continue
             last = row
             t = _number(row.get("total_seconds"))
             if t is not None and not math.isnan(t):
                 times.append(t)
-            if started is not None:
-                try:
-                    if (store.gen_dir(cid, g) / "DONE").stat().st_mtime >= started:
-                        recent += 1
-                except FileNotFoundError:
-                    pass
         seconds += times
         failure = store.failure(cid)
         plan = planned.get(cid)

@@ -19,6 +19,7 @@ import dataclasses
 import importlib
 import itertools
 import math
+import os
 import re
 import types
 import typing
@@ -142,6 +143,8 @@ def _check_range(path: str, value: Any, meta: dict) -> None:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if isinstance(value, float) and math.isnan(value):
             raise ConfigError(f"{path}: NaN is not allowed")
+        if isinstance(value, float) and math.isinf(value):
+            raise ConfigError(f"{path}: {value!r} is not allowed (give a finite number)")
         for key, ok, word in (("ge", lambda v, b: v >= b, ">="), ("gt", lambda v, b: v > b, ">"),
                               ("le", lambda v, b: v <= b, "<="), ("lt", lambda v, b: v < b, "<")):
             bound = meta.get(key)
@@ -207,8 +210,35 @@ def validate(cfg: Config) -> None:
     if cfg.decode.prompt_tokens > cfg.data.block_size:
         raise ConfigError(f"decode.prompt_tokens: {cfg.decode.prompt_tokens} is more than data.block_size "
                           f"({cfg.data.block_size}); a sample is one block, its first prompt_tokens real")
+    _check_memory(cfg)
     for hook in _VALIDATORS:
         hook(cfg)
+
+
+# Bytes per item of the synthetic sources whose size data.count sets (as they are drawn).
+_ITEM_BYTES = {"gaussian": lambda d: 8 * max(1, getattr(d, "dim", 1) or 1),
+               "shapes": lambda d: 3 * (d.image_size or 32) ** 2 * 4,
+               "zipf-markov": lambda d: 8 * d.block_size}
+
+
+def memory_bytes() -> Optional[int]:
+    """This machine's physical memory in bytes (None when it cannot be told)."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _check_memory(cfg: Config) -> None:
+    """Refuse sizes that cannot fit in memory, before any work (``data.count`` of a synthetic source)."""
+    per = _ITEM_BYTES.get(cfg.data.name)
+    total = memory_bytes()
+    if per is None or total is None:
+        return
+    need = cfg.data.count * per(cfg.data)
+    if need > total:
+        raise ConfigError(f"data.count: {cfg.data.count} items of {cfg.data.name} need about {need / 2**30:,.0f} GiB, "
+                          f"more than this machine's {total / 2**30:,.0f} GiB of memory; lower data.count")
 
 
 _VALIDATORS: list = []
@@ -303,7 +333,9 @@ def read_yaml(path: Union[str, Path]) -> dict:
     if not p.is_file():
         raise ConfigError(f"config file {str(p)!r} does not exist")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        data = yaml.safe_load(p.read_bytes().decode("utf-8")) or {}
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not a text file (a YAML config in UTF-8 is expected)") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
@@ -339,8 +371,37 @@ def load_raw(files: Union[None, str, Path, list] = None, overrides: Optional[lis
         key, value = parse_override(text)
         set_path(raw, key, value)
     raw["plugins"] = wanted
+    _check_shadowed(raw, [text.partition("=")[0].strip() for text in overrides or []])
     # Re-merge to validate the structure of overridden sections too.
     return deep_merge(defaults(), raw)
+
+
+# (key, the key that wins over it, when it does): an override of the first has no effect then.
+SHADOWED = [("train.steps", "train.epochs", lambda v: v is not None,
+             "train.epochs={other} is set and wins over it; add train.epochs=null to train for train.steps")]
+
+
+def _check_shadowed(raw: dict, keys: list[str]) -> None:
+    """Refuse an override that another key makes ineffective (``SHADOWED``), naming both and the fix."""
+    for key, other, wins, why in SHADOWED:
+        if key in keys:
+            try:
+                value = get_path(raw, other)
+            except (KeyError, TypeError):
+                continue
+            if wins(value):
+                raise ConfigError(f"{key}={get_path(raw, key)!r} has no effect: {why.format(other=value)}")
+
+
+def _check_distinct(key: str, values: list) -> None:
+    seen: dict = {}
+    for v in values:
+        k = yaml.safe_dump(v)
+        if k in seen:
+            what = "the same chain twice (a zero-width interval over seeds)" if key == "seed" else "the same chains twice"
+            raise ConfigError(f"{'seeds' if key == 'seed' else key}: {v!r} is listed twice in {values!r}, which would "
+                              f"run {what}; list each value once")
+        seen[k] = v
 
 
 def grid_axes(raw: dict) -> list[tuple[str, list]]:
@@ -379,6 +440,7 @@ def grid_axes(raw: dict) -> list[tuple[str, list]]:
     for key, values in axes:
         if not values:
             raise ConfigError(f"{key}: an empty list gives no chain to run")
+        _check_distinct(key, values)
     return axes
 
 
@@ -404,6 +466,11 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+# Chain ids are cut to this many characters (they name folders: long grid values must not
+# exceed the file system's name length).
+CHAIN_ID_LENGTH = 100
+
+
 def expand(raw: dict) -> list[Chain]:
     """Expand grid axes into chains, each with a checked, resolved ``Config``."""
     load_components(_plugins_of(raw))
@@ -421,7 +488,7 @@ def expand(raw: dict) -> list[Chain]:
         varied = {k: get_path(to_dict(cfg), k) for k in keys}
         label = "_".join(f"{_short(k)}={format_value(v)}" for k, v in varied.items())
         cid = f"c{i:02d}" + (f"_{label}" if label else "")
-        cid = re.sub(r"[^A-Za-z0-9_.=+-]", "", cid)
+        cid = re.sub(r"[^A-Za-z0-9_.=+-]", "", cid)[:CHAIN_ID_LENGTH]  # unique by its c<N> prefix
         chains.append(Chain(id=cid, config=cfg, varied=varied))
     return chains
 

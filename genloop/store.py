@@ -136,7 +136,8 @@ def folder_kind(root: Path) -> tuple[str, list[str]]:
     except FileNotFoundError:
         return "absent", []
     except NotADirectoryError:
-        raise NotARunFolder(f"{root}: is a file, not a folder; choose another output folder (-o)") from None
+        what = "is a file" if root.is_file() else "has a file where a folder should be in its path"
+        raise NotARunFolder(f"{root}: {what}, not a folder; choose another output folder (-o)") from None
     own = [e for e in entries if e != LOCK_NAME and not TEMP_FILE.match(e)]
     if not own:
         return "empty", []

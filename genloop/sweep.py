@@ -227,6 +227,11 @@ def _worker_experiment(raw: dict, out_dir: str) -> Any:
     return exp
 
 
+def plugin_exit_message(chain_id: str, exc: SystemExit) -> str:
+    return (f"chain {chain_id}: a component called sys.exit({exc.code!r}) (a plugin must raise an exception "
+            "instead); finished generations are kept, fix the plugin and rerun to resume")
+
+
 def run_one_chain(raw: dict, out_dir: str, chain_id: str, threads: int,
                   log_level: int = logging.WARNING) -> tuple[str, str]:
     """Run (or resume) one chain of ``raw`` in ``out_dir`` in this process, with
@@ -251,6 +256,8 @@ def run_one_chain(raw: dict, out_dir: str, chain_id: str, threads: int,
             return "diverged", str(exc)
         except (ConfigError, DataError) as exc:  # the same again on a retry
             return "invalid", f"{type(exc).__name__}: {exc}"
+        except SystemExit as exc:  # a component (a plugin's) exited: a plugin error, never retried
+            return "invalid", plugin_exit_message(chain_id, exc)
         return "ok", ""
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which decides
         if isinstance(exc, KeyboardInterrupt):
@@ -681,6 +688,10 @@ def _inline_chains(exp: Any, pending: list, retries: int, diverged: list, failed
             except (ConfigError, DataError) as exc:
                 exp.store.write_failure(ch.id, "invalid", f"{type(exc).__name__}: {exc}", attempt)
                 raise
+            except SystemExit as exc:  # a component (a plugin's) exited: a plugin error, never retried
+                msg = plugin_exit_message(ch.id, exc)
+                exp.store.write_failure(ch.id, "invalid", msg, attempt)
+                raise ConfigError(msg) from None
             except TrainingDiverged as exc:
                 log.error("chain %s stopped: %s", ch.id, exc)
                 exp.store.write_failure(ch.id, "diverged", str(exc), attempt)
