@@ -311,27 +311,33 @@ def _parse(parser: argparse.ArgumentParser, argv: Optional[list[str]]) -> argpar
     return args
 
 
+class _NotRaised(Exception):
+    """Stands for the error class of a module that was not imported (so none of its errors was raised)."""
+
+
+def _loaded(module: str, name: str) -> type:
+    mod = sys.modules.get(module)
+    return getattr(mod, name) if mod is not None else _NotRaised
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     args = _parse(build_parser(), argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    from .data import DataError
-    from .generators import TrainingDiverged
-    from .store import RunLocked
-    from .sweep import SweepError
-
+    # The error classes of modules that import torch are looked up only when an error is
+    # handled (``_loaded``): `genloop status` and `genloop report` never import torch.
     try:
         return args.func(args)
-    except (ConfigError, DataError) as exc:
+    except (ConfigError, _loaded("genloop.data", "DataError")) as exc:
         print(f"genloop: error: {exc}", file=sys.stderr)
         return 2
-    except TrainingDiverged as exc:
+    except _loaded("genloop.generators", "TrainingDiverged") as exc:
         print(f"genloop: error: {exc}", file=sys.stderr)
         return 3
-    except SweepError as exc:
+    except _loaded("genloop.sweep", "SweepError") as exc:
         print(f"genloop: error: {exc}", file=sys.stderr)
         return 4
-    except RunLocked as exc:
+    except _loaded("genloop.store", "RunLocked") as exc:
         print(f"genloop: error: {exc}", file=sys.stderr)
         return 5
     except KeyError as exc:

@@ -78,19 +78,22 @@ def run_status(run_dir: Union[str, Path]) -> dict:
     rows_out, recent, seconds = [], 0, []
     for ch in chains:
         cid = ch["id"]
-        # one read of the chain's rows.jsonl and one stat per generation folder (not a read per generation)
-        logged = {int(r["generation"]): r for r in store.read_log(cid)[0]}
+        # one read of the chain's rows.jsonl (only its last row parsed) and one stat per generation
+        # folder, not a read of the log per generation
+        logged, last_logged = store.log_brief(cid)
         done = 0
         times, last = [], None
         while True:
-            row = logged.get(done)
-            if row is None:
+            if done in logged:
+                t, row = logged[done], last_logged if last_logged and last_logged.get("generation") == done else None
+            else:
                 if not store.has_folder(cid, done):
                     break
                 try:
                     row = store.load_gen_metrics(cid, done)
                 except (FileNotFoundError, ValueError):
                     row = None
+                t = _number(row.get("total_seconds")) if row else None
                 if started is not None:
                     try:
                         if (store.gen_dir(cid, done) / "DONE").stat().st_mtime >= started:
@@ -98,10 +101,8 @@ def run_status(run_dir: Union[str, Path]) -> dict:
                     except FileNotFoundError:
                         pass
             done += 1
-            if row is None:
-                continue
-            last = row
-            t = _number(row.get("total_seconds"))
+            if row is not None:
+                last = row
             if t is not None and not math.isnan(t):
                 times.append(t)
         seconds += times

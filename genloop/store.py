@@ -411,7 +411,10 @@ def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
     write_text(path, "".join(json.dumps(r, default=_jsonable) + "\n" for r in rows))
 
 
-ROW_HASH = "row_sha256"  # a rows.jsonl line's checksum: SHA-256 of the row's JSON without it
+ROW_HASH = "row_sha256"  # a rows.jsonl line's checksum: SHA-256 of the line's JSON without it
+_ROW_TAIL = b'"row_sha256": "'  # then 64 hex digits and '"}' end the line
+_ROW_HEAD = re.compile(rb'^\{"chain": "[^"\\]*", "seed": -?\d+, "generation": (\d+)[,}]')
+_ROW_SECONDS = b'"total_seconds": '
 
 
 def _row_json(row: dict) -> str:
@@ -419,25 +422,63 @@ def _row_json(row: dict) -> str:
 
 
 def _row_line(row: dict) -> str:
-    plain = {k: v for k, v in row.items() if k != ROW_HASH}
-    text = _row_json(plain)
-    return _row_json({**json.loads(text), ROW_HASH: hashlib.sha256(text.encode("utf-8")).hexdigest()}) + "\n"
+    """A rows.jsonl line: the row's JSON with its checksum as the last key (the SHA-256 of
+    the JSON without it, so that a reader checks a line without parsing it)."""
+    text = _row_json({k: v for k, v in row.items() if k != ROW_HASH})
+    digest_ = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return f'{text[:-1]}{", " if text != "{}" else ""}"{ROW_HASH}": "{digest_}"}}\n'
+
+
+def _row_body(line: bytes) -> Any:
+    """(the line's JSON without its checksum, True) when the checksum holds, (line, False) when
+    it carries none (older lines), or what is wrong (a str)."""
+    n = len(_ROW_TAIL) + 66
+    line = line.rstrip(b"\r")
+    if line[-n:-66] != _ROW_TAIL or not line.endswith(b'"}'):
+        return line, False
+    want, body = line[-66:-2], line[:-n]
+    body = (body[:-2] if body.endswith(b", ") else body) + b"}"
+    if hashlib.sha256(body).hexdigest().encode() != want:
+        return "its content differs from its checksum (damaged or edited)"
+    return body, True
 
 
 def _row_problem(line: bytes) -> Any:
     """The row (a dict) of a rows.jsonl line, or what is wrong with it (a str)."""
+    body = _row_body(line)
+    if isinstance(body, str):
+        return body
     try:
-        row = json.loads(line.decode("utf-8"))
+        row = json.loads(body[0].decode("utf-8"))
     except UnicodeDecodeError:
         return "not UTF-8 text"
     except ValueError:
         return "not valid JSON"
     if not isinstance(row, dict) or isinstance(row.get("generation"), bool) or not isinstance(row.get("generation"), int):
         return "not a metric row with a generation number"
-    want = row.pop(ROW_HASH, None)
-    if want is not None and hashlib.sha256(_row_json(row).encode("utf-8")).hexdigest() != want:
-        return "its content differs from its checksum (damaged or edited)"
+    row.pop(ROW_HASH, None)
     return row
+
+
+def _row_brief(line: bytes) -> Any:
+    """(generation, total_seconds or None) of a good rows.jsonl line without parsing all of it
+    when its checksum holds; the row dict when it must be parsed; a str when it is bad."""
+    body = _row_body(line)
+    if isinstance(body, str):
+        return body
+    if body[1] or line.isascii():  # checked, or an older line without a checksum (trusted, as before)
+        head = _ROW_HEAD.match(body[0])
+        if head is not None:
+            at = body[0].find(_ROW_SECONDS)
+            try:
+                if at < 0:
+                    return int(head.group(1)), None
+                start = at + len(_ROW_SECONDS)
+                end = min(i for i in (body[0].find(b",", start), body[0].find(b"}", start)) if i >= 0)
+                return int(head.group(1)), float(body[0][start:end])
+            except ValueError:
+                pass
+    return _row_problem(line)
 
 
 # --------------------------------------------------------------------------- one writer per folder
@@ -606,6 +647,7 @@ class RunStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._row_cache: dict = {}  # (chain, generation) -> ((mtime_ns, size) of metrics.json, row)
+        self._chain_dirs: dict[str, Path] = {}  # chain id -> its folder (the id checked once)
 
     # --- paths
     @property
@@ -623,7 +665,10 @@ class RunStore:
     def chain_dir(self, chain: str) -> Path:
         """The folder of a chain; ``chain`` must be a chain id (one path component,
         ``check_chain_id``), so that nothing is ever written outside the run folder."""
-        return self.root / "chains" / check_chain_id(chain, f"{self.root / 'chains.json'}")
+        d = self._chain_dirs.get(chain)
+        if d is None:
+            d = self._chain_dirs[chain] = self.root / "chains" / check_chain_id(chain, f"{self.root / 'chains.json'}")
+        return d
 
     @property
     def marker_path(self) -> Path:
@@ -690,6 +735,32 @@ class RunStore:
                 rows.append(problem)
             pos += len(line) + 1
         return rows, offset + end, None
+
+    def log_brief(self, chain: str) -> tuple[dict[int, Optional[float]], Optional[dict]]:
+        """What ``genloop status`` needs of the chain's ``rows.jsonl``, read fast (each line's
+        checksum is checked, only the last good line is parsed): generation -> total_seconds
+        of the good lines before the first damaged one, and the last good row."""
+        path = self.rows_log_path(chain)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return {}, None
+        seconds: dict[int, Optional[float]] = {}
+        last_line = None
+        for line in data[:data.rfind(b"\n") + 1].split(b"\n")[:-1]:
+            if not line.strip():
+                continue
+            brief = _row_brief(line)
+            if isinstance(brief, str):
+                break
+            if isinstance(brief, dict):
+                t = brief.get("total_seconds")
+                seconds[int(brief["generation"])] = float(t) if isinstance(t, (int, float)) else None
+            else:
+                seconds[brief[0]] = brief[1]
+            last_line = line
+        last = _row_problem(last_line) if last_line is not None else None
+        return seconds, last if isinstance(last, dict) else None
 
     def read_log(self, chain: str, offset: int = 0) -> tuple[list[dict], int]:
         """Rows logged in ``rows.jsonl`` from byte ``offset`` on, and the offset after the
