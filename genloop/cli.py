@@ -109,9 +109,11 @@ def _int_list(text: str) -> list[int]:
 def cmd_report(args) -> int:
     from .report import draw
 
+    from .store import folder_kind
+
     out = Path(args.run_dir)
-    if not (out / "config.yaml").exists():
-        raise ConfigError(f"{out}: not a genloop run folder (no config.yaml)")
+    if not (out / "config.yaml").exists() or folder_kind(out)[0] != "genloop":  # never draws into other folders
+        raise ConfigError(f"{out}: not a genloop run folder (no config.yaml and chains.json)")
     plots, report = draw(out, args.classes)
     print(f"plots: {len(plots)} in {out}/plots")
     if report:
@@ -325,7 +327,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     # The error classes of modules that import torch are looked up only when an error is
-    # handled (``_loaded``): `genloop status` and `genloop report` never import torch.
+    # handled (``_loaded``): `genloop status` does not import torch.
     try:
         return args.func(args)
     except (ConfigError, _loaded("genloop.data", "DataError")) as exc:

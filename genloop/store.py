@@ -325,10 +325,11 @@ def load_weights(path: Path) -> dict:
     return load_file(str(path))
 
 
-def read_weights(path: Path) -> tuple[dict, dict]:
+def read_weights(path: Path, legacy: bool = False) -> tuple[dict, dict]:
     """(tensors, metadata) of a safetensors file written by ``weights_bytes``, after checking its
     checksum; ``DamagedFile`` (naming the file and what is wrong) when it is cut short,
-    unreadable, carries no checksum or its content differs from it."""
+    unreadable, its content differs from its checksum, or it carries none (unless
+    ``legacy``: then a file written before checksums is read unchecked, logged)."""
     from safetensors.torch import load
 
     path = Path(path)
@@ -339,9 +340,11 @@ def read_weights(path: Path) -> tuple[dict, dict]:
         raise DamagedFile(f"{path}: {exc}") from None
     meta = header.get("__metadata__") or {}
     want = meta.get(WEIGHTS_HASH) if isinstance(meta, dict) else None
-    if want is None:
+    if want is None and not legacy:
         raise DamagedFile(f"{path}: carries no checksum (written by an older genloop), so it cannot be trusted")
-    if _weights_digest(header, body) != want:
+    if want is None:
+        log.info("%s: written before checksums: read unchecked", path)
+    elif _weights_digest(header, body) != want:
         raise DamagedFile(f"{path}: its content differs from its checksum (damaged or edited)")
     try:
         tensors = load(data)

@@ -59,7 +59,9 @@ class DomainClassifier:
             from ..store import DamagedFile, read_weights
 
             try:  # the cached judge is used only when its checksum holds; else it is trained again
-                tensors, _ = read_weights(path)
+                # a judge cached before checksums is used as it is: training it again could give a
+                # slightly different judge than the one that scored the folder's earlier generations
+                tensors, _ = read_weights(path, legacy=True)
                 net.load_state_dict(tensors)
             except (DamagedFile, RuntimeError, KeyError) as exc:
                 msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
