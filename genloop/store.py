@@ -83,10 +83,10 @@ MARKER_NAME = ".genloop-run"
 RUN_FOLDER_ENTRIES = frozenset({MARKER_NAME, "config.yaml", "chains.json", "metrics.csv", "metrics.jsonl",
                                 "summary.csv", "reference.csv", "report.html", "cache", "plots", "chains", LOCK_NAME})
 # The temp files of ``atomic_write`` (``.NAME.XXXXXXXX.tmp``); a killed writer leaves them behind.
-TEMP_FILE = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
+TEMP_FILE = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp\Z")
 # A chain id (``c<N>_<settings>``, see ``genloop.loading.expand``): one path component.
-CHAIN_ID = re.compile(r"^c\d+[A-Za-z0-9_.=+-]*$")
-MAX_CHAIN_ID = 120
+CHAIN_ID = re.compile(r"c\d+[A-Za-z0-9_.=+-]*")
+MAX_CHAIN_ID = 255  # a file name; new ids are cut to 100 characters (genloop.loading.CHAIN_ID_LENGTH)
 
 
 class RunLocked(RuntimeError):
@@ -119,7 +119,7 @@ def file_mode() -> int:
 def check_chain_id(cid: Any, where: str = "chains.json") -> str:
     """``cid`` when it is a chain id genloop writes (one path component: ``c<N>`` then letters,
     digits and ``_.=+-``, at most ``MAX_CHAIN_ID`` characters); else ``DamagedFile``."""
-    if not isinstance(cid, str) or not CHAIN_ID.match(cid) or len(cid) > MAX_CHAIN_ID:
+    if not isinstance(cid, str) or not CHAIN_ID.fullmatch(cid) or len(cid) > MAX_CHAIN_ID:
         raise DamagedFile(f"{where}: chain id {cid!r} is not one genloop writes (c<N> then letters, digits, "
                           f"'_.=+-', at most {MAX_CHAIN_ID} characters); the file was edited or damaged: restore "
                           "it from a copy, or run into another output folder")
