@@ -62,13 +62,16 @@ def run(config: Union[str, Path, dict, list, None] = None, out_dir: Union[str, P
     changed = exp.folder_change()  # refuses a folder made with another config, unless it is an extension
     if on_start is not None:
         on_start(exp, changed)
-    rows = run_sweep(exp, workers=workers, backend=backend, address=address,
-                     retries=DEFAULT_RETRIES if retries is None else retries, threads=threads,
-                     gpus_per_chain=gpus_per_chain, return_rows=return_rows)
-    if report:
-        from .report import draw
+    from .tracking import tracked
 
-        draw(Path(out_dir))
+    with tracked(exp) as tracking:  # experiment trackers (`tracking`), fed in this process; no-op without
+        rows = run_sweep(exp, workers=workers, backend=backend, address=address,
+                         retries=DEFAULT_RETRIES if retries is None else retries, threads=threads,
+                         gpus_per_chain=gpus_per_chain, return_rows=return_rows)
+        if report or tracking is not None:  # the trackers log the plots
+            from .report import draw
+
+            draw(Path(out_dir))
     return rows
 
 
