@@ -68,10 +68,14 @@ def run(config: Union[str, Path, dict, list, None] = None, out_dir: Union[str, P
         rows = run_sweep(exp, workers=workers, backend=backend, address=address,
                          retries=DEFAULT_RETRIES if retries is None else retries, threads=threads,
                          gpus_per_chain=gpus_per_chain, return_rows=return_rows)
-        if report or tracking is not None:  # the trackers log the plots
+        if report:
             from .report import draw
 
             draw(Path(out_dir))
+        elif tracking is not None:  # the trackers log the plots
+            from .report.plots import plot_run
+
+            plot_run(Path(out_dir), formats=("png",))
     return rows
 
 

@@ -11,7 +11,7 @@ own that holds:
   that generation's metrics row (metric columns and timings; the chain's grid settings
   and seed are parameters, not metrics);
 * the generation's sample grid (``grid.png``) or passages (``passages.json``), and at
-  the end the run folder's plots (``plots/*.png``; MLflow also gets ``report.html``).
+  the end of the run the run folder's plots (``plots/*.png``).
 
 Everything stays on this machine unless the user points a tracker elsewhere: MLflow
 writes a local file store in ``RUN/tracking/mlruns`` (or to ``MLFLOW_TRACKING_URI``),
@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
@@ -91,7 +90,7 @@ class Tracker:
     def log_generation(self, step: int, metrics: dict, files: list) -> None:
         raise NotImplementedError
 
-    def log_plots(self, step: int, plots: list, report: Optional[Path]) -> None:
+    def log_plots(self, step: int, plots: list) -> None:
         raise NotImplementedError
 
     def close(self, status: str) -> None:
@@ -260,11 +259,12 @@ class Tracking:
                 self._fail(name, exc)
 
     def close(self, status: str) -> None:
-        """Log what is not logged yet (every finished generation of every chain), the plots
-        when they show generations they were not logged with yet, and end every tracker run."""
+        """After a run that finished: log what is not logged yet (every finished generation of
+        every chain) and the plots, when they show generations they were not logged with yet.
+        Then end every tracker run.  After a run that failed or was interrupted, only the
+        trackers it opened are ended (a run stopped by another's lock touches nothing)."""
         plots = sorted((self.root / "plots").glob("*.png")) if (self.root / "plots").is_dir() else []
-        report = self.root / "report.html"
-        for chain, names in self.names.items():
+        for chain, names in self.names.items() if status == "finished" else ():
             for name in names:
                 if name in self.disabled:
                     continue
@@ -278,8 +278,7 @@ class Tracking:
                     tr = self._tracker(name, chain)
                     if tr is None:
                         continue
-                    self._call(name, tr.log_plots, max(st["logged"] - 1, 0), plots,
-                               report if report.exists() else None)
+                    self._call(name, tr.log_plots, max(st["logged"] - 1, 0), plots)
                     if name not in self.disabled:
                         st["plots"] = st["logged"]
                         self._save_state()

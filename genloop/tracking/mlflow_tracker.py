@@ -7,7 +7,7 @@ Experiment: ``MLFLOW_EXPERIMENT_NAME`` when set, else the config's ``name``.  Ru
 ``<run folder>/<chain>``; tags ``genloop.run_folder``, ``genloop.chain`` and the chain's
 grid settings.  Parameters: the resolved config (``section.key``); metrics: each numeric
 column of a generation's row at ``step = generation``; artifacts: ``gen_NNN/grid.png``
-(or ``passages.json``), ``plots/*.png`` and ``report.html``.
+(or ``passages.json``) and ``plots/*.png``.
 
 Resume: the run id is kept in ``RUN/tracking/state.json``; a resumed run reopens that
 MLflow run and logs only the generations it does not hold yet (it also reads the
@@ -16,7 +16,6 @@ not log a generation twice)."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Optional
 
 from . import TRACKERS, Tracker, import_package
@@ -80,11 +79,9 @@ class MLflowTracker(Tracker):
         for f in files:
             self.client.log_artifact(self.run_id, str(f), f"gen_{step:03d}")
 
-    def log_plots(self, step: int, plots: list, report: Optional[Path]) -> None:
+    def log_plots(self, step: int, plots: list) -> None:
         for p in plots:
             self.client.log_artifact(self.run_id, str(p), "plots")
-        if report is not None:
-            self.client.log_artifact(self.run_id, str(report))
 
     def close(self, status: str) -> None:
         self.client.set_terminated(self.run_id, status={"finished": "FINISHED", "killed": "KILLED"}.get(status, "FAILED"))

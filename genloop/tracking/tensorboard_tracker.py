@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 from . import TRACKERS, Tracker, import_package
 
@@ -64,7 +63,7 @@ class TensorBoardTracker(Tracker):
                                                                       for p in passages), step)
         self.writer.flush()
 
-    def log_plots(self, step: int, plots: list, report: Optional[Path]) -> None:
+    def log_plots(self, step: int, plots: list) -> None:
         for p in plots:
             self.writer.add_image(f"plots/{p.stem}", _image(p), step, dataformats="HWC")
         self.writer.flush()

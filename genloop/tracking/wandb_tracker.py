@@ -19,8 +19,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from pathlib import Path
-from typing import Optional
 
 from . import TRACKERS, Tracker, import_package
 
@@ -53,7 +51,7 @@ class WandbTracker(Tracker):
                                                              data=[[p] for p in json.loads(f.read_text())])
         self.run.log(data, step=step)
 
-    def log_plots(self, step: int, plots: list, report: Optional[Path]) -> None:
+    def log_plots(self, step: int, plots: list) -> None:
         self.run.log({f"plots/{p.stem}": self.wandb.Image(str(p)) for p in plots}, step=step)
 
     def close(self, status: str) -> None:
