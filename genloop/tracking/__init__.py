@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
@@ -144,6 +145,8 @@ class Tracking:
         self.open: dict[tuple[str, str], Tracker] = {}
         self.disabled: set[str] = set()
         self.state: Optional[dict] = None
+        self.seconds: dict[str, float] = {}  # time spent in each tracker (logged at the end)
+        self.steps: dict[str, int] = {}  # generations each tracker logged in this session
 
     # ------------------------------------------------------------------ state
     @property
@@ -157,7 +160,7 @@ class Tracking:
             try:
                 self.state = read_json(self.state_path) if self.state_path.exists() else {}
             except (OSError, ValueError) as exc:
-                log.warning("tracking: %s is unreadable (%s); starting new tracker runs", self.state_path, exc)
+                log.warning("%s is unreadable (%s); the trackers start new runs", self.state_path, exc)
                 self.state = {}
         return self.state
 
@@ -179,7 +182,7 @@ class Tracking:
         self.disabled.add(name)
         why = str(exc) if isinstance(exc, TrackerUnavailable) else f"{type(exc).__name__}: {exc}"
         why = (why.strip().splitlines() or [type(exc).__name__])[0]
-        log.warning("tracking: %s is off for the rest of this run (%s); the run goes on", name, why)
+        log.warning("tracker %s is off for the rest of this run (%s); the run goes on", name, why)
         for (n, chain), tr in list(self.open.items()):
             if n == name:
                 del self.open[(n, chain)]
@@ -190,11 +193,14 @@ class Tracking:
         """``fn(*args)``; an exception switches the tracker off (check ``name in self.disabled``)."""
         if name in self.disabled:
             return None
+        t0 = time.perf_counter()
         try:
             return fn(*args)
         except Exception as exc:  # noqa: BLE001 - a tracker never stops the run
             self._fail(name, exc)
             return None
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
 
     # ------------------------------------------------------------------ logging
     def _tracker(self, name: str, chain: str) -> Optional[Tracker]:
@@ -247,6 +253,7 @@ class Tracking:
             if name in self.disabled:
                 return
             st["logged"] = g + 1
+            self.steps[name] = self.steps.get(name, 0) + 1
             self._save_state()
 
     def on_row(self, row: dict) -> None:
@@ -287,6 +294,9 @@ class Tracking:
         for (name, chain), tr in list(self.open.items()):
             self._call(name, tr.close, status)
         self.open.clear()
+        for name, seconds in self.seconds.items():
+            log.info("tracker %s logged %d generation(s) in %.2fs (start, logging and end of its runs)",
+                     name, self.steps.get(name, 0), seconds)
 
 
 @contextlib.contextmanager
