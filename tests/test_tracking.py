@@ -103,6 +103,14 @@ def test_mlflow_run_reads_back_as_metrics_csv(tracked_run):
         assert [a.path for a in client.list_artifacts(run.info.run_id, "gen_002")] == ["gen_002/grid.png"]
         assert any(a.path.endswith(".png") for a in client.list_artifacts(run.info.run_id, "plots"))
     check_history(csv_metrics(out), logged)
+    # Reopened with a state file that lags behind (a crash right after logging), the run itself
+    # says what it holds, so the lagging generations are not offered to it again.
+    from genloop.tracking.mlflow_tracker import MLflowTracker
+
+    chain, st = next(iter(json.loads((out / "tracking" / "state.json").read_text())["mlflow"].items()))
+    tr = MLflowTracker(out, chain, "experiment", {}, {}, {**st, "logged": 1}, 1)
+    assert tr.logged_until() == 3
+    tr.close("finished")
 
 
 def read_wandb(path: Path) -> list:
@@ -252,3 +260,16 @@ def test_unknown_tracker_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="tracking: unknown tracker 'mlfow'"):
         genloop.run(None, tmp_path / "run", TINY + ["tracking=[mlfow]"], report=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_the_documented_tracker_example_runs_as_a_plugin(tmp_path, monkeypatch, capsys):
+    import re
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "tracking.md").read_text()
+    code = re.search(r"```python\n(.*?)```", doc[doc.index("## Adding a tracker"):], re.S).group(1)
+    (tmp_path / "printer_tracker.py").write_text(code)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    genloop.run(None, tmp_path / "run", TINY + ["seeds=[0]", "loop.generations=2", "tracking=[printer]"],
+                report=False, plugins=["printer_tracker"])
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("c00")]
+    assert [ln.split()[1] for ln in lines] == ["0", "1"] and "fd_pixels" in lines[0]

@@ -50,6 +50,9 @@ TRACKERS: Registry = Registry("tracker")
 
 # Row columns that identify a generation; never logged as metrics.
 ID_COLUMNS = ("chain", "seed", "generation")
+# RUN/tracking/state.json is rewritten after a logged generation at most this often (seconds),
+# always when a tracker run starts and at the end.
+STATE_INTERVAL = 2.0
 
 
 class TrackerUnavailable(RuntimeError):
@@ -76,7 +79,13 @@ class Tracker:
     ``__init__`` opens (or, with ``state`` from an earlier session, reopens) the run;
     ``state`` is a dict the tracker may fill with what it needs to reopen the run
     (e.g. ``run_id``); it is saved in ``RUN/tracking/state.json``.  ``new`` is True
-    when no earlier session logged this chain (log the parameters then)."""
+    when no earlier session logged this chain (log the parameters then).
+
+    ``state_every_step``: True for a tracker that cannot tell by itself what an earlier
+    session logged (``logged_until`` None) and cannot hide it either; the state file is
+    then saved after each of its generations, not every ``STATE_INTERVAL`` seconds."""
+
+    state_every_step = False
 
     def __init__(self, root: Path, chain: str, experiment: str, params: dict, tags: dict,
                  state: dict, first_step: int) -> None:
@@ -147,6 +156,7 @@ class Tracking:
         self.state: Optional[dict] = None
         self.seconds: dict[str, float] = {}  # time spent in each tracker (logged at the end)
         self.steps: dict[str, int] = {}  # generations each tracker logged in this session
+        self._saved = 0.0
 
     # ------------------------------------------------------------------ state
     @property
@@ -164,10 +174,16 @@ class Tracking:
                 self.state = {}
         return self.state
 
-    def _save_state(self) -> None:
+    def _save_state(self, force: bool = True) -> None:
+        """Write the state file (atomically); ``force=False``: at most every ``STATE_INTERVAL``
+        seconds (a state file that lags behind only makes a resume offer generations again,
+        which each tracker skips: see the module docstring)."""
         from ..store import write_json
 
-        write_json(self.state_path, self.state)
+        now = time.perf_counter()
+        if force or now - self._saved >= STATE_INTERVAL:
+            write_json(self.state_path, self.state)
+            self._saved = now
 
     def _chain_state(self, name: str, chain: str) -> dict:
         st = self._state().setdefault(name, {}).setdefault(chain, {})
@@ -254,7 +270,7 @@ class Tracking:
                 return
             st["logged"] = g + 1
             self.steps[name] = self.steps.get(name, 0) + 1
-            self._save_state()
+            self._save_state(force=tr.state_every_step)
 
     def on_row(self, row: dict) -> None:
         """One finished generation's row (in the process running the sweep)."""
@@ -294,6 +310,9 @@ class Tracking:
         for (name, chain), tr in list(self.open.items()):
             self._call(name, tr.close, status)
         self.open.clear()
+        if self.state is not None:
+            with contextlib.suppress(OSError):
+                self._save_state()
         for name, seconds in self.seconds.items():
             log.info("tracker %s logged %d generation(s) in %.2fs (start, logging and end of its runs)",
                      name, self.steps.get(name, 0), seconds)

@@ -54,7 +54,7 @@ class MLflowTracker(Tracker):
         exp = self.client.get_experiment_by_name(name)
         exp_id = exp.experiment_id if exp is not None else self.client.create_experiment(name)
         self.run_id = self.client.create_run(exp_id, run_name=f"{self.root.resolve().name}/{self.chain}").info.run_id
-        self.state.update(run_id=self.run_id, logged=0, plots=None, key=None)
+        self.state.update(run_id=self.run_id, logged=0, plots=None)
         params = [Param(k, _value(v)) for k, v in self.params.items()]
         tags = [RunTag(k, _value(v)) for k, v in self.tags.items()]
         for i in range(0, len(params), BATCH):
@@ -63,17 +63,16 @@ class MLflowTracker(Tracker):
             self.client.log_batch(self.run_id, tags=tags[i:i + BATCH])
 
     def logged_until(self) -> Optional[int]:
-        key = self.state.get("key")
-        if not key:
-            return None
-        steps = [m.step for m in self.client.get_metric_history(self.run_id, key)]
+        """Generations the run holds: one past the last step of ``total_seconds`` (in every
+        row), or of any metric when the run has no such column."""
+        keys = list(self.client.get_run(self.run_id).data.metrics)
+        keys = ["total_seconds"] if "total_seconds" in keys else keys
+        steps = [m.step for k in keys for m in self.client.get_metric_history(self.run_id, k)]
         return max(steps) + 1 if steps else 0
 
     def log_generation(self, step: int, metrics: dict, files: list) -> None:
         import time
 
-        if metrics and not self.state.get("key"):
-            self.state["key"] = next(iter(metrics))
         ms = int(time.time() * 1000)
         self.client.log_batch(self.run_id, metrics=[self.Metric(k, v, ms, step) for k, v in metrics.items()])
         for f in files:

@@ -25,6 +25,7 @@ from . import TRACKERS, Tracker, import_package
 
 @TRACKERS.register("wandb")
 class WandbTracker(Tracker):
+    state_every_step = True  # an offline run cannot tell what an earlier session logged
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         wandb = self.wandb = import_package("wandb", "wandb")
