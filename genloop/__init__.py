@@ -64,7 +64,7 @@ def run(config: Union[str, Path, dict, list, None] = None, out_dir: Union[str, P
         on_start(exp, changed)
     from .tracking import tracked
 
-    with tracked(exp) as tracking:  # experiment trackers (`tracking`), fed in this process; no-op without
+    with tracked(exp) as tracking:  # the experiment trackers of the config key `tracking` (none: a no-op)
         rows = run_sweep(exp, workers=workers, backend=backend, address=address,
                          retries=DEFAULT_RETRIES if retries is None else retries, threads=threads,
                          gpus_per_chain=gpus_per_chain, return_rows=return_rows)

@@ -428,7 +428,7 @@ def expand(raw: dict) -> list[Chain]:
     return chains
 
 
-# Sections (and the plugins key) that say how a run is stored, placed and which modules
+# Sections (and the plugins and tracking keys) that say how a run is stored, placed, followed and which modules
 # register components, not what it computes: a run folder may be resumed with other
 # values (see Experiment.prepare).
 NON_IDENTITY_SECTIONS = ("store", "sweep", "plugins", "tracking")
