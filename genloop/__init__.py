@@ -61,14 +61,25 @@ def run(config: Union[str, Path, dict, list, None] = None, out_dir: Union[str, P
                      on_reference=on_reference)
     exp.folder_change()  # refuses a folder genloop did not make, or made with another config, before any write
     existed = Path(out_dir).exists()
+    from .tracking import tracked
+
     try:
         with exp.store.lock():  # a second writer stops here, before anything is said or written
             changed = exp.folder_change()
             if on_start is not None:
                 on_start(exp, changed)
-            rows = run_sweep(exp, workers=workers, backend=backend, address=address,
-                             retries=DEFAULT_RETRIES if retries is None else retries, threads=threads,
-                             gpus_per_chain=gpus_per_chain, return_rows=return_rows)
+            with tracked(exp) as tracking:  # the experiment trackers of the config key `tracking` (none: a no-op)
+                rows = run_sweep(exp, workers=workers, backend=backend, address=address,
+                                 retries=DEFAULT_RETRIES if retries is None else retries, threads=threads,
+                                 gpus_per_chain=gpus_per_chain, return_rows=return_rows)
+                if report:
+                    from .report import draw
+
+                    draw(Path(out_dir))
+                elif tracking is not None:  # the trackers log the plots
+                    from .report.plots import plot_run
+
+                    plot_run(Path(out_dir), formats=("png",))
     except BaseException:
         if not existed:  # a start that failed before writing anything leaves no folder
             try:
@@ -76,10 +87,6 @@ def run(config: Union[str, Path, dict, list, None] = None, out_dir: Union[str, P
             except OSError:
                 pass
         raise
-    if report:
-        from .report import draw
-
-        draw(Path(out_dir))
     return rows
 
 

@@ -58,6 +58,10 @@ import genloop.loop.interactions.fresh  # noqa: F401
 import genloop.loop.interactions.curate  # noqa: F401
 import genloop.loop.interactions.detect  # noqa: F401
 import genloop.loop.interactions.ecosystem  # noqa: F401
+# Experiment trackers (TRACKERS; each imports its package only when a run uses it).
+import genloop.tracking.mlflow_tracker  # noqa: F401
+import genloop.tracking.tensorboard_tracker  # noqa: F401
+import genloop.tracking.wandb_tracker  # noqa: F401
 
 from .config import Config, ConfigError
 from .data import DATASETS
@@ -69,6 +73,7 @@ from .loop.interactions import INTERACTIONS
 from .metrics import METRICS
 from .metrics.features import EXTRACTORS
 from .models import NETWORKS
+from .tracking import TRACKERS
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +139,7 @@ def check_names(cfg: Config) -> None:
               ("loop.interaction", cfg.loop.interaction, INTERACTIONS)]
     checks += [("metrics.names", m, METRICS) for m in cfg.metrics.names]
     checks.append(("metrics.features", cfg.metrics.features, EXTRACTORS))
+    checks += [("tracking", t, TRACKERS) for t in cfg.tracking]
     if cfg.train.select_features is not None:
         checks.append(("train.select_features", cfg.train.select_features, EXTRACTORS))
     for key, value, reg in checks:

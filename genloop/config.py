@@ -163,6 +163,7 @@ class Config:
     seeds: Optional[list[int]] = opt(None, "repeat every chain for each of these seeds (overrides `seed`)")
     device: str = opt("auto", "torch device: auto (cuda if present), cpu, cuda", choices=("auto", "cpu", "cuda"))
     plugins: list[str] = opt([], "modules imported before the config is checked, in this process and in every worker, so that the components they register can be named (e.g. [mypkg.mymodel]; also `genloop run --plugin`); installed packages register through the `genloop.plugins` entry-point group")
+    tracking: list[str] = opt([], "experiment trackers that follow the run, one run per chain: any of mlflow, wandb, tensorboard (registry `genloop.tracking.TRACKERS`; each an optional extra, e.g. pip install 'genloop[mlflow]'); they write under RUN/tracking and work offline (see docs/tracking.md); a tracker that fails is switched off with one warning, never stopping the run; not part of a chain's identity")
     data: DataConfig = section(DataConfig, "the real dataset")
     generator: GeneratorConfig = section(GeneratorConfig, "the generative model trained each generation")
     sampler: SamplerConfig = section(SamplerConfig, "how images are drawn from a trained diffusion model")

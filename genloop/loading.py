@@ -420,6 +420,8 @@ def grid_axes(raw: dict) -> list[tuple[str, list]]:
                 continue
             if path == "plugins" and isinstance(value, list) and any(isinstance(v, list) for v in value):
                 raise ConfigError(f"plugins: {value!r} is a list of modules, not a grid axis")
+            if path == "tracking" and isinstance(value, list) and any(isinstance(v, list) for v in value):
+                raise ConfigError(f"tracking: {value!r} is a list of trackers, not a grid axis")
             if path.startswith("sweep.") and isinstance(value, list):
                 raise ConfigError(f"{path}: {value!r} is a sweep option, not a grid axis (give one value)")
             if path == "seeds":
@@ -493,10 +495,10 @@ def expand(raw: dict) -> list[Chain]:
     return chains
 
 
-# Sections (and the plugins key) that say how a run is stored, placed and which modules
+# Sections (and the plugins and tracking keys) that say how a run is stored, placed, followed and which modules
 # register components, not what it computes: a run folder may be resumed with other
 # values (see Experiment.prepare).
-NON_IDENTITY_SECTIONS = ("store", "sweep", "plugins")
+NON_IDENTITY_SECTIONS = ("store", "sweep", "plugins", "tracking")
 
 
 def identity_diff(a: dict, b: dict) -> list[str]:
