@@ -239,7 +239,9 @@ class PretrainedTokenizer(_Backed):
         if not path:
             raise DataError("data.tokenizer_path: the pretrained tokenizer needs the folder of a saved "
                             "Hugging Face tokenizer (usually the same folder as generator.model_path)")
-        root = Path(path).expanduser()
+        from .fetch import resolve_model_path
+
+        root = Path(resolve_model_path(path, "data.tokenizer_path")).expanduser()
         if not root.is_dir():
             raise DataError(f"data.tokenizer_path: {root} is not a folder (save the model's tokenizer there "
                             "with save_pretrained)")
