@@ -182,6 +182,29 @@ def test_kneser_ney_probability_by_hand():
     assert dist[0, b] == pytest.approx(p2_b_a)
 
 
+def test_kneser_ney_keeps_raw_counts_for_ngrams_starting_with_bos():
+    """Trigram model, blocks a b / a c / b b (a=2 b=3 c=4, V=5, two <bos> of padding), by hand.
+    Trigrams: 00a x2, 0ab, 0ac, 00b, 0bb -> n1 = 4, n2 = 1, D3 = 4/6.
+    Bigrams: 0a, 0b start with <bos>: raw counts 2, 1 (continuation counts would be 1, 1);
+    ab, ac, bb: continuation counts 1, 1, 1 -> n1 = 4, n2 = 1, D2 = 4/6.
+    Unigrams (continuation counts over the bigrams): a <- {0} 1, b <- {0, a, b} 3, c <- {a} 1 -> D1 = 1
+    (clamped to 0.999); P1(w) = max(N - D1, 0) / 5 + D1 3/5 1/4.
+    P2(w | 0) = (c(0w) - D2) / 3 + D2 2/3 P1(w);  P3(w | 0 0) = (c(00w) - D3) / 3 + D3 2/3 P2(w | 0)."""
+    a, b, c = 2, 3, 4
+    m = KneserNey(3, 5).fit(np.array([[a, b], [a, c], [b, b]]))
+    d3 = d2 = 4 / 6
+    d1 = 0.999
+    p1 = {w: max(n - d1, 0) / 5 + d1 * 3 / 5 / 4 for w, n in ((a, 1), (b, 3), (c, 1))}
+    p2 = {a: (2 - d2) / 3 + d2 * 2 / 3 * p1[a], b: (1 - d2) / 3 + d2 * 2 / 3 * p1[b], c: d2 * 2 / 3 * p1[c]}
+    p3 = {a: (2 - d3) / 3 + d3 * 2 / 3 * p2[a], b: (1 - d3) / 3 + d3 * 2 / 3 * p2[b], c: d3 * 2 / 3 * p2[c]}
+    assert p3[a] == pytest.approx(0.671615, abs=1e-6)  # with continuation counts for 0a, 0b (1, 1): 0.5113
+    for w in (a, b, c):
+        assert m.prob(np.array([[BOS, BOS]]), np.array([w]))[0] == pytest.approx(p3[w], rel=1e-12)
+        assert m.prob(np.array([[c, BOS]]), np.array([w]))[0] == pytest.approx(p2[w], rel=1e-12)  # context c0 unseen
+    dist = m.dist(np.array([[BOS, BOS]]))[0]
+    assert dist.sum() == pytest.approx(1.0) and dist[a] == pytest.approx(p3[a])
+
+
 def test_kneser_ney_sampler_draws_from_its_distribution():
     rng = np.random.default_rng(0)
     data = rng.integers(2, 9, size=(200, 12))
