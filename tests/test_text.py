@@ -109,6 +109,43 @@ def test_text_source_file_folder_and_block_cut(tmp_path):
     assert len(both.train) + len(both.test) > len(real.train) + len(real.test)
 
 
+def _data(root, **kw):
+    return from_dict(load_raw(None, ["data.name=text", f"data.root={root}", "data.block_size=8",
+                                     *[f"data.{k}={v}" for k, v in kw.items()]])).data
+
+
+def test_text_without_blank_lines_splits_by_line(tmp_path, caplog):
+    """A sentence-per-line file (no blank lines) loads: data.split_unit=auto falls back to lines."""
+    import logging
+
+    sentences = "\n".join(f"sentence {i} of the book ends here ." for i in range(200))
+    f = _write(tmp_path / "book.txt", sentences)
+    with caplog.at_level(logging.INFO, logger="genloop.data.text"):
+        real = load_real(_data(f))
+    assert "split by line (200 lines)" in caplog.text
+    assert "1 file(s), 200 lines (data.split_unit=auto)" in caplog.text
+    assert f"{len(real.train)} train / {len(real.test)} test blocks" in caplog.text
+    assert len(real.test) > 0 and len(real.train) > 3 * len(real.test)  # 10 % of 200 lines to test
+    with pytest.raises(DataError, match=r"1 unit\(s\) of text is too little .*data.split_unit \(line\)"):
+        load_real(_data(f, split_unit="paragraph"))
+    (tmp_path / "books").mkdir()
+    for i in range(3):  # a folder of such files
+        _write(tmp_path / "books" / f"b{i}.txt", sentences)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="genloop.data.text"):
+        load_real(_data(tmp_path / "books", split_unit="line"))
+        assert "3 file(s), 600 lines (data.split_unit=line)" in caplog.text
+        load_real(_data(tmp_path / "books", split_unit="document"))
+        assert "3 file(s), 3 documents (data.split_unit=document)" in caplog.text
+    paras = "\n\n".join(f"paragraph {i}\nhas two lines ." for i in range(30))  # enough paragraphs: auto keeps them
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="genloop.data.text"):
+        load_real(_data(_write(tmp_path / "p.txt", paras)))
+    assert "30 paragraphs (data.split_unit=auto)" in caplog.text
+    with pytest.raises(ConfigError, match="data.split_unit"):
+        _data(f, split_unit="sentence")
+
+
 def test_text_source_bad_files_one_line_or_skipped(tmp_path):
     d = tmp_path / "d"
     d.mkdir()
