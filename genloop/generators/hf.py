@@ -70,13 +70,6 @@ def _check_hf(cfg: Config) -> None:
     if not cfg.generator.model_path and not any(o.get("model_path") for o in (cfg.loop.lineages or [])):
         raise ConfigError(f"generator.model_path: {NAME} needs the local folder of a causal LM saved with "
                           "save_pretrained (e.g. generator.model_path=models/opt-125m)")
-    from ..data import DataError
-
-    for key, value in (("generator.model_path", cfg.generator.model_path), ("data.tokenizer_path", cfg.data.tokenizer_path)):
-        try:  # a short name (smollm2) must be fetched before a run folder is made
-            resolve_model_path(value, key)
-        except DataError as exc:
-            raise ConfigError(str(exc)) from None
     if cfg.data.tokenizer != "pretrained":
         raise ConfigError(f"data.tokenizer: {cfg.data.tokenizer!r} cannot feed {NAME}; use data.tokenizer=pretrained "
                           "with data.tokenizer_path set to the model's folder (the model's own tokenizer)")
