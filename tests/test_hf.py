@@ -382,7 +382,6 @@ def test_smollm2_decoding_equals_generate_on_real_prompts():
                                      seed=0, real_train=real.train))
     gen._load(real.train)
     gen.model.eval()
-    torch.set_num_threads(2)
     prompts = torch.from_numpy(real.train.tokens[:: max(len(real.train) // 20, 1)][:20, :64].astype(np.int64))
     assert len(prompts) == 20
     inp = torch.cat([torch.full((20, 1), gen.bos), prompts - 2], 1)

@@ -25,12 +25,17 @@ is checkpointed every ``train.checkpoint_every`` steps to the chain's training-s
 file (safetensors) and a run killed inside a generation resumes there.
 
 Sampling.  ``generators.decoding`` with the ``decode.*`` options, through the
-model's key/value cache (each step feeds only the new tokens; beams reorder the
-cache).  Shumailov et al.: 5 beams, repetition penalty 3.0, a 64-token real prompt
-and 64 new tokens (``decode.beams=5``, ``decode.repetition_penalty=3.0``,
-``decode.prompt_tokens=64``, ``decode.keep_prompt=false``); sampling with
-temperature / top-k / top-p works the same.  Scores are restricted to the
-tokenizer's ids (models such as OPT have padding rows in their embeddings).
+model's key/value cache (each step feeds only the new tokens and computes only the
+last position's logits; beams reorder the cache), token for token as
+``transformers.generate`` with the same options on the input ``<bos> prompt``.
+Shumailov et al.: 5 beams, repetition penalty 3.0, a 64-token real prompt and 64 new
+tokens (``decode.beams=5``, ``decode.repetition_penalty=3.0``,
+``decode.prompt_tokens=64``, ``decode.keep_prompt=false``); greedy (``decode.top_k=1``)
+and sampling with temperature / top-k / top-p work the same.  The log-softmax is over
+all the model's rows; the rows beyond the tokenizer (OPT has padding rows) and, with
+``generator.suppress_special`` (default), the tokenizer's special tokens (end of text,
+chat-template markers) are suppressed as ``generate(suppress_tokens=...)`` does.
+Otherwise the model's eos ends a sample, which is padded with its pad token.
 The weights are loaded and trained in fp32 (an fp16 folder is converted).
 ``state_dict`` is the fine-tuned weights (a tied output matrix stored once).
 """
