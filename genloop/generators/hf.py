@@ -138,7 +138,7 @@ class HFOptions:
     """Options of ``hf-causal-lm`` (``generator.<key>``)."""
 
     model_path: Optional[str] = opt(None, "hf-causal-lm: a local folder saved with save_pretrained (a causal LM such as OPT-125m or GPT-2), or the short name of a model written by `genloop data fetch` (smollm2)")
-    suppress_special: bool = opt(True, "hf-causal-lm: never generate the tokenizer's special tokens (end of text, chat-template markers such as <|im_start|>), as generate(suppress_tokens=...) does; false: they may be generated, and an end-of-sequence token ends a sample, which is then padded")
+    suppress_special: bool = opt(True, "hf-causal-lm: never generate the tokenizer's special tokens (end of text, the chat-template markers of instruct models), as generate(suppress_tokens=...) does; false: they may be generated, and an end-of-sequence token ends a sample, which is then padded")
 
 
 @GENERATORS.register(NAME, options=HFOptions)
