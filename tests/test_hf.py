@@ -132,15 +132,17 @@ def test_cached_generation_equals_recomputation_and_log_probs(tiny):
 
     def recompute(seq, state):
         with torch.no_grad():
-            return gen.scores(gen.model(input_ids=gen.to_model(seq), use_cache=False).logits[:, -1]), None
+            return gen.model(input_ids=gen.to_model(seq), use_cache=False).logits[:, -1], None
 
     prompts = torch.from_numpy(real.train.tokens[:3, :4].astype(np.int64))
     with torch.no_grad():
         for dec in (DecodeConfig(), DecodeConfig(top_k=5, temperature=0.7, repetition_penalty=3.0),
                     DecodeConfig(beams=3, repetition_penalty=3.0)):
-            a = generate(gen.step, gen.reorder, prompts, 12, dec, torch.Generator().manual_seed(0))
-            b = generate(recompute, lambda c, r: c, prompts, 12, dec, torch.Generator().manual_seed(0))
-            assert torch.equal(a, b) and torch.equal(a[:, :4], prompts) and int(a.min()) >= 2
+            a = generate(gen.step, gen.reorder, prompts, 12, dec, torch.Generator().manual_seed(0), gen.tokens)
+            b = generate(recompute, lambda c, r: c, prompts, 12, dec, torch.Generator().manual_seed(0), gen.tokens)
+            assert torch.equal(a, b) and torch.equal(a[:, :4], prompts)
+            assert int(a.min()) >= 2 and int(a.max()) < tiny["vocab"] + 2  # no padding row, no special token
+            assert not torch.isin(a[:, 4:], torch.tensor(gen.tokens.suppress)).any()
     lp = gen.log_probs(real.test)
     assert lp.shape == real.test.tokens.shape and np.all(lp < 0)
     x = torch.from_numpy(real.test.tokens[:2].astype(np.int64))  # by hand: softmax over the tokenizer's ids
@@ -247,3 +249,149 @@ def test_paper_shumailov_preset_validates_and_fails_in_one_line_without_its_file
                  "loop.generations=1", "loop.interaction=replace"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("genloop: error: generator.model_path: models/opt-125m has no config.json") and "\n" not in err
+
+
+# --------------------------------------------------------------------------- decoding = transformers.generate
+
+
+def _random_lm(kind, v=64, seed=0):
+    torch.manual_seed(seed)
+    if kind == "llama":
+        cfg = transformers.LlamaConfig(vocab_size=v, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                                       bos_token_id=1, eos_token_id=2, pad_token_id=2)
+        return transformers.LlamaForCausalLM(cfg).eval()
+    cfg = transformers.GPT2Config(vocab_size=v, n_positions=128, n_embd=32, n_layer=2, n_head=2, bos_token_id=1,
+                                  eos_token_id=2)
+    return transformers.GPT2LMHeadModel(cfg).eval()
+
+
+class _Stepper:
+    """A model driven as genloop drives it (ids shifted by 2, key/value cache, only the last logits)."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def step(self, seq, cache):
+        done = cache[1] if cache else 0
+        kw = {"cache": cache[0]} if cache else {}
+        out = self.model(input_ids=seq[:, done:] - 2, use_cache=True, logits_to_keep=1, **kw)
+        return out.logits[:, -1].float(), (out.get("cache") or out.get("past_key_values"), seq.shape[1])
+
+    @staticmethod
+    def reorder(cache, rows):
+        cache[0].reorder_cache(rows)
+        return cache
+
+
+@pytest.mark.parametrize("kind", ["llama", "gpt2"])
+def test_decoding_is_token_for_token_transformers_generate(kind):
+    from genloop.generators.decoding import Tokens
+
+    model = _random_lm(kind)
+    st = _Stepper(model)
+    prompts = torch.randint(3, 64, (5, 8), generator=torch.Generator().manual_seed(0))
+    inp = torch.cat([torch.full((5, 1), 1), prompts], 1)  # the model's bos first, as genloop feeds it
+    modes = (("beam", DecodeConfig(beams=5, repetition_penalty=3.0), dict(num_beams=5, repetition_penalty=3.0, do_sample=False)),
+             ("greedy", DecodeConfig(top_k=1, repetition_penalty=1.5), dict(do_sample=False, repetition_penalty=1.5)),
+             ("sample", DecodeConfig(temperature=0.8, top_k=20, top_p=0.9, repetition_penalty=1.3),
+              dict(do_sample=True, temperature=0.8, top_k=20, top_p=0.9, repetition_penalty=1.3)))
+    ended = 0
+    for eos in (True, False):  # eos may end a sequence / eos suppressed
+        tokens = Tokens(offset=2, start=1 + 2, suppress=() if eos else (2 + 2,), eos=(4,) if eos else (), pad=4)
+        for name, dec, kw in modes:
+            kw = dict(kw) if eos else dict(kw, suppress_tokens=[2])
+            with torch.no_grad():
+                ours = generate(st.step, st.reorder, prompts + 2, 8 + 20, dec, torch.Generator().manual_seed(5), tokens) - 2
+                torch.manual_seed(5)
+                ref = model.generate(input_ids=inp, attention_mask=torch.ones_like(inp), max_new_tokens=20,
+                                     pad_token_id=2, eos_token_id=2, **kw)[:, 1:]
+            ref = torch.cat([ref, torch.full((5, 28 - ref.shape[1]), 2)], 1)  # generate's batch stops early: pad
+            assert torch.equal(ours, ref), (kind, name, eos)
+            ended += int((ours[:, 8:] == 2).any(1).sum()) if eos else 0
+            if not eos:
+                assert not (ours[:, 8:] == 2).any()
+    assert ended > 0  # some sequences did finish with eos (the finished-hypothesis path is exercised)
+
+
+def test_repetition_penalty_in_beam_search_acts_on_log_probs_worked_example():
+    """Logits [0, 0, 5, 3, 0], token 2 already in the sequence, penalty 3: beam search (log-softmax,
+    then l -> 3 l) keeps token 2 first; the penalty on the logits (sampling / greedy) ranks token 3 first."""
+    from genloop.generators.decoding import Tokens, adjust_logits, beam_log_probs, beam_search
+
+    logits = torch.tensor([[0.0, 0.0, 5.0, 3.0, 0.0]])
+    seq = torch.tensor([[2]])
+    tokens = Tokens(start=2, suppress=())
+    lse = math.log(3 + math.exp(5) + math.exp(3))  # 5.14458...
+    lp = beam_log_probs(logits, seq, DecodeConfig(beams=5, repetition_penalty=3.0), tokens)[0]
+    assert lp[2].item() == pytest.approx(3 * (5 - lse), abs=1e-6)  # -0.43373
+    assert lp[3].item() == pytest.approx(3 - lse, abs=1e-6)  # -2.14458, not penalised
+    assert lp[0].item() == pytest.approx(-lse, abs=1e-6)
+    best = beam_search(lambda s, st: (logits.expand(s.shape[0], -1), st), lambda s, i: s, seq, 1,
+                       DecodeConfig(beams=5, repetition_penalty=3.0), tokens)
+    assert best.tolist() == [[2, 2]]
+    x = adjust_logits(logits, seq, DecodeConfig(repetition_penalty=3.0), tokens)[0]
+    assert x[2].item() == pytest.approx(5 / 3) and int(x.argmax()) == 3
+
+
+def test_prompts_are_every_block_once_in_a_seeded_order():
+    from genloop.data import TokenSet
+    from genloop.generators.decoding import pick_prompts
+
+    real = TokenSet((np.arange(30 * 4).reshape(30, 4) + 2).astype(np.int32), 130)
+    a = pick_prompts(real, 30, 2, np.random.default_rng(1))
+    assert sorted(a[:, 0].tolist()) == sorted(real.tokens[:, 0].tolist())  # each block once
+    assert not np.array_equal(a, real.tokens[:, :2])  # in a random order ...
+    assert np.array_equal(a, pick_prompts(real, 30, 2, np.random.default_rng(1)))  # ... fixed by the seed
+    few = pick_prompts(real, 12, 2, np.random.default_rng(2))
+    assert len({tuple(r) for r in few}) == 12  # fewer samples than blocks: no repeats
+    many = pick_prompts(real, 67, 2, np.random.default_rng(3))
+    counts = np.unique(many[:, 0], return_counts=True)[1]
+    assert len(counts) == 30 and set(counts.tolist()) <= {2, 3}  # more samples than blocks: 2 or 3 uses each
+
+
+def test_beam_search_refuses_sampling_options():
+    for key in ("decode.temperature=0.7", "decode.top_k=5", "decode.top_p=0.9"):
+        with pytest.raises(ConfigError, match=f"{key.split('=')[0]}: .* does not apply to beam search"):
+            from_dict(load_raw(None, ["decode.beams=5", key]))
+
+
+def _smollm2():
+    from genloop.data.fetch import model_folder
+
+    folder = model_folder("smollm2")
+    if not (folder / "config.json").is_file():
+        pytest.skip(f"SmolLM2 not fetched ({folder}); run `genloop data fetch smollm2`")
+    return folder
+
+
+@pytest.mark.slow
+def test_smollm2_decoding_equals_generate_on_real_prompts():
+    """SmolLM2-135M-Instruct, 20 real Shakespeare blocks of 64 tokens as prompts, 64 new tokens: beam
+    search (5 beams, penalty 3.0) and greedy are token for token transformers.generate (special tokens
+    suppressed in both)."""
+    folder = _smollm2()
+    from genloop.data import load_real
+    from genloop.generators import GenContext, build_generator
+
+    cfg = from_dict(load_raw(None, ["data.name=shakespeare", "data.tokenizer=pretrained", "data.tokenizer_path=smollm2",
+                                    "data.block_size=64", "generator.name=hf-causal-lm", "generator.model_path=smollm2",
+                                    "decode.prompt_tokens=64", "decode.keep_prompt=false"]))
+    real = load_real(cfg.data)
+    gen = build_generator(GenContext(config=cfg, shape=real.train.shape, num_classes=0, device=torch.device("cpu"),
+                                     seed=0, real_train=real.train))
+    gen._load(real.train)
+    gen.model.eval()
+    prompts = torch.from_numpy(real.train.tokens[:: max(len(real.train) // 20, 1)][:20, :64].astype(np.int64))
+    assert len(prompts) == 20
+    inp = torch.cat([torch.full((20, 1), gen.bos), prompts - 2], 1)
+    sup = [i - 2 for i in gen.tokens.suppress]
+    for dec, kw in ((DecodeConfig(beams=5, repetition_penalty=3.0), dict(num_beams=5, repetition_penalty=3.0)),
+                    (DecodeConfig(top_k=1), dict(num_beams=1))):
+        for i in range(0, 20, 10):
+            with torch.no_grad():
+                ours = generate(gen.step, gen.reorder, prompts[i:i + 10], 128, dec, torch.Generator().manual_seed(0),
+                                gen.tokens)[:, 64:] - 2
+                ref = gen.model.generate(input_ids=inp[i:i + 10], attention_mask=torch.ones_like(inp[i:i + 10]),
+                                         do_sample=False, max_new_tokens=64, suppress_tokens=sup, **kw)[:, 65:]
+            assert torch.equal(ours, ref), (dec, i)

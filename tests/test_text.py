@@ -109,6 +109,43 @@ def test_text_source_file_folder_and_block_cut(tmp_path):
     assert len(both.train) + len(both.test) > len(real.train) + len(real.test)
 
 
+def _data(root, **kw):
+    return from_dict(load_raw(None, ["data.name=text", f"data.root={root}", "data.block_size=8",
+                                     *[f"data.{k}={v}" for k, v in kw.items()]])).data
+
+
+def test_text_without_blank_lines_splits_by_line(tmp_path, caplog):
+    """A sentence-per-line file (no blank lines) loads: data.split_unit=auto falls back to lines."""
+    import logging
+
+    sentences = "\n".join(f"sentence {i} of the book ends here ." for i in range(200))
+    f = _write(tmp_path / "book.txt", sentences)
+    with caplog.at_level(logging.INFO, logger="genloop.data.text"):
+        real = load_real(_data(f))
+    assert "split by line (200 lines)" in caplog.text
+    assert "1 file(s), 200 lines (data.split_unit=auto)" in caplog.text
+    assert f"{len(real.train)} train / {len(real.test)} test blocks" in caplog.text
+    assert len(real.test) > 0 and len(real.train) > 3 * len(real.test)  # 10 % of 200 lines to test
+    with pytest.raises(DataError, match=r"1 unit\(s\) of text is too little .*data.split_unit \(line\)"):
+        load_real(_data(f, split_unit="paragraph"))
+    (tmp_path / "books").mkdir()
+    for i in range(3):  # a folder of such files
+        _write(tmp_path / "books" / f"b{i}.txt", sentences)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="genloop.data.text"):
+        load_real(_data(tmp_path / "books", split_unit="line"))
+        assert "3 file(s), 600 lines (data.split_unit=line)" in caplog.text
+        load_real(_data(tmp_path / "books", split_unit="document"))
+        assert "3 file(s), 3 documents (data.split_unit=document)" in caplog.text
+    paras = "\n\n".join(f"paragraph {i}\nhas two lines ." for i in range(30))  # enough paragraphs: auto keeps them
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="genloop.data.text"):
+        load_real(_data(_write(tmp_path / "p.txt", paras)))
+    assert "30 paragraphs (data.split_unit=auto)" in caplog.text
+    with pytest.raises(ConfigError, match="data.split_unit"):
+        _data(f, split_unit="sentence")
+
+
 def test_text_source_bad_files_one_line_or_skipped(tmp_path):
     d = tmp_path / "d"
     d.mkdir()
@@ -180,6 +217,29 @@ def test_kneser_ney_probability_by_hand():
     dist = m.dist(np.array([[a], [c], [BOS]]))
     assert np.allclose(dist.sum(1), 1.0) and dist[1, UNK] == pytest.approx(p1[UNK])
     assert dist[0, b] == pytest.approx(p2_b_a)
+
+
+def test_kneser_ney_keeps_raw_counts_for_ngrams_starting_with_bos():
+    """Trigram model, blocks a b / a c / b b (a=2 b=3 c=4, V=5, two <bos> of padding), by hand.
+    Trigrams: 00a x2, 0ab, 0ac, 00b, 0bb -> n1 = 4, n2 = 1, D3 = 4/6.
+    Bigrams: 0a, 0b start with <bos>: raw counts 2, 1 (continuation counts would be 1, 1);
+    ab, ac, bb: continuation counts 1, 1, 1 -> n1 = 4, n2 = 1, D2 = 4/6.
+    Unigrams (continuation counts over the bigrams): a <- {0} 1, b <- {0, a, b} 3, c <- {a} 1 -> D1 = 1
+    (clamped to 0.999); P1(w) = max(N - D1, 0) / 5 + D1 3/5 1/4.
+    P2(w | 0) = (c(0w) - D2) / 3 + D2 2/3 P1(w);  P3(w | 0 0) = (c(00w) - D3) / 3 + D3 2/3 P2(w | 0)."""
+    a, b, c = 2, 3, 4
+    m = KneserNey(3, 5).fit(np.array([[a, b], [a, c], [b, b]]))
+    d3 = d2 = 4 / 6
+    d1 = 0.999
+    p1 = {w: max(n - d1, 0) / 5 + d1 * 3 / 5 / 4 for w, n in ((a, 1), (b, 3), (c, 1))}
+    p2 = {a: (2 - d2) / 3 + d2 * 2 / 3 * p1[a], b: (1 - d2) / 3 + d2 * 2 / 3 * p1[b], c: d2 * 2 / 3 * p1[c]}
+    p3 = {a: (2 - d3) / 3 + d3 * 2 / 3 * p2[a], b: (1 - d3) / 3 + d3 * 2 / 3 * p2[b], c: d3 * 2 / 3 * p2[c]}
+    assert p3[a] == pytest.approx(0.671615, abs=1e-6)  # with continuation counts for 0a, 0b (1, 1): 0.5113
+    for w in (a, b, c):
+        assert m.prob(np.array([[BOS, BOS]]), np.array([w]))[0] == pytest.approx(p3[w], rel=1e-12)
+        assert m.prob(np.array([[c, BOS]]), np.array([w]))[0] == pytest.approx(p2[w], rel=1e-12)  # context c0 unseen
+    dist = m.dist(np.array([[BOS, BOS]]))[0]
+    assert dist.sum() == pytest.approx(1.0) and dist[a] == pytest.approx(p3[a])
 
 
 def test_kneser_ney_sampler_draws_from_its_distribution():

@@ -239,7 +239,9 @@ class PretrainedTokenizer(_Backed):
         if not path:
             raise DataError("data.tokenizer_path: the pretrained tokenizer needs the folder of a saved "
                             "Hugging Face tokenizer (usually the same folder as generator.model_path)")
-        root = Path(path).expanduser()
+        from .fetch import resolve_model_path
+
+        root = Path(resolve_model_path(path, "data.tokenizer_path")).expanduser()
         if not root.is_dir():
             raise DataError(f"data.tokenizer_path: {root} is not a folder (save the model's tokenizer there "
                             "with save_pretrained)")
@@ -297,7 +299,8 @@ def blocks(ids: np.ndarray, block_size: int) -> np.ndarray:
 def split_units(units: list[str], test_fraction: float, seed: int) -> tuple[list[str], list[str]]:
     """A seeded random ``test_fraction`` of the units (at least one) for test, the rest for training, in order."""
     if len(units) < 2:
-        raise DataError(f"text: {len(units)} paragraph(s) of text is too little to split into train and test")
+        raise DataError(f"text: {len(units)} unit(s) of text is too little to split into train and test; "
+                        "use more text or a finer data.split_unit (line)")
     rng = np.random.default_rng([seed, 0x7E47])
     k = min(max(1, int(round(len(units) * test_fraction))), len(units) - 1)
     test = np.zeros(len(units), dtype=bool)
@@ -410,12 +413,46 @@ def paragraphs(text: str) -> list[str]:
     return [p.strip("\n") for p in re.split(r"\n\s*\n", text.replace("\r\n", "\n")) if p.strip()]
 
 
-@DATASETS.register("text")
+def lines(text: str) -> list[str]:
+    """Non-blank lines."""
+    return [ln.rstrip() for ln in text.replace("\r\n", "\n").split("\n") if ln.strip()]
+
+
+#: ``data.split_unit=auto``: paragraphs when the corpus has at least this many, else lines.
+AUTO_MIN_PARAGRAPHS = 20
+
+
+def text_units(texts: list[str], unit: str) -> tuple[list[str], str]:
+    """The units of the texts (one per file) that are split into train and test, and the unit used:
+    ``paragraph`` (runs of non-blank lines), ``line`` (non-blank lines), ``document`` (a whole
+    file), or ``auto``: paragraphs, or lines when there are fewer than ``AUTO_MIN_PARAGRAPHS``
+    paragraphs (a sentence-per-line corpus has no blank lines)."""
+    if unit == "document":
+        return [t.strip("\n") for t in texts if t.strip()], unit
+    paras = [p for t in texts for p in paragraphs(t)]
+    if unit == "paragraph" or (unit == "auto" and len(paras) >= AUTO_MIN_PARAGRAPHS):
+        return paras, "paragraph"
+    out = [ln for t in texts for ln in lines(t)]
+    if unit == "auto":
+        log.warning("text: only %d paragraph(s) (no blank lines between them): split by line (%d lines); "
+                    "set data.split_unit to choose", len(paras), len(out))
+    return out, "line"
+
+
+@dataclass
+class TextOptions:
+    """Options of the ``text`` source (``data.<key>``)."""
+
+    split_unit: str = opt("auto", "text: the units split into train and test: paragraph (runs of non-blank lines), line, document (a whole file), or auto (paragraphs, or lines when the corpus has fewer than 20 paragraphs, as a sentence-per-line file has)", choices=("auto", "paragraph", "line", "document"))
+
+
+@DATASETS.register("text", options=TextOptions)
 def load_text(cfg: DataConfig, cache_dir: Optional[Path] = None) -> RealData:
     """A user's corpus in ``data.root``: one .txt file, a folder of .txt files (searched
     recursively, sorted), or wikitext's ``wiki.train.raw`` / ``wiki.valid.raw`` /
     ``wiki.test.raw`` (then train is wiki.train.raw and test is wiki.test.raw;
-    wiki.valid.raw is not used).  Otherwise paragraphs are split into train/test."""
+    wiki.valid.raw is not used).  Otherwise the units of ``data.split_unit``
+    (paragraphs, lines or files) are split into train/test."""
     if not cfg.root:
         raise DataError("data.root: the text source needs data.root (a .txt file, a folder of them, or wikitext-*-raw)")
     root = Path(cfg.root).expanduser()
@@ -431,13 +468,18 @@ def load_text(cfg: DataConfig, cache_dir: Optional[Path] = None) -> RealData:
     files = [root] if root.is_file() else sorted(p for p in root.rglob("*.txt") if p.is_file())
     if not files:
         raise DataError(f"data.root: no .txt files in {root} (expected a .txt file, a folder of them, or wiki.train.raw + wiki.test.raw)")
-    units = []
+    texts = []
     for f in files:
         t = read_text_file(f, cfg.skip_bad, bad)
         if t is not None:
-            units += paragraphs(t)
+            texts.append(t)
     if bad:
         log.warning("data.skip_bad: skipped %d unreadable or empty file(s): %s", len(bad), ", ".join(bad[:5]))
+    units, unit = text_units(texts, getattr(cfg, "split_unit", "auto"))
     if not units:
         raise DataError(f"data.root: no readable text in {root} ({len(bad)} file(s) skipped)")
-    return text_data(cfg, units, cache_dir)
+    real = text_data(cfg, units, cache_dir)
+    log.info("text: %s: %d file(s), %d %ss (data.split_unit=%s), %d train / %d test blocks of %d tokens",
+             root, len(texts), len(units), unit, getattr(cfg, "split_unit", "auto"), len(real.train), len(real.test),
+             cfg.block_size)
+    return real

@@ -25,12 +25,17 @@ is checkpointed every ``train.checkpoint_every`` steps to the chain's training-s
 file (safetensors) and a run killed inside a generation resumes there.
 
 Sampling.  ``generators.decoding`` with the ``decode.*`` options, through the
-model's key/value cache (each step feeds only the new tokens; beams reorder the
-cache).  Shumailov et al.: 5 beams, repetition penalty 3.0, a 64-token real prompt
-and 64 new tokens (``decode.beams=5``, ``decode.repetition_penalty=3.0``,
-``decode.prompt_tokens=64``, ``decode.keep_prompt=false``); sampling with
-temperature / top-k / top-p works the same.  Scores are restricted to the
-tokenizer's ids (models such as OPT have padding rows in their embeddings).
+model's key/value cache (each step feeds only the new tokens and computes only the
+last position's logits; beams reorder the cache), token for token as
+``transformers.generate`` with the same options on the input ``<bos> prompt``.
+Shumailov et al.: 5 beams, repetition penalty 3.0, a 64-token real prompt and 64 new
+tokens (``decode.beams=5``, ``decode.repetition_penalty=3.0``,
+``decode.prompt_tokens=64``, ``decode.keep_prompt=false``); greedy (``decode.top_k=1``)
+and sampling with temperature / top-k / top-p work the same.  The log-softmax is over
+all the model's rows; the rows beyond the tokenizer (OPT has padding rows) and, with
+``generator.suppress_special`` (default), the tokenizer's special tokens (end of text,
+chat-template markers) are suppressed as ``generate(suppress_tokens=...)`` does.
+Otherwise the model's eos ends a sample, which is padded with its pad token.
 The weights are loaded and trained in fp32 (an fp16 folder is converted).
 ``state_dict`` is the fine-tuned weights (a tied output matrix stored once).
 """
@@ -48,10 +53,11 @@ import torch.nn.functional as F
 
 from ..config import Config, ConfigError, opt
 from ..data import TokenSet
+from ..data.fetch import resolve_model_path
 from ..data.text import BOS, SPECIALS, PretrainedTokenizer
 from ..loading import register_validator
 from . import GENERATORS, GenContext
-from .decoding import context_length, generate_blocks
+from .decoding import Tokens, context_length, generate_blocks
 from .training import fit_result, optimizer_step, save_checkpoint, start_training, training_state
 
 log = logging.getLogger(__name__)
@@ -84,10 +90,11 @@ def _transformers():
 
 
 def load_causal_lm(path: Optional[str]):
-    """The causal LM saved in folder ``path`` (one-line ``ConfigError`` when missing or another kind of model)."""
+    """The causal LM saved in folder ``path``, or fetched under the short name ``path``
+    (one-line ``ConfigError`` when missing or another kind of model)."""
     if not path:
         raise ConfigError(f"generator.model_path: {NAME} needs the local folder of a causal LM saved with save_pretrained")
-    root = Path(path).expanduser()
+    root = Path(resolve_model_path(path)).expanduser()
     if not root.is_dir():
         raise ConfigError(f"generator.model_path: {root} is not a folder; save a causal LM there with "
                           "model.save_pretrained (e.g. OPT-125m or GPT-2, downloaded by you)")
@@ -130,7 +137,8 @@ class _Cache:
 class HFOptions:
     """Options of ``hf-causal-lm`` (``generator.<key>``)."""
 
-    model_path: Optional[str] = opt(None, "hf-causal-lm: a local folder saved with save_pretrained (a causal LM such as OPT-125m or GPT-2)")
+    model_path: Optional[str] = opt(None, "hf-causal-lm: a local folder saved with save_pretrained (a causal LM such as OPT-125m or GPT-2), or the short name of a model written by `genloop data fetch` (smollm2)")
+    suppress_special: bool = opt(True, "hf-causal-lm: never generate the tokenizer's special tokens (end of text, the chat-template markers of instruct models), as generate(suppress_tokens=...) does; false: they may be generated, and an end-of-sequence token ends a sample, which is then padded")
 
 
 @GENERATORS.register(NAME, options=HFOptions)
@@ -166,6 +174,28 @@ class HFCausalLMGenerator:
         self.model = model.to(self.ctx.device)
         sig = inspect.signature(self.model.forward).parameters
         self._cache_arg = "cache" if "cache" in sig else "past_key_values"  # transformers >= 5 / older
+        self._last_only = {"logits_to_keep": 1} if "logits_to_keep" in sig else {}
+        self.tokens = self._tokens(tok, rows)
+
+    def _tokens(self, tok: PretrainedTokenizer, rows: int) -> Tokens:
+        """Decoding's special ids (genloop ids): the start token is the model's bos; the rows beyond
+        the tokenizer and, with ``generator.suppress_special``, the special tokens are never
+        generated; otherwise the model's eos ids end a sample and it is padded with its pad id."""
+        special = sorted(i for i, t in tok.backend.get_added_tokens_decoder().items() if t.special and i < rows)
+        ban = set(range(self.vocab, rows)) | (set(special) if self.cfg.suppress_special else set())
+        gc = getattr(self.model, "generation_config", None)
+        eos = getattr(gc, "eos_token_id", None) if gc is not None else None
+        eos = self.model.config.eos_token_id if eos is None else eos
+        eos = [int(e) for e in ([] if eos is None else eos if isinstance(eos, (list, tuple)) else [eos])]
+        eos = [e for e in eos if 0 <= e < rows and e not in ban]
+        pad = getattr(gc, "pad_token_id", None) if gc is not None else None
+        pad = pad if pad is not None else self.model.config.pad_token_id
+        pad = int(pad) if pad is not None and 0 <= int(pad) < rows else (eos[0] if eos else self.bos)
+        if self.cfg.suppress_special and special:
+            log.info("%s: %d special tokens never generated (generator.suppress_special): %s", NAME, len(special),
+                     " ".join(tok.backend.id_to_token(i) for i in special[:8]) + (" ..." if len(special) > 8 else ""))
+        return Tokens(offset=OFFSET, start=self.bos + OFFSET, suppress=tuple(sorted(i + OFFSET for i in ban)),
+                      eos=tuple(e + OFFSET for e in eos), pad=pad + OFFSET)
 
     def _folder_vocab(self) -> Optional[dict]:
         """The vocabulary of the tokenizer saved in the model folder (None when it has none)."""
@@ -290,13 +320,14 @@ class HFCausalLMGenerator:
         return np.concatenate(out) if out else np.zeros((0, blocks.shape[0]))
 
     def step(self, seq: torch.Tensor, cache: Optional[_Cache]) -> tuple[torch.Tensor, _Cache]:
-        """Next-token scores of ``seq`` (B, T) genloop ids; feeds only the tokens not yet in ``cache``."""
+        """The model's next-token logits (B, rows) of ``seq`` (B, T) genloop ids (column j = genloop id
+        j + 2, ``self.tokens.offset``); feeds only the tokens not yet in ``cache``."""
         done = cache.length if cache is not None else 0
         new = self.to_model(seq[:, done:]).to(self.ctx.device)
         kwargs = {self._cache_arg: cache.past} if cache is not None else {}
-        out = self.model(input_ids=new, use_cache=True, **kwargs)
+        out = self.model(input_ids=new, use_cache=True, **kwargs, **self._last_only)
         past = out.get("cache") if out.get("cache") is not None else out.get("past_key_values")
-        return self.scores(out.logits[:, -1]).cpu(), _Cache(past, seq.shape[1])
+        return out.logits[:, -1].float().cpu(), _Cache(past, seq.shape[1])
 
     def reorder(self, cache: _Cache, rows: torch.Tensor) -> _Cache:
         """Keep rows ``rows`` of the cache (beam search)."""
@@ -312,7 +343,7 @@ class HFCausalLMGenerator:
     def sample(self, labels: Optional[np.ndarray], n: int) -> TokenSet:
         self.model.eval()
         tokens = generate_blocks(self.step, self.reorder, n, self.ctx.shape[0], self.ctx.config.decode,
-                                 self.ctx.real_train, self.ctx.seed)
+                                 self.ctx.real_train, self.ctx.seed, self.tokens)
         return self.train.like(tokens)
 
     def state_dict(self) -> dict:

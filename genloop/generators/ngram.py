@@ -4,7 +4,10 @@ text baseline: fitting and sampling are vectorised numpy, seconds per generation
 
 Every block is a sequence started by n - 1 ``<bos>`` tokens.  With c the
 counts of the highest order and, for the lower orders, the continuation
-counts N1+(. h w) (the number of distinct tokens seen before h w)::
+counts N1+(. h w) (the number of distinct tokens seen before h w), except
+that a lower-order n-gram starting with ``<bos>`` keeps its raw count (its only
+left context is ``<bos>``, so its continuation count would always be 1; KenLM
+does the same for n-grams starting with ``<s>``)::
 
     P_k(w | h) = max(c_k(h w) - D_k, 0) / c_k(h) + D_k N1+(h .) / c_k(h) P_{k-1}(w | h')
 
@@ -67,8 +70,14 @@ class KneserNey:
         top_keys, top_counts = np.unique(self.key(grams), return_counts=True)
         keys, counts = top_keys, top_counts
         for k in range(self.n, 0, -1):
-            if k < self.n:  # continuation counts: distinct left extensions of each k-gram
+            if k < self.n:  # continuation counts: distinct left extensions of each k-gram ...
                 keys, counts = np.unique(prev_keys % self.v ** k, return_counts=True)
+                # ... except for k-grams that start with <bos>, whose only left extension is <bos>:
+                # their raw counts (as KenLM does for n-grams that start with <s>)
+                suffix, inv = np.unique(top_keys % self.v ** k, return_inverse=True)
+                raw = np.bincount(inv.reshape(-1), weights=top_counts).astype(np.int64)
+                assert np.array_equal(suffix, keys)
+                counts = np.where(keys // self.v ** (k - 1) == BOS, raw, counts)
             levels.append(self._level(keys, counts.astype(np.int64)))
             prev_keys = keys
         self.levels = levels[::-1]  # levels[k - 1] is order k
