@@ -504,7 +504,7 @@ def _shared_gpu(rec: Recorder, args: argparse.Namespace, backend: str) -> None:
                  "train.batch_size=32"]
     else:
         steps, samples, n_chains, gpus = 600, 2000, 4, 0.25
-        extra = ["device=cuda"]
+        extra = ["device=cuda", "metrics.names=[gpu_probe,classifier,fd]", "metrics.classifier.steps=300"]
     over = [*SMALL_DIFFUSION, f"train.steps={steps}", f"loop.sample_count={samples}", *extra]
     work = Path(args.workdir)
     gens = 1 if dry else 2
