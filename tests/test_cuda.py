@@ -115,10 +115,10 @@ def test_every_sampler_runs_on_the_gpu_and_agrees_with_the_cpu(name):
     net_gpu = copy.deepcopy(net_cpu).to(CUDA)
     y = torch.arange(8) % 10
     outs = {}
-    for dev, net in ((CPU, net_cpu), (CUDA, net_gpu)):
+    for label, dev, net in (("cpu", CPU, net_cpu), ("cuda", CUDA, net_gpu)):
         sampler = SAMPLERS.get(name)(schedule, steps=10, eta=0.0 if name != "ddpm" else 1.0, clip_x0=True,
                                      variance="beta")
-        outs[dev.type] = sample_loop(net, sampler, (8, 1, 28, 28), y.to(dev), 10, 1.0,
+        outs[label] = sample_loop(net, sampler, (8, 1, 28, 28), y.to(dev), 10, 1.0,
                                      torch.Generator().manual_seed(3), dev)
     assert outs["cuda"].device.type == "cuda" and outs["cuda"].dtype == torch.float32
     assert torch.isfinite(outs["cuda"]).all()
