@@ -3,6 +3,8 @@
 Python API::
 
     import genloop
+    rows = genloop.run(preset="theory")                     # a shipped preset, into runs/theory
+    rows = genloop.run(preset="default", overrides=["loop.generations=3"], out_dir="runs/short")
     rows = genloop.run("my.yaml", out_dir="runs/x", overrides=["loop.generations=3"])
     rows = genloop.run("my.yaml", out_dir="runs/y", overrides=["seeds=[0,1,2]"], workers=2)
     rows = genloop.run("my.yaml", out_dir="runs/y", overrides=["seeds=[0,1,2,3]"])  # extends: adds seed 3
@@ -19,8 +21,8 @@ from typing import Any, Callable, Optional, Union
 __version__ = "0.1.0"
 
 
-def run(config: Union[str, Path, dict, list, None] = None, out_dir: Union[str, Path] = "runs/default",
-        overrides: Optional[list[str]] = None, *, force: bool = False, progress: bool = False,
+def run(config: Union[str, Path, dict, list, None] = None, out_dir: Union[str, Path, None] = None,
+        overrides: Optional[list[str]] = None, *, preset: Optional[str] = None, force: bool = False, progress: bool = False,
         report: bool = True, workers: Union[int, str, None] = 1, backend: str = "local",
         address: Optional[str] = None, threads: Optional[int] = None, retries: Optional[int] = None,
         gpus_per_chain: Optional[float] = None, on_generation: Optional[Callable[[dict], None]] = None,
@@ -29,6 +31,10 @@ def run(config: Union[str, Path, dict, list, None] = None, out_dir: Union[str, P
     """Run an experiment (a YAML path, a raw dict of keys, a ``Config``, a list of
     those merged in order, or None for the default preset) into ``out_dir``; return
     the metric rows (None with ``return_rows=False``: a big sweep's caller then holds none).
+
+    ``preset``: a shipped preset by name (``genloop presets`` lists them), as ``genloop run
+    -p NAME``; ``config``, when given too, is merged over it, then the ``key=value``
+    ``overrides``.  ``out_dir`` defaults to ``runs/<preset or config file name>``, as the CLI's.
 
     This is the one entry every run takes: ``genloop run`` calls it, and so do the
     tests and benchmarks.  The sweep options are the CLI's: ``workers`` (chains at
@@ -48,15 +54,17 @@ def run(config: Union[str, Path, dict, list, None] = None, out_dir: Union[str, P
     config is checked (added to its ``plugins`` key; see docs/adding-a-component.md)."""
     from .config import Config
     from .loading import load_raw, to_dict
-    from .reference import preset_path
+    from .reference import config_sources
     from .loop import Experiment
     from .sweep import DEFAULT_RETRIES, run_sweep
 
-    if config is None:
-        config = preset_path("default")
+    if out_dir is None:
+        out_dir = Path("runs") / _run_name(config, preset)
     if isinstance(config, Config):
         config = to_dict(config)
-    raw = load_raw(config, overrides, plugins=plugins)
+    elif isinstance(config, (list, tuple)):
+        config = [to_dict(c) if isinstance(c, Config) else c for c in config]
+    raw = load_raw(config_sources(config, preset), overrides, plugins=plugins)
     exp = Experiment(raw, out_dir, force=force, progress=progress, on_generation=on_generation,
                      on_reference=on_reference)
     changed = exp.folder_change()  # refuses a folder made with another config, unless it is an extension
@@ -81,10 +89,21 @@ def status(run_dir: Union[str, Path]) -> dict:
     return run_status(run_dir)
 
 
-def load_config(config: Union[str, Path, dict, None] = None, overrides: Optional[list[str]] = None):
-    """Resolved chains of a config: ``[(chain id, Config, varied settings), ...]``."""
-    from .loading import expand, load_raw
-    from .reference import preset_path
+def load_config(config: Union[str, Path, dict, list, None] = None, overrides: Optional[list[str]] = None, *,
+                preset: Optional[str] = None):
+    """Resolved chains of a config: a list of ``Chain`` (``.id``, ``.config``: the ``Config``, ``.varied``: its settings).
 
-    raw = load_raw(config if config is not None else preset_path("default"), overrides)
-    return expand(raw)
+    The sources are ``run``'s: ``preset`` (a shipped preset by name), then ``config`` (a YAML
+    path, a dict, or a list of those) merged over it, then the overrides; the ``default``
+    preset when neither is given (``genloop config [-p NAME] [key=value ...]``)."""
+    from .loading import expand, load_raw
+    from .reference import config_sources
+
+    return expand(load_raw(config_sources(config, preset), overrides))
+
+
+def _run_name(config: Any, preset: Optional[str]) -> str:
+    """The default run folder's name, as the CLI's: the config file's stem, else the preset's name."""
+    if isinstance(config, (str, Path)):
+        return Path(config).stem
+    return preset if isinstance(preset, str) and preset else "default"

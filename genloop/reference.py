@@ -20,6 +20,22 @@ def preset_path(name: str) -> Path:
     return path
 
 
+def config_sources(config=None, preset=None) -> list:
+    """What ``genloop.run`` and ``genloop.load_config`` merge, in order: the preset's YAML
+    (``preset``, a name from ``presets()``), then ``config`` (a YAML path, a dict of keys, or a
+    list of those); the ``default`` preset when both are None.  This is the CLI's ``-p NAME -c
+    FILE``: the file is merged over the preset."""
+    files: list = []
+    if preset is not None:
+        if not isinstance(preset, str) or not preset:
+            raise ConfigError(f"preset={preset!r}: give a preset name as a string, e.g. preset='theory' "
+                              f"(known presets: {', '.join(presets())})")
+        files.append(preset_path(preset))
+    if config is not None:
+        files.extend(config if isinstance(config, (list, tuple)) else [config])
+    return files or [preset_path("default")]
+
+
 def presets() -> dict[str, str]:
     """Preset name -> its first comment line (what it is and what it needs)."""
     out = {}
