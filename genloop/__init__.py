@@ -65,8 +65,13 @@ def run(config: Union[str, Path, dict, list, None] = None, out_dir: Union[str, P
     elif isinstance(config, (list, tuple)):
         config = [to_dict(c) if isinstance(c, Config) else c for c in config]
     raw = load_raw(config_sources(config, preset), overrides, plugins=plugins)
+    def reference_ready(refs: list) -> None:  # the folder is prepared and the real data loaded
+        _write_real_passages(exp)
+        if on_reference is not None:
+            on_reference(refs)
+
     exp = Experiment(raw, out_dir, force=force, progress=progress, on_generation=on_generation,
-                     on_reference=on_reference)
+                     on_reference=reference_ready)
     changed = exp.folder_change()  # refuses a folder made with another config, unless it is an extension
     if on_start is not None:
         on_start(exp, changed)
@@ -100,6 +105,25 @@ def load_config(config: Union[str, Path, dict, list, None] = None, overrides: Op
     from .reference import config_sources
 
     return expand(load_raw(config_sources(config, preset), overrides))
+
+
+REAL_PASSAGES = 3  # real text passages per chain the report shows beside each generation's
+
+
+def _write_real_passages(exp: Any) -> None:
+    """For text data: the first decoded blocks of each chain's real training text, in
+    ``RUN/real_passages.json`` (chain id -> passages), which the report shows beside every
+    generation's passages.  Uses the real data ``prepare`` has just loaded."""
+    from .store import write_json
+
+    out = {}
+    for ch in exp.chains:
+        real = exp.real_for(ch.config)
+        if not callable(getattr(real.train, "texts", None)):  # not text (images, vectors)
+            return
+        out[ch.id] = real.train.texts(REAL_PASSAGES)
+    if out:
+        write_json(exp.store.root / "real_passages.json", out)
 
 
 def _run_name(config: Any, preset: Optional[str]) -> str:
