@@ -1,5 +1,5 @@
 """Presets (the YAML files in ``genloop/presets``) and the reference table of every key
-(``genloop config --reference``, ``docs/config.md``), built from the fields' help and bounds."""
+(``genloop config --reference``, ``docs/reference.md``), built from the fields' help and bounds."""
 from __future__ import annotations
 
 import dataclasses
@@ -75,3 +75,18 @@ def reference() -> str:
 
     walk(Config, "")
     return "\n".join(lines) + "\n"
+
+
+REFERENCE_HEADER = """# Configuration reference
+
+Every key, its type, default and meaning, generated from the code (`genloop config
+--reference` prints the table; `python docs/gen_reference.py` writes this page).  A list given
+for a scalar key is a sweep axis (one chain per value).  How keys are set (YAML files,
+`key=value` overrides, presets, plugins): [Configuration](config.md).
+
+"""
+
+
+def reference_page() -> str:
+    """``docs/reference.md``: a header and the ``reference()`` table."""
+    return REFERENCE_HEADER + reference()

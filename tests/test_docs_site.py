@@ -1,0 +1,47 @@
+"""The documentation site: the configuration reference page is the one the code generates,
+and `mkdocs build --strict` passes (every page in the nav exists, every link and anchor
+resolves, no page is left out of the nav)."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from genloop.reference import reference, reference_page
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_reference_page_is_the_generated_one():
+    page = (REPO / "docs" / "reference.md").read_text()
+    assert reference() in page  # every key's row
+    assert page == reference_page(), "docs/reference.md is stale: run python docs/gen_reference.py"
+
+
+def test_gen_reference_check_detects_a_stale_page(tmp_path):
+    script = (REPO / "docs" / "gen_reference.py").read_text()
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "gen_reference.py").write_text(script)
+    (docs / "reference.md").write_text("# stale\n")
+    env_path = str(REPO)
+    run = lambda *a: subprocess.run([sys.executable, str(docs / "gen_reference.py"), *a], capture_output=True,  # noqa: E731
+                                    text=True, env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"}, timeout=120)
+    assert run("--check").returncode == 1
+    assert run().returncode == 0 and (docs / "reference.md").read_text() == reference_page()
+    assert run("--check").returncode == 0
+
+
+def test_mkdocs_build_strict(tmp_path):
+    pytest.importorskip("mkdocs", reason="mkdocs is not installed (pip install 'genloop[docs]')")
+    try:
+        import material  # noqa: F401
+    except ImportError:
+        pytest.skip("mkdocs-material is not installed (pip install 'genloop[docs]')")
+    site = tmp_path / "site"
+    res = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(REPO / "mkdocs.yml"),
+                          "-d", str(site)], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert res.returncode == 0, res.stderr[-4000:]
+    for page in ("index.html", "results/index.html", "reference/index.html", "loop/index.html"):
+        assert (site / page).is_file(), page
+    assert "mnist-small-3seeds.png" in (site / "results" / "index.html").read_text()
