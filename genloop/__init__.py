@@ -65,6 +65,7 @@ def run(config: Union[str, Path, dict, list, None] = None, out_dir: Union[str, P
     elif isinstance(config, (list, tuple)):
         config = [to_dict(c) if isinstance(c, Config) else c for c in config]
     raw = load_raw(config_sources(config, preset), overrides, plugins=plugins)
+
     def reference_ready(refs: list) -> None:  # the folder is prepared and the real data loaded
         _write_real_passages(exp)
         if on_reference is not None:
