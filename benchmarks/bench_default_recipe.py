@@ -1,4 +1,4 @@
-"""Training budget against generation-0 quality for the default job (issue 10): one
+"""Training budget against generation-0 quality for the default job: one
 generation of `genloop run` per recipe, its FD on classifier features against the run's
 own equal-N reference row (n = 359 per side, metrics.draws = 5 draws), and the seconds it
 trained.
@@ -41,7 +41,7 @@ scratch script, same command and same reading of metrics.csv / reference.csv):
     width 128, steps=3200  batch 256 lr 5e-3  11.03   1.80    0.987
     Step time on the idle cores (forward, backward and fused AdamW of the MLP, batch 256,
     2 threads, 100 steps, twice): width 128 7.5 / 7.8 ms, width 192 10.9 / 11.5 ms, width 256
-    16.0 / 16.5 ms.  So width 128 x 2,400 steps reaches the 2x target with ~0.7x the training
+    16.0 / 16.5 ms.  So width 128 x 2,400 steps reaches FD <= 2x the reference with ~0.7x the training
     time of the preset (about 12 minutes for the job, estimated) and width 128 x 1,600 gives 2.5x
     at ~0.5x (about 8 minutes): better per second than width 256, still not 5 minutes at 2x.
 
@@ -54,8 +54,8 @@ not help (the samples are limited by the network, not the solver).  `generator.e
 min(decay, (1 + step) / (10 + step)) is below both until step 1,791.  torch.compile of the
 MLP (measured separately: 10.1 -> 9.5 ms per step after a 25 s compile) and 3 chains in 3
 one-thread worker processes (`--workers 3 --threads 1`: 50.7 s for the 3 chains' first
-generation against ~62 s one after another, numbers identical) gain 5-25 %, not the 3x the
-5-minute target would need.  The default preset takes 1,600 x 256 at lr 5e-3.
+generation against ~62 s one after another, numbers identical) gain 5-25 %, not the 3x a
+5-minute job would need.  The default preset takes 1,600 x 256 at lr 5e-3.
 """
 from __future__ import annotations
 

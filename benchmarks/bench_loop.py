@@ -1,4 +1,4 @@
-"""Benchmark of the default job (issue 2): the paper's MNIST experiment on the
+"""Benchmark of the default job: the paper's MNIST experiment on the
 embedded digits, 3 guidance values x 10 generations, on this machine's CPU.
 
 Reports: wall time; seconds per generation split into train / sample / score;
@@ -34,17 +34,17 @@ run's own rows):
       generation 0, c00_guidance_scale=1: FD(real test, 359 samples) = 9.643 = 1.57x the reference
       generation 0, c01_guidance_scale=0.1: FD(real test, 359 samples) = 9.442 = 1.54x the reference
       generation 0, c02_guidance_scale=1e-10: FD(real test, 359 samples) = 10.553 = 1.72x the reference
-    (per-generation tables: README, "What the default job shows")
+    (per-generation tables: docs/results.md, "The default job")
 
-Reading: generation-0 FD within 2x of the equal-N reference for every w (met, by the run's
-5-draw reference row too: 1.65x / 1.61x / 1.81x); the job takes 15.8 minutes (the 5-minute
-target is NOT met; benchmarks/bench_default_recipe.py measures why: quality costs training
+Reading: generation-0 FD within 2x of the equal-N reference for every w (also by the run's
+5-draw reference row too: 1.65x / 1.61x / 1.81x); the job takes 15.8 minutes (not 5;
+benchmarks/bench_default_recipe.py measures why: quality costs training
 compute, and the recipes that fit 5 minutes give FD ~3.5x).  The matmul bound on this
 machine varied 131-175 GFLOP/s over the session (226 in an earlier session's machine).
 
 RESULTS, previous recipe (1,500 steps x 128 at lr 3e-3), whole job (commit fe1e0d1, 2026-11-29; the test suite ran on the same
 2 cores for the first ~13 minutes, so the wall time is not the idle time; the least-loaded
-generations, 19-25 s, give about 10-12 minutes idle: the 5-minute target is not met):
+generations, 19-25 s, give about 10-12 minutes idle):
 
     fp32 matmul bound (2048^3, 2 threads): 166.0 GFLOP/s
     training step: 0.709 GFLOP/step, 49.6 GFLOP/s achieved = 30% of the bound
@@ -62,9 +62,9 @@ generations, 19-25 s, give about 10-12 minutes idle: the 5-minute target is not 
       generation 0, c02_guidance_scale=1e-10: FD(real test, 359 samples) = 15.213 = 1.79x the reference
 
 (The equal-N reference at n = 359 is noisy: 10 draws give 6.14 +- 2.69, against which the
-generation-0 ratios are 1.91x / 2.25x / 2.62x; see README.)
+generation-0 ratios are 1.91x / 2.25x / 2.62x; see docs/results.md.)
 
-RESULTS, previous recipe (issue 10: 1,500 steps at lr 3e-3, Min-SNR-5, DPM-Solver++(2M) 20 steps), one generation:
+RESULTS, previous recipe (1,500 steps at lr 3e-3, Min-SNR-5, DPM-Solver++(2M) 20 steps), one generation:
 python benchmarks/bench_loop.py --out /tmp/i10/bench_loop_g1 --generations 1, 2026-11-29, 2 cores
 HEAVILY LOADED by other jobs (note the matmul rate, 31 against 226 GFLOP/s idle), so the
 seconds are not the job's idle time:
@@ -87,8 +87,7 @@ seconds are not the job's idle time:
     chain w = 0.1:   gen 0 | acc 0.987 | ce 0.031 | fd 9.0 | prec 0.955 | rec 0.836
     chain w = 1e-10: gen 0 | acc 0.977 | ce 0.065 | fd 11.3 | prec 0.938 | rec 0.853
 
-Reading: generation-0 FD is within 2x of the equal-N real reference for every w (target met;
-the previous recipe: 1.53x / 3.43x / 4.13x, measured the same way with a scratch script).
+Reading: generation-0 FD is within 2x of the equal-N real reference for every w (the previous recipe: 1.53x / 3.43x / 4.13x, measured the same way with a scratch script).
 Idle time is estimated, not measured: 1,500 steps x 0.709 GFLOP at the idle ~117 GFLOP/s is
 ~9 s per generation, about 5 minutes for the whole job.
 
@@ -147,7 +146,7 @@ need an idle machine):
         8 |  0.180 |  3.736 |  760.8 |  0.004 |  0.002
         9 |  0.153 |  3.881 |  802.0 |  0.003 |  0.001
 
-Reading: the job takes 3.3 min (target <= 10, aim 5).  Per generation 6.6 s: train 5.8 s
+Reading: the job takes 3.3 min.  Per generation 6.6 s: train 5.8 s
 (800 steps x 0.71 GFLOP at ~117 GFLOP/s, about half the measured fp32 matmul bound; the
 MLP's 256-wide matrices are small for this CPU's GEMM), sample 0.7 s, score 0.1 s.
 Generation 0 at w = 1.0 reaches 0.999 classifier accuracy (classifier on the real test

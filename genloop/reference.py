@@ -1,5 +1,5 @@
 """Presets (the YAML files in ``genloop/presets``) and the reference table of every key
-(``genloop config --reference``, ``docs/config.md``), built from the fields' help and bounds."""
+(``genloop config --reference``, ``docs/reference.md``), built from the fields' help and bounds."""
 from __future__ import annotations
 
 import dataclasses
@@ -18,6 +18,22 @@ def preset_path(name: str) -> Path:
         known = ", ".join(sorted(p.stem for p in PRESET_DIR.glob("*.yaml")))
         raise ConfigError(f"preset {name!r} does not exist (known presets: {known})")
     return path
+
+
+def config_sources(config=None, preset=None) -> list:
+    """What ``genloop.run`` and ``genloop.load_config`` merge, in order: the preset's YAML
+    (``preset``, a name from ``presets()``), then ``config`` (a YAML path, a dict of keys, or a
+    list of those); the ``default`` preset when both are None.  This is the CLI's ``-p NAME -c
+    FILE``: the file is merged over the preset."""
+    files: list = []
+    if preset is not None:
+        if not isinstance(preset, str) or not preset:
+            raise ConfigError(f"preset={preset!r}: give a preset name as a string, e.g. preset='theory' "
+                              f"(known presets: {', '.join(presets())})")
+        files.append(preset_path(preset))
+    if config is not None:
+        files.extend(config if isinstance(config, (list, tuple)) else [config])
+    return files or [preset_path("default")]
 
 
 def presets() -> dict[str, str]:
@@ -59,3 +75,18 @@ def reference() -> str:
 
     walk(Config, "")
     return "\n".join(lines) + "\n"
+
+
+REFERENCE_HEADER = """# Configuration reference
+
+Every key, its type, default and meaning, generated from the code (`genloop config
+--reference` prints the table; `python docs/gen_reference.py` writes this page).  A list given
+for a scalar key is a sweep axis (one chain per value).  How keys are set (YAML files,
+`key=value` overrides, presets, plugins): [Configuration](config.md).
+
+"""
+
+
+def reference_page() -> str:
+    """``docs/reference.md``: a header and the ``reference()`` table."""
+    return REFERENCE_HEADER + reference()

@@ -82,5 +82,5 @@ def test_presets_and_reference():
 def test_docs_config_reference_is_current():
     from pathlib import Path
 
-    doc = (Path(__file__).parent.parent / "docs" / "config.md").read_text()
-    assert reference() in doc, "docs/config.md is stale: regenerate it with `genloop config --reference`"
+    doc = (Path(__file__).parent.parent / "docs" / "reference.md").read_text()
+    assert reference() in doc, "docs/reference.md is stale: regenerate it with `python docs/gen_reference.py`"

@@ -5,8 +5,8 @@ so the file can be mailed or opened offline; nothing is fetched.  Sections: the
 config (YAML), the settings (chains, their varied values, generations
 finished), metric curves (mean and 95% confidence band over seeds, one line per
 setting), samples of every generation in the paper's layout (one block per
-chain, one row per generation, one column per class), accuracy
-per class, the training-pool composition (accumulating interaction models, when
+chain, one row per generation, one column per class) and accuracy per class, or,
+for a text run, a few passages of every generation below the real text's, the training-pool composition (accumulating interaction models, when
 ``genloop.report.composition`` is present) and the seconds each generation
 took.  The figures are also saved under ``RUN/plots`` as PNG and PDF.
 
@@ -45,6 +45,11 @@ pre { background: #f5f5f7; padding: 0.8em; overflow: auto; font-size: 0.8em; max
 .block th, .block td { border: 0; padding: 0 0.4em 1px 0; vertical-align: middle; }
 img.samples { display: block; max-width: none; image-rendering: pixelated; image-rendering: crisp-edges; }
 pre.passage { white-space: pre-wrap; max-width: 60em; font-size: 0.8em; background: #f7f7f7; padding: 0.4em; margin: 0.2em 0; }
+table.passages { table-layout: fixed; width: 100%; font-size: 0.9em; }
+table.passages td { text-align: left; vertical-align: top; white-space: normal; width: 31%; }
+table.passages th { text-align: left; vertical-align: top; width: 5em; }
+.passage { white-space: pre-wrap; overflow-wrap: anywhere; line-height: 1.35; }
+tr.real td { background: #eef3fa; } details { margin: 0.6em 0; } summary { cursor: pointer; font-weight: 600; }
 figcaption { font-size: 0.8em; color: #555; } .done { color: #207520; } .part { color: #a06000; }
 """
 
@@ -274,25 +279,55 @@ def _samples_section(store: RunStore, chains: list[dict]) -> str:
 PASSAGES_SHOWN = 3  # generated passages shown per generation
 
 
+def _passage_files(store: RunStore, chain: str, generation: int) -> list[Path]:
+    return sorted(store.gen_dir(chain, generation).glob("passages*.json"))
+
+
+def is_text_run(store: RunStore, chains: list[dict]) -> bool:
+    """A run on text: its generations keep passages (``passages*.json``) instead of grids, or
+    (before any generation finished) the run wrote the real passages or a tokenizer."""
+    if (store.root / "real_passages.json").exists() or any((store.cache_dir / "data").glob("tokenizer-*.json")):
+        return True
+    for ch in chains:
+        n = store.finished_generations(ch["id"])
+        if n and _passage_files(store, ch["id"], n - 1):
+            return True
+    return False
+
+
+def _passage_cells(texts: list[str]) -> str:
+    cells = "".join(f'<td><div class="passage">{_e(t)}</div></td>' for t in texts[:PASSAGES_SHOWN])
+    return cells + "<td></td>" * (PASSAGES_SHOWN - min(len(texts), PASSAGES_SHOWN))
+
+
 def _passages_section(store: RunStore, chains: list[dict]) -> Optional[str]:
-    """A few generated passages per generation (text runs: ``passages*.json``), HTML-escaped."""
+    """Text runs: per chain, the real training text's first passages, then the first generated
+    passages of every finished generation below them, column by column (HTML-escaped, left-aligned,
+    line breaks kept).  The first chain is open, the others fold."""
+    path = store.root / "real_passages.json"
+    real = read_json(path) if path.exists() else {}
     out = []
     for ch in chains:
         rows = []
+        if real.get(ch["id"]):
+            rows.append(f'<tr class="real"><th>real text</th>{_passage_cells(real[ch["id"]])}</tr>')
         for g in range(store.finished_generations(ch["id"])):
-            d = store.gen_dir(ch["id"], g)
-            for p in sorted(d.glob("passages*.json")):
+            for p in _passage_files(store, ch["id"], g):
                 lineage = p.stem[len("passages"):].lstrip("_")
-                texts = read_json(p)[:PASSAGES_SHOWN]
                 cap = f"gen {g}" + (f" ({lineage})" if lineage else "")
-                cells = "".join(f"<pre class=\"passage\">{_e(t)}</pre>" for t in texts)
-                rows.append(f"<tr><th>{_e(cap)}</th><td>{cells}</td></tr>")
-        if rows:
-            out.append(f"<h3>{_e(ch['id'])}</h3><table>{''.join(rows)}</table>")
+                rows.append(f"<tr><th>{_e(cap)}</th>{_passage_cells(read_json(p))}</tr>")
+        if not rows:
+            continue
+        varied = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in ch.get("varied", {}).items())
+        title = f"{varied} ({ch['id']})" if varied else ch["id"]
+        out.append(f'<details{" open" if not out else ""}><summary>{_e(title)}</summary>'
+                   f'<table class="passages">{"".join(rows)}</table></details>')
     if not out:
         return None
-    return ('<p class="muted">The first generated passages (blocks of tokens, decoded) of every generation; '
-            "generation 0 is trained on real text.</p>" + "".join(out))
+    return ('<p class="muted">One block per chain (click a title to open or fold it): the first '
+            f"{PASSAGES_SHOWN} passages (blocks of tokens, decoded) of every finished generation, below the "
+            "real training text's first passages (shaded). Generation 0 is trained on real text.</p>"
+            + "".join(out))
 
 
 def _per_class_section(store: RunStore, summary: list[dict]) -> str:
@@ -399,12 +434,14 @@ def render(run_dir: Union[str, Path], classes: Optional[list[int]] = None) -> st
         ("config", "Config", f"<pre>{_e(config_text)}</pre>"),
         ("settings", "Settings", _settings_section(store, chains, raw, rows)),
         ("curves", "Metric curves", _curves_section(store, summary, raw, classes)),
-        ("samples", "Samples per generation", _samples_section(store, chains)),
-        ("per-class", "Accuracy per class", _per_class_section(store, summary)),
     ]
-    passages = _passages_section(store, chains)
-    if passages is not None:
-        sections.insert(4, ("passages", "Generated text", passages))
+    if is_text_run(store, chains):  # passages instead of sample grids; no classes to score
+        passages = _passages_section(store, chains)
+        sections.append(("passages", "Generated text",
+                         passages or '<p class="muted">No finished generation yet.</p>'))
+    else:
+        sections += [("samples", "Samples per generation", _samples_section(store, chains)),
+                     ("per-class", "Accuracy per class", _per_class_section(store, summary))]
     comp = _composition_section(store)
     if comp is not None:
         sections.append(("composition", "Training pool composition", comp))
