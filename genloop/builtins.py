@@ -61,6 +61,7 @@ import genloop.loop.interactions.fresh  # noqa: F401
 import genloop.loop.interactions.curate  # noqa: F401
 import genloop.loop.interactions.detect  # noqa: F401
 import genloop.loop.interactions.ecosystem  # noqa: F401
+import genloop.loop.interactions.verify  # noqa: F401
 
 from .config import Config, ConfigError
 from .data import DATASETS

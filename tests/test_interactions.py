@@ -47,7 +47,9 @@ class _FakeScorer:
 
 
 # Every registered model with its defaults, plus variants of their options.
-CASES = [(name, ()) for name in INTERACTIONS.names()] + [
+# Models that need more than the defaults (verify: a data source with an exact truth).
+NEEDS = {"verify": ("data.name=gaussian", "loop.verify_false_accept=0.5")}
+CASES = [(name, NEEDS.get(name, ())) for name in INTERACTIONS.names()] + [
     ("mix", ("loop.real_fraction=0",)),
     ("mix", ("loop.real_fraction=1",)),
     ("fresh", ("loop.fresh_reserve=0.1", "loop.fresh_fraction=0.2")),
@@ -63,6 +65,8 @@ CASES = [(name, ()) for name in INTERACTIONS.names()] + [
     ("accumulate", ("loop.synthetic_schedule=constant", "loop.synthetic_fraction=0.6")),
     ("accumulate_subsample", ("loop.synthetic_schedule=constant", "loop.synthetic_fraction=0.7", "loop.train_size=200",
                               "loop.real_draws=fresh", "loop.fresh_reserve=0.2")),
+    ("verify", ("data.name=gaussian", "loop.synthetic_schedule=constant", "loop.synthetic_fraction=0.6",
+                "loop.verify_false_reject=0.3")),
 ]
 
 

@@ -74,4 +74,5 @@ from .fresh import Fresh  # noqa: F401
 from .curate import CURATE_SCORES, Curate  # noqa: F401
 from .detect import DETECTOR_FEATURES, Detect, detector_features, fit_logistic, learned_detector  # noqa: F401
 from .ecosystem import Ecosystem  # noqa: F401
-from . import schedule  # noqa: F401  (synthetic-fraction schedules: loop.synthetic_schedule ...)
+from . import schedule  # noqa: F401
+from .verify import VERIFIERS, Verify  # noqa: F401  (synthetic-fraction schedules: loop.synthetic_schedule ...)

@@ -1,6 +1,6 @@
 """Synthetic-fraction schedules: how much of each later generation's training set is
 synthetic, read by every interaction model that mixes real and synthetic data (``mix``,
-``fresh``, ``accumulate``, ``accumulate_subsample``).
+``fresh``, ``accumulate``, ``accumulate_subsample``, ``verify``).
 
 The synthetic share s_g of generation g >= 1 (generation 0 trains on real data):
 
@@ -14,7 +14,8 @@ The synthetic share s_g of generation g >= 1 (generation 0 trains on real data):
 then s_g = min(s_g, 1 - ``loop.real_floor``) (a floor on the real share).  Without
 ``loop.synthetic_schedule`` each model keeps its own key: ``mix`` s = 1 -
 ``loop.real_fraction``, ``fresh`` s = 1 - ``loop.fresh_fraction``, ``accumulate`` and
-``accumulate_subsample`` no share (their old pools).
+``accumulate_subsample`` no share (their old pools), ``verify`` s = 1 (the accepted
+samples only).
 
 A training set of size N has round(s_g N) synthetic items and N - round(s_g N) real ones.
 N is ``loop.train_size`` or: ``mix``, ``accumulate_subsample`` the real training set's size
@@ -44,7 +45,7 @@ from .base import Pool, take
 
 log = logging.getLogger(__name__)
 
-READERS = ("mix", "fresh", "accumulate", "accumulate_subsample")
+READERS = ("mix", "fresh", "accumulate", "accumulate_subsample", "verify")
 
 
 @dataclass
@@ -52,7 +53,7 @@ class ScheduleOptions:
     """Options of the synthetic-fraction schedules (``loop.<key>``), read by mix, fresh,
     accumulate and accumulate_subsample."""
 
-    synthetic_schedule: Optional[str] = opt(None, "share of synthetic data in each later generation's training set: constant, list, linear, exponential (None: each model's own key, e.g. mix's real_fraction); read by mix, fresh, accumulate, accumulate_subsample", choices=("constant", "list", "linear", "exponential"))
+    synthetic_schedule: Optional[str] = opt(None, "share of synthetic data in each later generation's training set: constant, list, linear, exponential (None: each model's own key, e.g. mix's real_fraction); read by mix, fresh, accumulate, accumulate_subsample, verify", choices=("constant", "list", "linear", "exponential"))
     synthetic_fraction: float = opt(0.5, "schedules: synthetic share of generation 1 (constant: of every later generation)", ge=0.0, le=1.0)
     synthetic_fraction_end: float = opt(1.0, "linear schedule: synthetic share reached after loop.synthetic_ramp generations", ge=0.0, le=1.0)
     synthetic_ramp: int = opt(10, "linear schedule: generations from loop.synthetic_fraction to loop.synthetic_fraction_end", ge=1)
@@ -63,7 +64,7 @@ class ScheduleOptions:
     real_draws: str = opt("same", "schedules: the real part of a later training set comes from the same real training set each generation (same), or is real data never used before, from a reserve held back from generation 0 (fresh; the fresh model always)", choices=("same", "fresh"))
 
 
-add_options(LoopConfig, ScheduleOptions, "synthetic-fraction schedule (mix, fresh, accumulate, accumulate_subsample)")
+add_options(LoopConfig, ScheduleOptions, "synthetic-fraction schedule (mix, fresh, accumulate, accumulate_subsample, verify)")
 
 
 def configured(loop: LoopConfig) -> bool:
@@ -78,6 +79,8 @@ def model_default(loop: LoopConfig) -> Optional[float]:
         return 1.0 - loop.real_fraction
     if loop.interaction == "fresh":
         return 1.0 - loop.fresh_fraction
+    if loop.interaction == "verify":
+        return 1.0  # the accepted samples only
     return None
 
 
@@ -225,12 +228,16 @@ class RealSupply:
         idx = self.reserve[(start + np.arange(k)) % len(self.reserve)] if k else np.zeros(0, np.int64)
         return Pool.real(self.train.subset(idx), idx)
 
-    def pool(self, g: int, synthetic: Pool, rng: np.random.Generator, size: Optional[int] = None) -> Pool:
+    def pool(self, g: int, synthetic: Pool, rng: np.random.Generator, size: Optional[int] = None,
+             short_ok: bool = False) -> Pool:
         """Generation ``g``'s training set: its share of ``synthetic`` (drawn without
-        replacement) and the rest real; ``size`` defaults to ``self.size``."""
+        replacement) and the rest real; ``size`` defaults to ``self.size``.  ``short_ok``:
+        fewer synthetic items than the share asks for are all used (verify)."""
         s = self.share(g)
         size = self.size if size is None else size
         k, m = split(s, size)
+        if short_ok:
+            m = min(m, len(synthetic))
         if m > len(synthetic):
             raise ConfigError(f"loop.train_size: generation {g} needs {m} synthetic items and only {len(synthetic)} "
                               "are available (lower loop.train_size or the synthetic share)")
