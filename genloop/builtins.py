@@ -27,6 +27,7 @@ import genloop.data.shapes  # noqa: F401
 import genloop.data.text  # noqa: F401  (shakespeare, text; tokenizers word, char)
 import genloop.data.zipf  # noqa: F401  (zipf-markov)
 import genloop.data.categorical  # noqa: F401
+import genloop.data.brackets  # noqa: F401
 # Noise schedules (SCHEDULES) and samplers (SAMPLERS).
 import genloop.diffusion.schedule  # noqa: F401  (linear, cosine)
 import genloop.diffusion.ddpm  # noqa: F401
@@ -52,6 +53,7 @@ import genloop.metrics.image_metrics  # noqa: F401  (fd, kid, prdc)
 import genloop.metrics.lowdim  # noqa: F401  (frechet, wasserstein, variance_ratio)
 import genloop.metrics.text  # noqa: F401
 import genloop.metrics.categorical  # noqa: F401
+import genloop.metrics.brackets  # noqa: F401
 # Interaction models (INTERACTIONS).
 import genloop.loop.interactions.replace  # noqa: F401
 import genloop.loop.interactions.mix  # noqa: F401
