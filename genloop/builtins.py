@@ -64,6 +64,8 @@ import genloop.loop.interactions.curate  # noqa: F401
 import genloop.loop.interactions.detect  # noqa: F401
 import genloop.loop.interactions.ecosystem  # noqa: F401
 import genloop.loop.interactions.verify  # noqa: F401
+# Collapse onset (metrics.onset_tolerance; onset.csv and the summary's onset columns).
+import genloop.loop.onset  # noqa: F401
 
 from .config import Config, ConfigError
 from .data import DATASETS

@@ -7,6 +7,8 @@ Columns (samples: the generation's samples' empirical distribution q; truth p):
 - ``outcomes_lost``   outcomes with p_k > 0 that no sample shows.
 - ``tv_truth``        total variation 1/2 sum |q_k - p_k|.
 - ``kl_q_truth``      KL(q || p) in nats (finite: q is 0 wherever it loses an outcome).
+- ``valid_share``     share of samples that are valid outcomes (``data.valid_categories``;
+                      without it every outcome of positive probability).
 
 With the generator that made the samples (``categorical``, which exposes its fitted
 probabilities) also the same four of the fitted model, ``model_gini_simpson``,
@@ -45,12 +47,15 @@ class CategoricalMetric:
 
     def __call__(self, fake: Any, model: Optional[Any] = None) -> dict[str, float]:
         out = columns(self.truth.frequencies(fake.tokens), self.truth.probs) if len(fake) else {}
+        if len(fake):
+            out["valid_share"] = float(self.truth.is_valid(fake.tokens).mean())
         if model is not None and hasattr(model, "probs") and callable(model.probs):
             out.update(columns(model.probs(self.truth.k, OFFSET), self.truth.probs, "model_"))
         return out
 
     def reference(self) -> dict[str, float]:
-        return columns(self.truth.frequencies(self.test.tokens), self.truth.probs)
+        return {**columns(self.truth.frequencies(self.test.tokens), self.truth.probs),
+                "valid_share": float(self.truth.is_valid(self.test.tokens).mean())}
 
 
 @register_validator
