@@ -139,24 +139,3 @@ def add_onset(store: RunStore, summary: list[dict]) -> list[dict]:
                       f"{m}_left": len(grp[m]) / grp["_n"]})
     return summary
 
-
-def first_movers(summary_rows: list[dict]) -> list[dict]:
-    """Per setting (final generation's row): metrics ordered by mean onset, for the report."""
-    last: dict[str, dict] = {}
-    for r in summary_rows:
-        if r.get("setting") is not None:
-            cur = last.get(r["setting"])
-            if cur is None or int(r["generation"]) > int(cur["generation"]):
-                last[r["setting"]] = r
-    out = []
-    for setting, r in last.items():
-        means = []
-        for k, v in r.items():
-            if k.startswith("onset_") and k.endswith("_mean"):
-                x = _number(v)
-                if x is not None:
-                    means.append((x, k[len("onset_"):-len("_mean")], _number(r.get(k[:-5] + "_left"))))
-        means.sort()
-        out.append({"setting": setting, "order": means})
-    return out
-

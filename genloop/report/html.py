@@ -346,8 +346,7 @@ def _composition_section(store: RunStore) -> Optional[str]:
 def _phase_section(store: RunStore, summary: list[dict]) -> Optional[str]:
     """Phase diagrams (``genloop.report.phase``) and, per setting, the metrics in the order
     they left the reference band (``genloop.loop.onset``)."""
-    from .phase import plot_phase
-    from ..loop.onset import first_movers
+    from .phase import first_movers, plot_phase
 
     try:
         figs = plot_phase(store.root)
@@ -361,7 +360,8 @@ def _phase_section(store: RunStore, summary: list[dict]) -> Optional[str]:
     if figs:
         parts.append('<div class="figs">' + "".join(_figure(p, c, store.root) for p, c in figs) + "</div>")
     if movers:
-        rows = [[m["setting"], ", ".join(f"{name} {g:.3g} ({left:.0%})" for g, name, left in m["order"])]
+        rows = [[m["setting"], ", ".join(f"{name} {g:.3g}" + (f" ({left:.0%})" if left is not None else "")
+                                        for g, name, left in m["order"])]
                 for m in movers]
         parts.append('<p class="muted">Collapse onset: per setting, the metrics in the order they left the real '
                      "reference's band (metrics.onset_tolerance): mean onset generation over the seeds that left it "

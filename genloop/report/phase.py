@@ -5,7 +5,8 @@ and the same for the collapse onset (``onset_<metric>_mean``, the first generati
 left the reference band, over the seeds that left it; a cell whose seeds never left is
 blank).  Drawn when a run varies at least two numeric keys besides the seed (the first
 two, in config order, are the axes; other varied keys give one figure each of their
-combinations).  Reads ``summary.csv`` and ``chains.json``."""
+combinations; ``loop.synthetic_fraction`` or ``loop.real_fraction`` is the x axis when it
+varies).  Reads ``summary.csv`` and ``chains.json``."""
 from __future__ import annotations
 
 import logging
@@ -17,6 +18,9 @@ from ..store import RunStore, read_csv
 from .plots import _save
 
 log = logging.getLogger(__name__)
+
+
+X_FIRST = ("loop.synthetic_fraction", "loop.real_fraction")
 
 
 def _num(v) -> Optional[float]:
@@ -35,6 +39,7 @@ def axes(chains: list[dict]) -> tuple[list[str], list[str]]:
             if k != "seed":
                 values.setdefault(k, set()).add(v if not isinstance(v, list) else tuple(v))
     numeric = [k for k, vs in values.items() if len(vs) >= 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vs)]
+    numeric.sort(key=lambda k: k not in X_FIRST)  # the synthetic share on the x axis when it varies
     return numeric, [k for k in values if k not in numeric]
 
 
@@ -136,3 +141,25 @@ def plot_phase(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf")) -> list
             if png is not None:
                 out.append((png, title + "; cells: mean over seeds, ± half-width of the 95 % interval"))
     return out
+
+
+def first_movers(summary_rows: list[dict]) -> list[dict]:
+    """Per setting (final generation's row): metrics ordered by mean onset, for the report."""
+    last: dict[str, dict] = {}
+    for r in summary_rows:
+        if r.get("setting") is not None:
+            cur = last.get(r["setting"])
+            if cur is None or int(r["generation"]) > int(cur["generation"]):
+                last[r["setting"]] = r
+    out = []
+    for setting, r in last.items():
+        means = []
+        for k, v in r.items():
+            if k.startswith("onset_") and k.endswith("_mean"):
+                x = _num(v)
+                if x is not None:
+                    means.append((x, k[len("onset_"):-len("_mean")], _num(r.get(k[:-5] + "_left"))))
+        means.sort()
+        out.append({"setting": setting, "order": means})
+    return out
+
