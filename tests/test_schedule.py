@@ -118,6 +118,7 @@ BAD = [
     (["loop.synthetic_schedule=linear", "loop.train_size=500"], "loop.train_size: 500 items"),
     (["loop.synthetic_schedule=constant", "loop.train_size=150", "loop.sample_count=50"], "loop.train_size: 150"),
     (["loop.real_floor=2"], "loop.real_floor: 2"),
+    (["loop.interaction=accumulate_subsample", "loop.real_draws=fresh"], "loop.real_draws: fresh real draws"),
     (["loop.synthetic_schedule=often"], "loop.synthetic_schedule: 'often' is not allowed"),
 ]
 

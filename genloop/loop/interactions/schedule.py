@@ -156,6 +156,9 @@ def _check_schedule(cfg: Config) -> None:
         if have < loop.generations - 1:
             raise ConfigError(f"loop.synthetic_fractions: {have} entries for {loop.generations} generations; give one "
                               f"synthetic share in [0, 1] per later generation ({loop.generations - 1})")
+    if loop.interaction == "accumulate_subsample" and loop.real_draws == "fresh" and loop.synthetic_schedule is None:
+        raise ConfigError("loop.real_draws: fresh real draws in accumulate_subsample need a synthetic share; set "
+                          "loop.synthetic_schedule (e.g. constant with loop.synthetic_fraction)")
     if loop.interaction == "accumulate" and loop.real_draws == "fresh":
         raise ConfigError("loop.real_draws: fresh is read by mix, fresh and accumulate_subsample; accumulate keeps "
                           "the whole real set (use same)")
