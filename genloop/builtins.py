@@ -26,6 +26,8 @@ import genloop.data.npz  # noqa: F401
 import genloop.data.shapes  # noqa: F401
 import genloop.data.text  # noqa: F401  (shakespeare, text; tokenizers word, char)
 import genloop.data.zipf  # noqa: F401  (zipf-markov)
+import genloop.data.categorical  # noqa: F401
+import genloop.data.brackets  # noqa: F401
 # Noise schedules (SCHEDULES) and samplers (SAMPLERS).
 import genloop.diffusion.schedule  # noqa: F401  (linear, cosine)
 import genloop.diffusion.ddpm  # noqa: F401
@@ -41,6 +43,7 @@ import genloop.generators.analytic  # noqa: F401  (gaussian, gmm, kde)
 import genloop.generators.ngram  # noqa: F401
 import genloop.generators.gpt  # noqa: F401
 import genloop.generators.hf  # noqa: F401  (hf-causal-lm; transformers imported only when used)
+import genloop.generators.categorical  # noqa: F401
 # Feature extractors (EXTRACTORS) and metrics (METRICS).
 import genloop.metrics.features.classifier  # noqa: F401
 import genloop.metrics.features.inception  # noqa: F401
@@ -49,6 +52,8 @@ import genloop.metrics.classifier  # noqa: F401
 import genloop.metrics.image_metrics  # noqa: F401  (fd, kid, prdc)
 import genloop.metrics.lowdim  # noqa: F401  (frechet, wasserstein, variance_ratio)
 import genloop.metrics.text  # noqa: F401
+import genloop.metrics.categorical  # noqa: F401
+import genloop.metrics.brackets  # noqa: F401
 # Interaction models (INTERACTIONS).
 import genloop.loop.interactions.replace  # noqa: F401
 import genloop.loop.interactions.mix  # noqa: F401
@@ -58,6 +63,9 @@ import genloop.loop.interactions.fresh  # noqa: F401
 import genloop.loop.interactions.curate  # noqa: F401
 import genloop.loop.interactions.detect  # noqa: F401
 import genloop.loop.interactions.ecosystem  # noqa: F401
+import genloop.loop.interactions.verify  # noqa: F401
+# Collapse onset (metrics.onset_tolerance; onset.csv and the summary's onset columns).
+import genloop.loop.onset  # noqa: F401
 # Experiment trackers (TRACKERS; each imports its package only when a run uses it).
 import genloop.tracking.mlflow_tracker  # noqa: F401
 import genloop.tracking.tensorboard_tracker  # noqa: F401

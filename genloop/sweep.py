@@ -597,6 +597,7 @@ def run_sweep(exp: Any, workers: Union[int, str, None] = 1, backend: str = "loca
             slots = gpu_slots(min(int(n_workers), max(1, len(exp.chains))), gpus, devices) if n_workers != 1 else []
         if gpus:
             log.info("%g GPU(s) per chain (%s)", gpus, backend)
+        exp.check_data()  # settings checked against the real data (sizes), before the folder is touched
         with exp.store.lock():  # one writer per run folder; stops here, naming the holder, if another run has it
             _sweep_locked(exp, backend, ray_pool, slots, n_workers, n_threads, int(retries), poll_seconds,
                           TrainingDiverged)

@@ -33,6 +33,8 @@ DATA = {
     "images": ["data.name=digits", "data.limit=80", "data.test_limit=40"],
     "vectors": ["data.name=gaussian", "data.count=80", "data.dim=2"],
     "tokens": ["data.name=zipf-markov", "data.count=40", "data.block_size=8", "data.words=20"],
+    "categorical": ["data.name=categorical", "data.count=80"],
+    "brackets": ["data.name=brackets", "data.count=80", "data.block_size=12"],
 }
 TINY = ["train.steps=3", "train.batch_size=16", "train.warmup_steps=1", "train.checkpoint_every=0",
         "generator.width=16", "generator.depth=1", "generator.heads=2", "generator.timesteps=20", "sampler.steps=2",
@@ -54,8 +56,8 @@ def _hf_data(tmp_path) -> list:
 
 
 # Entries whose data are not images: a kind of DATA, or a set-up giving the overrides.
-GENERATOR_DATA = {"ngram": "tokens", "gpt": "tokens", "hf-causal-lm": _hf_data}
-METRIC_DATA = {"text": "tokens", "frechet": "vectors", "wasserstein": "vectors", "variance_ratio": "vectors"}
+GENERATOR_DATA = {"ngram": "tokens", "gpt": "tokens", "hf-causal-lm": _hf_data, "categorical": "categorical"}
+METRIC_DATA = {"text": "tokens", "categorical": "categorical", "brackets": "brackets", "frechet": "vectors", "wasserstein": "vectors", "variance_ratio": "vectors"}
 
 
 def config(kind: str, *more: str):

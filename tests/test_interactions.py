@@ -47,7 +47,9 @@ class _FakeScorer:
 
 
 # Every registered model with its defaults, plus variants of their options.
-CASES = [(name, ()) for name in INTERACTIONS.names()] + [
+# Models that need more than the defaults (verify: a data source with an exact truth).
+NEEDS = {"verify": ("data.name=gaussian", "loop.verify_false_accept=0.5")}
+CASES = [(name, NEEDS.get(name, ())) for name in INTERACTIONS.names()] + [
     ("mix", ("loop.real_fraction=0",)),
     ("mix", ("loop.real_fraction=1",)),
     ("fresh", ("loop.fresh_reserve=0.1", "loop.fresh_fraction=0.2")),
@@ -55,6 +57,16 @@ CASES = [(name, ()) for name in INTERACTIONS.names()] + [
     ("detect", ("loop.detector=learned",)),
     ("detect", ("loop.detector_recall=1", "loop.detector_false_positive_rate=0")),
     ("ecosystem", ("loop.lineages=[{guidance_scale: 1.0}, {guidance_scale: 0.1}, {}]", "loop.shares=[0.5,0.25,0.25]")),
+    # synthetic-fraction schedules (schedule.py)
+    ("mix", ("loop.synthetic_schedule=linear", "loop.synthetic_fraction=0.2", "loop.synthetic_fraction_end=0.8",
+             "loop.synthetic_ramp=2")),
+    ("mix", ("loop.synthetic_schedule=exponential", "loop.real_draws=fresh", "loop.real_floor=0.2")),
+    ("fresh", ("loop.synthetic_schedule=list", "loop.synthetic_fractions=[0.5,0.7,0.9]")),
+    ("accumulate", ("loop.synthetic_schedule=constant", "loop.synthetic_fraction=0.6")),
+    ("accumulate_subsample", ("loop.synthetic_schedule=constant", "loop.synthetic_fraction=0.7", "loop.train_size=200",
+                              "loop.real_draws=fresh", "loop.fresh_reserve=0.2")),
+    ("verify", ("data.name=gaussian", "loop.synthetic_schedule=constant", "loop.synthetic_fraction=0.6",
+                "loop.verify_false_reject=0.3")),
 ]
 
 

@@ -426,6 +426,15 @@ class Experiment:
                 break
         return found
 
+    def check_data(self) -> None:
+        """Build, once, each chain's interaction model that checks its settings against the real
+        data (``Interaction.checks_data``: sizes, data kinds), so that such an error is one line
+        before the run folder is touched."""
+        for ch in self.chains:
+            cls = INTERACTIONS.get(ch.config.loop.interaction)
+            if cls.checks_data(ch.config):
+                cls(ch.config, self.real_for(ch.config))
+
     def real_for(self, cfg: Config) -> RealData:
         key = digest(to_dict(cfg.data))
         if key not in self._real:

@@ -161,8 +161,10 @@ def write_summary(store: RunStore, rows: Optional[list[dict]] = None) -> Optiona
             acc.add(r)
     if not acc.groups:
         return None
+    from .onset import add_onset
+
     path = store.root / "summary.csv"
-    write_csv(path, acc.rows())
+    write_csv(path, add_onset(store, acc.rows()))
     return path
 
 
@@ -200,5 +202,7 @@ def write_tables(store: RunStore) -> int:
         text.detach()
 
     atomic_write(store.root / "metrics.csv", csv_)
-    write_csv(store.root / "summary.csv", acc.rows())
+    from .onset import add_onset
+
+    write_csv(store.root / "summary.csv", add_onset(store, acc.rows()))
     return count

@@ -378,6 +378,32 @@ def _composition_section(store: RunStore) -> Optional[str]:
             f'generations).</p><div class="figs">{figs}</div>')
 
 
+def _phase_section(store: RunStore, summary: list[dict]) -> Optional[str]:
+    """Phase diagrams (``genloop.report.phase``) and, per setting, the metrics in the order
+    they left the reference band (``genloop.loop.onset``)."""
+    from .phase import first_movers, plot_phase
+
+    try:
+        figs = plot_phase(store.root)
+    except Exception as exc:  # noqa: BLE001 - the rest of the report is still worth writing
+        log.warning("report: phase diagram failed: %s", exc)
+        figs = []
+    movers = [m for m in first_movers(summary) if m["order"]]
+    if not figs and not movers:
+        return None
+    parts = []
+    if figs:
+        parts.append('<div class="figs">' + "".join(_figure(p, c, store.root) for p, c in figs) + "</div>")
+    if movers:
+        rows = [[m["setting"], ", ".join(f"{name} {g:.3g}" + (f" ({left:.0%})" if left is not None else "")
+                                        for g, name, left in m["order"])]
+                for m in movers]
+        parts.append('<p class="muted">Collapse onset: per setting, the metrics in the order they left the real '
+                     "reference's band (metrics.onset_tolerance): mean onset generation over the seeds that left it "
+                     "(share of seeds that did).</p>" + _table(["setting", "metrics by onset"], rows))
+    return "".join(parts)
+
+
 def _timing_section(store: RunStore, rows: list[dict]) -> str:
     png = plots.plot_timing(store.root)
     if png is None:
@@ -442,6 +468,9 @@ def render(run_dir: Union[str, Path], classes: Optional[list[int]] = None) -> st
     else:
         sections += [("samples", "Samples per generation", _samples_section(store, chains)),
                      ("per-class", "Accuracy per class", _per_class_section(store, summary))]
+    phase = _phase_section(store, summary)
+    if phase is not None:
+        sections.insert(3, ("phase", "Phase diagram and collapse onset", phase))
     comp = _composition_section(store)
     if comp is not None:
         sections.append(("composition", "Training pool composition", comp))

@@ -56,6 +56,15 @@ Models (n = size of the real training set, N_s = samples per generation):
                pixels (and their squares when D <= 256), cross-fitted on two random halves so
                that every candidate is judged by a model that did not see it; its
                measured recall and false-positive rate go into the metrics row.
+- ``verify``   samples enter the history only when a verifier with settable false-accept /
+               false-reject rates (``loop.verify_false_accept`` / ``_reject``) accepts them
+               against the data's exact truth (``VERIFIERS``); later generations train on the
+               accepted samples, mixed with real data by the synthetic-fraction schedule.
+
+Every model that mixes real and synthetic data (mix, fresh, accumulate,
+accumulate_subsample, verify) reads the synthetic-fraction schedule
+(``schedule.py``: ``loop.synthetic_schedule`` and its keys) when one is set.
+
 - ``ecosystem``  several lineages (``loop.lineages``: generator-config overrides
                each) train on one shared pool; generation g's N_s samples are split
                into shares ``loop.shares``, lineage l sampling its share; the pool of
@@ -74,3 +83,5 @@ from .fresh import Fresh  # noqa: F401
 from .curate import CURATE_SCORES, Curate  # noqa: F401
 from .detect import DETECTOR_FEATURES, Detect, detector_features, fit_logistic, learned_detector  # noqa: F401
 from .ecosystem import Ecosystem  # noqa: F401
+from . import schedule  # noqa: F401
+from .verify import VERIFIERS, Verify  # noqa: F401  (synthetic-fraction schedules: loop.synthetic_schedule ...)

@@ -182,6 +182,13 @@ class Interaction:
         folder then cannot be extended to more generations), or None when they would not."""
         return None
 
+    @classmethod
+    def checks_data(cls, config: Config) -> bool:
+        """True when building the model with ``config`` checks settings against the real data
+        (sizes, data kinds): the runner then builds it once before it makes a run folder, so
+        such an error is one line and leaves nothing behind."""
+        return False
+
     def sample_count(self) -> int:
         return self.config.loop.sample_count or len(self.real.train)
 

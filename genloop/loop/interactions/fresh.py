@@ -9,6 +9,7 @@ import numpy as np
 
 from ...config import Config, ConfigError, opt
 from ...data import RealData
+from . import schedule
 from .base import INTERACTIONS, History, Interaction, Pool, take
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,17 @@ class Fresh(Interaction):
                     "(set loop.fresh_reserve to make a run that can be extended)")
         return None
 
+    @classmethod
+    def checks_data(cls, config: Config) -> bool:
+        return True  # the reserve's size against the real training set
+
     def __init__(self, config: Config, real: RealData) -> None:
         super().__init__(config, real)
+        self.supply = None
+        if schedule.configured(config.loop):  # a synthetic-fraction schedule (schedule.py)
+            self.supply = schedule.RealSupply(config, real, self.sample_count())
+            self.reserve, self.per_generation = self.supply.reserve, None
+            return
         loop = config.loop
         train = real.train
         n, later = len(train), loop.generations - 1
@@ -68,6 +78,8 @@ class Fresh(Interaction):
         return self.reserve[(np.arange(k) + (generation - 1) * k) % len(self.reserve)]
 
     def next_pool(self, generation: int, history: History, rng: np.random.Generator) -> Pool:
+        if self.supply is not None:
+            return self.supply.pool(generation, history.samples(generation - 1), rng)
         train = self.real.train
         idx = self.fresh_index(generation)
         fresh = Pool.real(train.subset(idx), idx)

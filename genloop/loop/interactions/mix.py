@@ -5,7 +5,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...config import opt
+from ...config import Config, opt
+from ...data import RealData
+from . import schedule
 from .base import INTERACTIONS, History, Interaction, Pool, take
 
 
@@ -21,7 +23,27 @@ class Mix(Interaction):
     """round(real_fraction n) real images (redrawn each generation, class-stratified)
     plus n - that many of the previous generation's samples (class-stratified)."""
 
+    @classmethod
+    def checks_data(cls, config: Config) -> bool:
+        return schedule.configured(config.loop)
+
+    def __init__(self, config: Config, real: RealData) -> None:
+        super().__init__(config, real)
+        self.supply = schedule.RealSupply(config, real, self.sample_count()) if schedule.configured(config.loop) else None
+
+    @classmethod
+    def generations_matter(cls, config: Config):
+        if config.loop.real_draws == "fresh" and config.loop.fresh_reserve is None:
+            return ("loop.real_draws=fresh sizes its real reserve from loop.generations "
+                    "(set loop.fresh_reserve to make a run that can be extended)")
+        return None
+
+    def real_reserve(self) -> np.ndarray:
+        return np.sort(self.supply.reserve) if self.supply is not None else super().real_reserve()
+
     def next_pool(self, generation: int, history: History, rng: np.random.Generator) -> Pool:
+        if self.supply is not None:  # a synthetic-fraction schedule (schedule.py)
+            return self.supply.pool(generation, history.samples(generation - 1), rng)
         train = self.real.train
         n = len(train)
         k = int(round(self.config.loop.real_fraction * n))

@@ -1,0 +1,111 @@
+"""``verify``: synthetic samples enter the history only when a verifier with known error
+rates accepts them; the next generation trains on the accepted samples, mixed with real
+data as the synthetic-fraction schedule says (schedule.py; without a schedule: accepted
+samples only).
+
+Each sample is checked against the exact truth of its data kind (``VERIFIERS``):
+
+- ``categorical``: the sample is one of the valid outcomes (the support, or
+  ``data.valid_categories``);
+- ``brackets``: the string is in the language (exact membership);
+- ``gaussian``: the sample lies in the region of the true N(mean, std^2 I) that holds
+  ``loop.verify_coverage`` of its probability (squared distance from the true mean, in
+  true standard deviations, at most the chi-square quantile with D degrees of freedom).
+
+A valid sample is rejected with probability ``loop.verify_false_reject``, an invalid one
+accepted with probability ``loop.verify_false_accept`` (independent draws from the
+generation's random stream), so the verifier's quality is a setting of the experiment.
+Each generation's row records ``verify_offered``, ``verify_valid`` (valid samples offered),
+``verify_accepted``, ``verify_wrongly_accepted`` (invalid and accepted),
+``verify_wrongly_rejected`` (valid and rejected) and ``verify_valid_kept`` (the share of
+valid samples among the accepted ones).  When the verifier accepts fewer samples than the
+schedule's synthetic part, all accepted samples are used and the training set is smaller
+(``pool_size``, ``pool_real`` say so).  A data kind without a verifier is a one-line error
+before the run folder is made.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ...config import Config, ConfigError, opt
+from ...data import RealData
+from . import schedule
+from .base import INTERACTIONS, History, Pool
+from .mix import Mix
+
+
+def _categorical(config: Config, real: RealData) -> Callable:
+    return lambda samples: real.truth.is_valid(samples.tokens)
+
+
+def _brackets(config: Config, real: RealData) -> Callable:
+    return lambda samples: real.truth.is_valid(samples.tokens)
+
+
+def _gaussian(config: Config, real: RealData) -> Callable:
+    from scipy.stats import chi2
+
+    from ...data.vectors import as_vectors
+
+    d = config.data
+    radius2 = float(chi2.ppf(config.loop.verify_coverage, d.dim))
+
+    def valid(samples) -> np.ndarray:
+        z = (as_vectors(samples.images) - d.gaussian_mean) / d.gaussian_std
+        return (z ** 2).sum(1) <= radius2
+
+    return valid
+
+
+# data.name -> factory(config, real) -> valid(samples) -> bool (N,): the exact truth a verifier checks.
+VERIFIERS: dict[str, Callable] = {"categorical": _categorical, "brackets": _brackets, "gaussian": _gaussian}
+
+
+@dataclass
+class VerifyOptions:
+    """Options of ``verify`` (``loop.<key>``)."""
+
+    verify_false_accept: float = opt(0.0, "verify: probability that the verifier accepts an invalid sample", ge=0.0, le=1.0)
+    verify_false_reject: float = opt(0.0, "verify: probability that the verifier rejects a valid sample", ge=0.0, le=1.0)
+    verify_coverage: float = opt(0.95, "verify on the gaussian source: a sample is valid when it lies in the region of the true distribution holding this much probability", gt=0.0, lt=1.0)
+
+
+@INTERACTIONS.register("verify", options=VerifyOptions)
+class Verify(Mix):
+    """Samples are kept when the verifier accepts them (module docstring); later generations
+    train on the kept samples of the previous one, mixed with real data by the schedule."""
+
+    @classmethod
+    def checks_data(cls, config: Config) -> bool:
+        return True  # the data kind must have a verifier
+
+    def __init__(self, config: Config, real: RealData) -> None:
+        super().__init__(config, real)
+        name = config.data.name
+        if name not in VERIFIERS:
+            raise ConfigError(f"loop.interaction: verify checks samples against an exact truth, which data.name "
+                              f"{name!r} does not have (verifiable: {', '.join(sorted(VERIFIERS))})")
+        self.valid = VERIFIERS[name](config, real)
+        if self.supply is None:
+            self.supply = schedule.RealSupply(config, real, self.sample_count())
+
+    def next_pool(self, generation: int, history: History, rng: np.random.Generator) -> Pool:
+        return self.supply.pool(generation, history.samples(generation - 1), rng, short_ok=True)
+
+    def select(self, generation: int, samples, rng: np.random.Generator, scorer=None):
+        loop = self.config.loop
+        n = len(samples)
+        valid = np.asarray(self.valid(samples), dtype=bool) if n else np.zeros(0, bool)
+        u = rng.random(n)
+        accept = np.where(valid, u >= loop.verify_false_reject, u < loop.verify_false_accept)
+        if not accept.any() and n:  # keep one sample so the chain can go on (counted as accepted)
+            accept[int(np.argmax(valid))] = True
+        kept = samples.subset(np.flatnonzero(accept))
+        stats = {"verify_offered": float(n), "verify_valid": float(valid.sum()), "verify_accepted": float(accept.sum()),
+                 "verify_wrongly_accepted": float((accept & ~valid).sum()),
+                 "verify_wrongly_rejected": float((~accept & valid).sum()),
+                 "verify_valid_kept": float(valid[accept].mean()) if accept.any() else float("nan")}
+        return kept, stats
