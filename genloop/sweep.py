@@ -210,27 +210,27 @@ def limit_threads(threads: int) -> Any:
 _EXPERIMENTS: dict = {}  # (config, run folder) -> Experiment, reused by the chains a worker process runs
 
 
-def _worker_experiment(raw: dict, out_dir: str) -> Any:
+def _worker_experiment(raw: dict, out_dir: str, share_models: bool = True) -> Any:
     """The worker's ``Experiment`` of ``raw`` in ``out_dir``: built once per process, so that
     the chains a worker runs one after the other share the real data and metric set-up."""
     import json
 
     from .loop.experiment import Experiment
 
-    key = (json.dumps(raw, sort_keys=True, default=str), out_dir)
+    key = (json.dumps(raw, sort_keys=True, default=str), out_dir, share_models)
     exp = _EXPERIMENTS.get(key)
     if exp is None:
         _EXPERIMENTS.clear()
         # The parent rewrites the tables as generations finish; workers writing them
         # too would only race with it (each write is atomic, but could be stale).
-        exp = _EXPERIMENTS[key] = Experiment(raw, out_dir, keep_tables=False)
+        exp = _EXPERIMENTS[key] = Experiment(raw, out_dir, keep_tables=False, share_models=share_models)
     return exp
 
 
 def run_one_chain(raw: dict, out_dir: str, chain_id: str, threads: int,
-                  log_level: int = logging.WARNING) -> tuple[str, str]:
+                  log_level: int = logging.WARNING, share_models: bool = True) -> tuple[str, str]:
     """Run (or resume) one chain of ``raw`` in ``out_dir`` in this process, with
-    ``threads`` torch threads.  Returns ("ok" | "diverged" | "invalid" | "error", message);
+    ``threads`` torch threads (``share_models``: see ``Experiment``).  Returns ("ok" | "diverged" | "invalid" | "error", message);
     never raises (a worker's result must reach the parent)."""
     try:
         logging.basicConfig(level=log_level, format=f"%(levelname)s %(name)s [{chain_id}]: %(message)s")
@@ -240,7 +240,7 @@ def run_one_chain(raw: dict, out_dir: str, chain_id: str, threads: int,
         from .loading import load_components
 
         load_components(raw.get("plugins"))  # built-ins and the config's plugins, before anything is resolved
-        exp = _worker_experiment(raw, out_dir)
+        exp = _worker_experiment(raw, out_dir, share_models)
         chain = next((c for c in exp.chains if c.id == chain_id), None)
         if chain is None:
             return "error", f"chain {chain_id!r} is not in the config"
@@ -631,6 +631,7 @@ def _sweep_locked(exp: Any, backend: str, ray_pool: Any, slots: list, n_workers:
     finally:
         progress.close()
         exp.write_tables()
+        exp.prune_shared()
     if failed:
         raise SweepError("; ".join(failed) + (f"; {'; '.join(diverged)}" if diverged else "")
                          + " (finished generations are kept in the run folder; rerun to resume)")
@@ -666,36 +667,62 @@ def _run_inline(exp: Any, pending: list, threads: int, retries: int, progress: _
 
 def _inline_chains(exp: Any, pending: list, retries: int, diverged: list, failed: list,
                    TrainingDiverged: type, ConfigError: type, DataError: type) -> None:
-    """Chains one after the other; other exceptions than the user's callback's, config or data
+    """The chains side by side, generation by generation: always the chain with the lowest
+    next generation (ties in chain order), so generation 0 of every chain comes first and
+    the tables and the report fill evenly; a resumed or extended run catches its chains up
+    the same way.  Every number of a generation derives from (chain seed, generation), so
+    the order changes none.  Exceptions other than the user's callback's, config or data
     errors and divergence are retried (resuming), up to ``retries`` times."""
-    for ch in pending:
-        attempt = 0
-        while True:
-            attempt += 1
+    order = {ch.id: i for i, ch in enumerate(pending)}
+    nxt = {ch.id: exp.store.finished_generations(ch.id) for ch in pending}
+    attempts = {ch.id: 0 for ch in pending}
+    running: dict = {}  # chain id -> its iter_chain
+    active = list(pending)
+    floor = min(nxt.values(), default=0)
+    try:
+        while active:
+            ch = min(active, key=lambda c: (nxt[c.id], order[c.id]))
+            done = False
             try:
-                exp.run_chain(ch)
+                if ch.id not in running:
+                    attempts[ch.id] += 1
+                    running[ch.id] = exp.iter_chain(ch)
+                nxt[ch.id] = next(running[ch.id]) + 1
+            except StopIteration:
                 exp.store.clear_failure(ch.id)
-                break
+                done = True
             except _CallbackError as exc:
                 raise exc.__cause__ from None
             except (ConfigError, DataError) as exc:
-                exp.store.write_failure(ch.id, "invalid", f"{type(exc).__name__}: {exc}", attempt)
+                exp.store.write_failure(ch.id, "invalid", f"{type(exc).__name__}: {exc}", attempts[ch.id])
                 raise
             except TrainingDiverged as exc:
                 log.error("chain %s stopped: %s", ch.id, exc)
-                exp.store.write_failure(ch.id, "diverged", str(exc), attempt)
+                exp.store.write_failure(ch.id, "diverged", str(exc), attempts[ch.id])
                 diverged.append(f"{ch.id}: {exc}")
-                break
+                done = True
             except Exception as exc:  # noqa: BLE001 - retried, then reported
-                if attempt > retries:
-                    log.error("chain %s failed after %d attempt(s): %s", ch.id, attempt, exc)
-                    exp.store.write_failure(ch.id, "failed", traceback.format_exc()[-6000:], attempt)
+                running.pop(ch.id, None)
+                if attempts[ch.id] > retries:
+                    log.error("chain %s failed after %d attempt(s): %s", ch.id, attempts[ch.id], exc)
+                    exp.store.write_failure(ch.id, "failed", traceback.format_exc()[-6000:], attempts[ch.id])
                     failed.append(f"{ch.id}: {type(exc).__name__}: {exc}")
-                    break
-                log.warning("chain %s failed (%s: %s); retry %d of %d from its last finished generation",
-                            ch.id, type(exc).__name__, exc, attempt, retries)
-            finally:
+                    done = True
+                else:
+                    log.warning("chain %s failed (%s: %s); retry %d of %d from its last finished generation",
+                                ch.id, type(exc).__name__, exc, attempts[ch.id], retries)
+                    nxt[ch.id] = exp.store.finished_generations(ch.id)
+            if done:
+                running.pop(ch.id, None)
+                active.remove(ch)
                 exp.write_tables(force=False)
+            low = min((nxt[c.id] for c in active), default=None)
+            if low is None or low > floor:  # every chain is past the shared models below ``low``
+                exp.prune_shared()
+                floor = low if low is not None else floor
+    finally:
+        for it in running.values():
+            it.close()
 
 
 def _run_pool(exp: Any, pending: list, pool: Any, n_workers: Optional[int],
@@ -711,7 +738,7 @@ def _run_pool(exp: Any, pending: list, pool: Any, n_workers: Optional[int],
             while queue and (n_workers is None or len(pool.running) < n_workers):
                 ch = queue.pop(0)
                 attempts[ch.id] += 1
-                pool.submit(_Job(ch.id, attempts[ch.id]), raw, out_dir, ch.id, threads, log_level)
+                pool.submit(_Job(ch.id, attempts[ch.id]), raw, out_dir, ch.id, threads, log_level, exp.share_models)
                 log.debug("chain %s: attempt %d started on %s", ch.id, attempts[ch.id], pool.name)
             finished = pool.wait(poll_seconds)
             progress.poll()
