@@ -66,6 +66,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 from .store import update_lock
+from .utils import beat, heartbeat_due, mark_activity
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,8 @@ class _Progress:
         self.store = exp.store
         self.known = {ch.id: self.store.finished_generations(ch.id) for ch in exp.chains}
         self.log_size = {ch.id: -1 for ch in exp.chains}
-        self.total = sum(ch.config.loop.generations for ch in exp.chains)
+        self.planned = {ch.id: ch.config.loop.generations for ch in exp.chains}
+        self.total = sum(self.planned.values())
         self.callback: Optional[Callable[[dict], None]] = exp.on_generation
         from tqdm.auto import tqdm
 
@@ -152,6 +154,7 @@ class _Progress:
         """One finished generation: advance the bar, call the user's callback."""
         self.known[row["chain"]] = max(self.known.get(row["chain"], 0), int(row["generation"]) + 1)
         self.bar.update(1)
+        mark_activity()
         if self.callback is not None:
             if self.bar.disable:
                 self.callback(row)
@@ -179,6 +182,9 @@ class _Progress:
                 new += 1
         if new:
             self.exp.write_tables(force=False)
+        elif self.bar.disable and heartbeat_due():  # workers log no heartbeat of their own: one here
+            beat("%d of %d generations finished; %d chain(s) not finished", sum(self.known.values()), self.total,
+                 sum(1 for c, n in self.known.items() if n < self.planned[c]))
         return new
 
     def close(self) -> None:
