@@ -5,6 +5,7 @@ Only this module prints; the library logs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
@@ -105,15 +106,26 @@ class LiveReport:
         self(force=first)
 
 
-def _heartbeat_to_stdout() -> logging.Handler:
-    """Print the library's heartbeat lines (``genloop.heartbeat``) on stdout, as ``genloop: ...``."""
+@contextlib.contextmanager
+def _heartbeat_to_stdout(on: bool):
+    """While running: print the library's heartbeat lines (``genloop.heartbeat``) on stdout,
+    as ``genloop: ...`` (``on``), and restore the logger after."""
+    hb = logging.getLogger("genloop.heartbeat")
+    if not on:
+        yield
+        return
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter("genloop: %(message)s"))
-    hb = logging.getLogger("genloop.heartbeat")
+    saved = hb.level, hb.propagate
     hb.addHandler(handler)
     hb.setLevel(logging.INFO)
     hb.propagate = False
-    return handler
+    try:
+        yield
+    finally:
+        hb.removeHandler(handler)
+        hb.setLevel(saved[0])
+        hb.propagate = saved[1]
 
 
 def _want_progress(args) -> bool:
@@ -162,8 +174,7 @@ def cmd_run(args) -> int:
         mark_activity()
 
     t0 = time.perf_counter()
-    handler = None if progress else _heartbeat_to_stdout()
-    try:
+    with _heartbeat_to_stdout(not progress):
         # One at a time in this process (--workers 1), in worker processes, or on Ray;
         # every chain runs with the same torch thread count in every mode (see genloop.sweep).
         run(_config_sources(args), out, args.overrides, force=args.force, progress=progress,
@@ -171,9 +182,6 @@ def cmd_run(args) -> int:
             retries=args.retries, threads=args.threads or None, gpus_per_chain=args.gpus_per_chain,
             on_generation=on_generation, on_reference=on_reference, on_start=on_start, return_rows=False,
             plugins=args.plugin)
-    finally:
-        if handler is not None:
-            logging.getLogger("genloop.heartbeat").removeHandler(handler)
     plots, report = draw(out)
     print(f"done in {time.perf_counter() - t0:.1f}s")
     print(f"results: {out}/metrics.csv")
