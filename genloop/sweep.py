@@ -14,8 +14,10 @@ processes on this machine, or as tasks on a Ray cluster.
 * Chains whose every generation is finished are never run again; the others
   run through ``Experiment.run_chain``, which resumes at the first unfinished
   generation (and inside it from the training checkpoint).
-* ``backend="local"``, ``workers=1``: chains run one after the other in this
-  process.  ``workers=N > 1``: each chain runs in a fresh worker process
+* ``backend="local"``, ``workers=1``: the chains run in this process side by side,
+  generation by generation (generation 0 of every chain first, then generation 1,
+  ...), so tables and report fill evenly; a resumed or extended run catches its
+  chains up the same way.  ``workers=N > 1``: each chain runs in a fresh worker process
   (``spawn``), at most N at once.  ``workers="auto"``: as many workers as fit the
   cores (at most one per chain).
 * ``backend="ray"``: each chain is a Ray task on the cluster at ``address``
@@ -33,8 +35,12 @@ processes on this machine, or as tasks on a Ray cluster.
   generation of any chain, rewrites the tables and advances one progress bar for
   the whole sweep (generations finished / total).
 
-Reproducibility: the numbers of a chain do not depend on where or alongside what
-it runs, only on the config and on the number of torch CPU threads (reductions
+Chains that differ only in sampling options share the model of a generation that
+trains on identical data (``genloop.loop.sharing``; in every mode, through
+``RUN/cache/models``); the parent removes shared models every chain is past.
+
+Reproducibility: the numbers of a chain do not depend on where, in which order or
+alongside what it runs, only on the config and on the number of torch CPU threads (reductions
 are split differently with more threads).  Every chain runs with exactly
 ``threads`` torch threads (and as many BLAS / OpenMP threads for numpy and scipy,
 through threadpoolctl) in every mode, so a sweep run with ``--workers 2`` and
@@ -679,50 +685,52 @@ def _inline_chains(exp: Any, pending: list, retries: int, diverged: list, failed
     the same way.  Every number of a generation derives from (chain seed, generation), so
     the order changes none.  Exceptions other than the user's callback's, config or data
     errors and divergence are retried (resuming), up to ``retries`` times."""
-    order = {ch.id: i for i, ch in enumerate(pending)}
-    nxt = {ch.id: exp.store.finished_generations(ch.id) for ch in pending}
+    import heapq
+
+    chains = {ch.id: ch for ch in pending}
     attempts = {ch.id: 0 for ch in pending}
     running: dict = {}  # chain id -> its iter_chain
-    active = list(pending)
-    floor = min(nxt.values(), default=0)
+    # (next generation, chain order, chain id): the chain to advance is the first
+    queue = [(exp.store.finished_generations(ch.id), i, ch.id) for i, ch in enumerate(pending)]
+    heapq.heapify(queue)
+    floor = queue[0][0] if queue else 0
     try:
-        while active:
-            ch = min(active, key=lambda c: (nxt[c.id], order[c.id]))
-            done = False
+        while queue:
+            _, i, cid = heapq.heappop(queue)
+            ch = chains[cid]
+            nxt: Optional[int] = None  # None: the chain is done (finished, diverged or failed for good)
             try:
-                if ch.id not in running:
-                    attempts[ch.id] += 1
-                    running[ch.id] = exp.iter_chain(ch)
-                nxt[ch.id] = next(running[ch.id]) + 1
+                if cid not in running:
+                    attempts[cid] += 1
+                    running[cid] = exp.iter_chain(ch)
+                nxt = next(running[cid]) + 1
             except StopIteration:
-                exp.store.clear_failure(ch.id)
-                done = True
+                exp.store.clear_failure(cid)
             except _CallbackError as exc:
                 raise exc.__cause__ from None
             except (ConfigError, DataError) as exc:
-                exp.store.write_failure(ch.id, "invalid", f"{type(exc).__name__}: {exc}", attempts[ch.id])
+                exp.store.write_failure(cid, "invalid", f"{type(exc).__name__}: {exc}", attempts[cid])
                 raise
             except TrainingDiverged as exc:
-                log.error("chain %s stopped: %s", ch.id, exc)
-                exp.store.write_failure(ch.id, "diverged", str(exc), attempts[ch.id])
-                diverged.append(f"{ch.id}: {exc}")
-                done = True
+                log.error("chain %s stopped: %s", cid, exc)
+                exp.store.write_failure(cid, "diverged", str(exc), attempts[cid])
+                diverged.append(f"{cid}: {exc}")
             except Exception as exc:  # noqa: BLE001 - retried, then reported
-                running.pop(ch.id, None)
-                if attempts[ch.id] > retries:
-                    log.error("chain %s failed after %d attempt(s): %s", ch.id, attempts[ch.id], exc)
-                    exp.store.write_failure(ch.id, "failed", traceback.format_exc()[-6000:], attempts[ch.id])
-                    failed.append(f"{ch.id}: {type(exc).__name__}: {exc}")
-                    done = True
+                running.pop(cid, None)
+                if attempts[cid] > retries:
+                    log.error("chain %s failed after %d attempt(s): %s", cid, attempts[cid], exc)
+                    exp.store.write_failure(cid, "failed", traceback.format_exc()[-6000:], attempts[cid])
+                    failed.append(f"{cid}: {type(exc).__name__}: {exc}")
                 else:
                     log.warning("chain %s failed (%s: %s); retry %d of %d from its last finished generation",
-                                ch.id, type(exc).__name__, exc, attempts[ch.id], retries)
-                    nxt[ch.id] = exp.store.finished_generations(ch.id)
-            if done:
-                running.pop(ch.id, None)
-                active.remove(ch)
+                                cid, type(exc).__name__, exc, attempts[cid], retries)
+                    nxt = exp.store.finished_generations(cid)
+            if nxt is None:
+                running.pop(cid, None)
                 exp.write_tables(force=False)
-            low = min((nxt[c.id] for c in active), default=None)
+            else:
+                heapq.heappush(queue, (nxt, i, cid))
+            low = queue[0][0] if queue else None
             if low is None or low > floor:  # every chain is past the shared models below ``low``
                 exp.prune_shared()
                 floor = low if low is not None else floor

@@ -118,26 +118,26 @@ def test_redirected_run_logs_lines_not_redraws_and_the_report_exists_mid_run(tmp
     def generation(self):
         original(self)
         html = tmp_path / "run" / "report.html"
-        seen.append(html.exists() and "1 of 6 generations finished" in html.read_text())
+        seen.append(html.exists() and "1 of 4 generations finished" in html.read_text())
 
     monkeypatch.setattr(cli.LiveReport, "generation", generation)
     out = tmp_path / "run"
     over = [o for o in DDPM if not o.startswith("generator.guidance_scale")] + ["generator.guidance_scale=[1.0,0.1]",
-                                                                                 "loop.generations=3", "train.steps=4"]
+                                                                                 "train.steps=4"]
     assert cli.main(["run", "-o", str(out), *over]) == 0  # capsys: stdout and stderr are not terminals
     captured = capsys.readouterr()
     text = captured.out + captured.err
     assert "\r" not in text  # no progress-bar redraws
     lines = text.splitlines()
-    assert sum(" | gen " in line for line in lines) == 6
+    assert sum(" | gen " in line for line in lines) == 4
     assert any(line.startswith("genloop: report ") for line in lines[:3])  # the path, at the start
     beats = [line for line in lines if line.startswith("genloop: c0") and (" train: " in line or " sample: " in line)]
     assert beats and any("step" in b for b in beats) and any("img" in b for b in beats)
     assert len(text) < 20_000
     assert seen[0]  # the report exists after the first finished generation, and shows it
-    assert "6 of 6 generations finished" in (out / "report.html").read_text()
+    assert "4 of 4 generations finished" in (out / "report.html").read_text()
     gens = [int(line.split(" | gen ")[1].split("|")[0]) for line in lines if " | gen " in line]
-    assert gens == [0, 0, 1, 1, 2, 2]  # generation by generation
+    assert gens == [0, 0, 1, 1]  # generation by generation
 
 
 def test_heartbeat_is_at_most_one_a_minute(monkeypatch, caplog):

@@ -15,6 +15,11 @@ generation; before running, ``prepare`` checks them, and a finished generation
 whose file is missing or changed is redone, with every later generation of its
 chain (they were computed from it), logged with the file's name.
 
+Order and sharing: ``iter_chain`` runs a chain one generation at a time, so the sweep
+can run chains side by side, generation by generation; chains that differ only in
+sampling options share a generation's trained model when it trains on identical data
+(``genloop.loop.sharing``).  Neither changes a number.
+
 Extend, never redo: a folder made with another config is continued when the new
 config only raises ``loop.generations``, adds seeds or adds values to a grid key
 (every chain of the folder is still a chain of the new config, with as many
