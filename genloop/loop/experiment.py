@@ -495,7 +495,7 @@ class Experiment:
             return None
 
         def fit(gen: Any, lcfg: Config, data: Any, g: int, lineage: int, seed: int) -> dict:
-            keep = any(self.store.finished_generations(p.id) <= g for p in peers)
+            keep = any(not self.store.is_done(p.id, g) for p in peers)  # a peer has yet to run generation g
             return self.shared.fit(gen, lcfg, data, g, lineage, seed, resolve_device(lcfg.device), chain.id, keep)
 
         return fit
