@@ -5,6 +5,7 @@ Only this module prints; the library logs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import logging
@@ -54,19 +55,107 @@ def _default_out(args) -> Path:
     return Path("runs") / stem
 
 
+# While a run goes, its report is redrawn after a finished generation at most every
+# LIVE_REPORT_SECONDS, and only once LIVE_REPORT_SHARE of the time since the last draw
+# ended covers that draw's duration (the redraws take at most a few per cent of the run).
+LIVE_REPORT_SECONDS = 15.0
+LIVE_REPORT_SHARE = 0.04
+
+
+class LiveReport:
+    """Redraws ``RUN/report.html`` (its tables first) while a run goes: once when the run
+    folder is prepared, after the first finished generation, then throttled by time
+    (``LIVE_REPORT_SECONDS``, ``LIVE_REPORT_SHARE``).  The separate figures of
+    ``RUN/plots`` (PNG and PDF) are drawn once, at the end.  A redraw that fails is
+    reported once and not tried again; the run goes on."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.exp = None
+        self.due = 0.0
+        self.draws = 0
+        self.seconds = 0.0
+        self.off = False
+        self.first_generation = True
+
+    def __call__(self, force: bool = False) -> None:
+        if self.off or self.exp is None or (not force and time.monotonic() < self.due):
+            return
+        from .report.html import write_report
+
+        t0 = time.monotonic()
+        quiet = logging.getLogger("genloop.report")  # "no generation yet" and the like: said at the end if still so
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
+        try:
+            self.exp.write_tables()
+            write_report(self.out)
+        except Exception as exc:  # noqa: BLE001 - the report is a view; the run must go on
+            self.off = True
+            print(f"genloop: the report could not be redrawn while running ({type(exc).__name__}: {exc}); "
+                  "it is drawn at the end", file=sys.stderr, flush=True)
+            return
+        finally:
+            quiet.setLevel(level)
+        spent = time.monotonic() - t0
+        self.draws += 1
+        self.seconds += spent
+        self.due = time.monotonic() + max(LIVE_REPORT_SECONDS, spent / LIVE_REPORT_SHARE)
+
+    def generation(self) -> None:
+        first, self.first_generation = self.first_generation, False
+        self(force=first)
+
+
+@contextlib.contextmanager
+def _heartbeat_to_stdout(on: bool):
+    """While running: print the library's heartbeat lines (``genloop.heartbeat``) on stdout,
+    as ``genloop: ...`` (``on``), and restore the logger after."""
+    hb = logging.getLogger("genloop.heartbeat")
+    if not on:
+        yield
+        return
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("genloop: %(message)s"))
+    saved = hb.level, hb.propagate
+    hb.addHandler(handler)
+    hb.setLevel(logging.INFO)
+    hb.propagate = False
+    try:
+        yield
+    finally:
+        hb.removeHandler(handler)
+        hb.setLevel(saved[0])
+        hb.propagate = saved[1]
+
+
+def _want_progress(args) -> bool:
+    """Progress bars: ``--progress`` / ``--no-progress``, else only when stdout and stderr are terminals."""
+    if args.progress is not None:
+        return bool(args.progress)
+    return sys.stdout.isatty() and sys.stderr.isatty()
+
+
 def cmd_run(args) -> int:
     from . import run
     from .report import draw
+    from .utils import mark_activity
 
     out = Path(args.out) if args.out else _default_out(args)
     last: dict = {}  # chain -> its last generation
     every_line = [True]
+    progress = _want_progress(args)
+    live = LiveReport(out)
 
     def on_start(exp, changed: list) -> None:
         last.update({ch.id: ch.config.loop.generations - 1 for ch in exp.chains})
         every_line[0] = sum(last.values()) + len(last) <= LINES_PER_GENERATION_UP_TO
+        if args.no_share:
+            exp.share_models = False
+        live.exp = exp
         print(f"genloop: {len(exp.chains)} chain(s) x {exp.chains[0].config.loop.generations} generation(s) -> {out}"
               + ("" if every_line[0] else " (one line per finished chain)"), flush=True)
+        print(f"genloop: report {out / 'report.html'} (redrawn as generations finish)", flush=True)
         if changed and not args.force:
             print(f"genloop: extending {out} ({', '.join(changed)}); finished generations are kept", flush=True)
 
@@ -74,28 +163,34 @@ def cmd_run(args) -> int:
         # a line per generation; for big sweeps only each chain's last generation
         if every_line[0] or row["generation"] == last.get(row["chain"]):
             print(_fmt_row(row), flush=True)
+        mark_activity()
+        live.generation()
 
     def on_reference(rows: list) -> None:
         for ref in rows:
             if isinstance(ref.get("accuracy"), float):
                 print(f"classifier on the real test set ({ref.get('data')}): accuracy {ref['accuracy']:.4f}, "
                       f"cross-entropy {ref.get('cross_entropy', float('nan')):.4f}", flush=True)
+        live(force=True)  # the report exists from the start (no generation yet)
+        mark_activity()
 
     t0 = time.perf_counter()
-    # One at a time in this process (--workers 1), in worker processes, or on Ray;
-    # every chain runs with the same torch thread count in every mode (see genloop.sweep).
-    run(_config_sources(args), out, args.overrides, force=args.force, progress=not args.no_progress,
-        report=False, workers=args.workers, backend=args.backend, address=args.address,
-        retries=args.retries, threads=args.threads or None, gpus_per_chain=args.gpus_per_chain,
-        on_generation=on_generation, on_reference=on_reference, on_start=on_start, return_rows=False,
-        plugins=args.plugin)
+    with _heartbeat_to_stdout(not progress):
+        # One at a time in this process (--workers 1), in worker processes, or on Ray;
+        # every chain runs with the same torch thread count in every mode (see genloop.sweep).
+        run(_config_sources(args), out, args.overrides, force=args.force, progress=progress,
+            report=False, workers=args.workers, backend=args.backend, address=args.address,
+            retries=args.retries, threads=args.threads or None, gpus_per_chain=args.gpus_per_chain,
+            on_generation=on_generation, on_reference=on_reference, on_start=on_start, return_rows=False,
+            plugins=args.plugin)
     plots, report = draw(out)
     print(f"done in {time.perf_counter() - t0:.1f}s")
     print(f"results: {out}/metrics.csv")
     if plots:
         print(f"plots:   {out}/plots/ ({len(plots)} figures)")
     if report:
-        print(f"report:  {report}")
+        print(f"report:  {report}" + (f" (redrawn {live.draws} times while running, {live.seconds:.1f}s in all)"
+                                      if live.draws else ""))
     return 0
 
 
@@ -220,7 +315,13 @@ def build_parser() -> argparse.ArgumentParser:
     config_args(r)
     r.add_argument("-o", "--out", help="run folder (default: runs/<config or preset name>); rerun to resume")
     r.add_argument("--force", action="store_true", help="start over in a folder made with a different config")
-    r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    r.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bars (default: only when stdout and stderr are terminals; otherwise a line per "
+                        "finished generation and a heartbeat line at most once a minute during long training "
+                        "or sampling)")
+    r.add_argument("--no-share", action="store_true",
+                   help="train every model in its own chain, also where chains that differ only in sampling "
+                        "options would share a generation's model (the numbers are the same either way)")
     r.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads per chain (default: cores // workers; Ray: 1). "
                         "Numbers are identical across --workers and backends at equal --threads")

@@ -14,8 +14,10 @@ processes on this machine, or as tasks on a Ray cluster.
 * Chains whose every generation is finished are never run again; the others
   run through ``Experiment.run_chain``, which resumes at the first unfinished
   generation (and inside it from the training checkpoint).
-* ``backend="local"``, ``workers=1``: chains run one after the other in this
-  process.  ``workers=N > 1``: each chain runs in a fresh worker process
+* ``backend="local"``, ``workers=1``: the chains run in this process side by side,
+  generation by generation (generation 0 of every chain first, then generation 1,
+  ...), so tables and report fill evenly; a resumed or extended run catches its
+  chains up the same way.  ``workers=N > 1``: each chain runs in a fresh worker process
   (``spawn``), at most N at once.  ``workers="auto"``: as many workers as fit the
   cores (at most one per chain).
 * ``backend="ray"``: each chain is a Ray task on the cluster at ``address``
@@ -33,8 +35,12 @@ processes on this machine, or as tasks on a Ray cluster.
   generation of any chain, rewrites the tables and advances one progress bar for
   the whole sweep (generations finished / total).
 
-Reproducibility: the numbers of a chain do not depend on where or alongside what
-it runs, only on the config and on the number of torch CPU threads (reductions
+Chains that differ only in sampling options share the model of a generation that
+trains on identical data (``genloop.loop.sharing``; in every mode, through
+``RUN/cache/models``); the parent removes shared models every chain is past.
+
+Reproducibility: the numbers of a chain do not depend on where, in which order or
+alongside what it runs, only on the config and on the number of torch CPU threads (reductions
 are split differently with more threads).  Every chain runs with exactly
 ``threads`` torch threads (and as many BLAS / OpenMP threads for numpy and scipy,
 through threadpoolctl) in every mode, so a sweep run with ``--workers 2`` and
@@ -66,6 +72,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 from .store import update_lock
+from .utils import beat, heartbeat_due, mark_activity
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +147,8 @@ class _Progress:
         self.store = exp.store
         self.known = {ch.id: self.store.finished_generations(ch.id) for ch in exp.chains}
         self.log_size = {ch.id: -1 for ch in exp.chains}
-        self.total = sum(ch.config.loop.generations for ch in exp.chains)
+        self.planned = {ch.id: ch.config.loop.generations for ch in exp.chains}
+        self.total = sum(self.planned.values())
         self.callback: Optional[Callable[[dict], None]] = exp.on_generation
         from tqdm.auto import tqdm
 
@@ -152,6 +160,7 @@ class _Progress:
         """One finished generation: advance the bar, call the user's callback."""
         self.known[row["chain"]] = max(self.known.get(row["chain"], 0), int(row["generation"]) + 1)
         self.bar.update(1)
+        mark_activity()
         if self.callback is not None:
             if self.bar.disable:
                 self.callback(row)
@@ -179,6 +188,9 @@ class _Progress:
                 new += 1
         if new:
             self.exp.write_tables(force=False)
+        elif self.bar.disable and heartbeat_due():  # workers log no heartbeat of their own: one here
+            beat("%d of %d generations finished; %d chain(s) not finished", sum(self.known.values()), self.total,
+                 sum(1 for c, n in self.known.items() if n < self.planned[c]))
         return new
 
     def close(self) -> None:
@@ -210,20 +222,20 @@ def limit_threads(threads: int) -> Any:
 _EXPERIMENTS: dict = {}  # (config, run folder) -> Experiment, reused by the chains a worker process runs
 
 
-def _worker_experiment(raw: dict, out_dir: str) -> Any:
+def _worker_experiment(raw: dict, out_dir: str, share_models: bool = True) -> Any:
     """The worker's ``Experiment`` of ``raw`` in ``out_dir``: built once per process, so that
     the chains a worker runs one after the other share the real data and metric set-up."""
     import json
 
     from .loop.experiment import Experiment
 
-    key = (json.dumps(raw, sort_keys=True, default=str), out_dir)
+    key = (json.dumps(raw, sort_keys=True, default=str), out_dir, share_models)
     exp = _EXPERIMENTS.get(key)
     if exp is None:
         _EXPERIMENTS.clear()
         # The parent rewrites the tables as generations finish; workers writing them
         # too would only race with it (each write is atomic, but could be stale).
-        exp = _EXPERIMENTS[key] = Experiment(raw, out_dir, keep_tables=False)
+        exp = _EXPERIMENTS[key] = Experiment(raw, out_dir, keep_tables=False, share_models=share_models)
     return exp
 
 
@@ -233,9 +245,9 @@ def plugin_exit_message(chain_id: str, exc: SystemExit) -> str:
 
 
 def run_one_chain(raw: dict, out_dir: str, chain_id: str, threads: int,
-                  log_level: int = logging.WARNING) -> tuple[str, str]:
+                  log_level: int = logging.WARNING, share_models: bool = True) -> tuple[str, str]:
     """Run (or resume) one chain of ``raw`` in ``out_dir`` in this process, with
-    ``threads`` torch threads.  Returns ("ok" | "diverged" | "invalid" | "error", message);
+    ``threads`` torch threads (``share_models``: see ``Experiment``).  Returns ("ok" | "diverged" | "invalid" | "error", message);
     never raises (a worker's result must reach the parent)."""
     try:
         logging.basicConfig(level=log_level, format=f"%(levelname)s %(name)s [{chain_id}]: %(message)s")
@@ -245,7 +257,7 @@ def run_one_chain(raw: dict, out_dir: str, chain_id: str, threads: int,
         from .loading import load_components
 
         load_components(raw.get("plugins"))  # built-ins and the config's plugins, before anything is resolved
-        exp = _worker_experiment(raw, out_dir)
+        exp = _worker_experiment(raw, out_dir, share_models)
         chain = next((c for c in exp.chains if c.id == chain_id), None)
         if chain is None:
             return "error", f"chain {chain_id!r} is not in the config"
@@ -639,6 +651,7 @@ def _sweep_locked(exp: Any, backend: str, ray_pool: Any, slots: list, n_workers:
     finally:
         progress.close()
         exp.write_tables()
+        exp.prune_shared()
     if failed:
         raise SweepError("; ".join(failed) + (f"; {'; '.join(diverged)}" if diverged else "")
                          + " (finished generations are kept in the run folder; rerun to resume)")
@@ -674,40 +687,68 @@ def _run_inline(exp: Any, pending: list, threads: int, retries: int, progress: _
 
 def _inline_chains(exp: Any, pending: list, retries: int, diverged: list, failed: list,
                    TrainingDiverged: type, ConfigError: type, DataError: type) -> None:
-    """Chains one after the other; other exceptions than the user's callback's, config or data
+    """The chains side by side, generation by generation: always the chain with the lowest
+    next generation (ties in chain order), so generation 0 of every chain comes first and
+    the tables and the report fill evenly; a resumed or extended run catches its chains up
+    the same way.  Every number of a generation derives from (chain seed, generation), so
+    the order changes none.  Exceptions other than the user's callback's, config or data
     errors and divergence are retried (resuming), up to ``retries`` times."""
-    for ch in pending:
-        attempt = 0
-        while True:
-            attempt += 1
+    import heapq
+
+    chains = {ch.id: ch for ch in pending}
+    attempts = {ch.id: 0 for ch in pending}
+    running: dict = {}  # chain id -> its iter_chain
+    # (next generation, chain order, chain id): the chain to advance is the first
+    queue = [(exp.store.finished_generations(ch.id), i, ch.id) for i, ch in enumerate(pending)]
+    heapq.heapify(queue)
+    floor = queue[0][0] if queue else 0
+    try:
+        while queue:
+            _, i, cid = heapq.heappop(queue)
+            ch = chains[cid]
+            nxt: Optional[int] = None  # None: the chain is done (finished, diverged or failed for good)
             try:
-                exp.run_chain(ch)
-                exp.store.clear_failure(ch.id)
-                break
+                if cid not in running:
+                    attempts[cid] += 1
+                    running[cid] = exp.iter_chain(ch)
+                nxt = next(running[cid]) + 1
+            except StopIteration:
+                exp.store.clear_failure(cid)
             except _CallbackError as exc:
                 raise exc.__cause__ from None
             except (ConfigError, DataError) as exc:
-                exp.store.write_failure(ch.id, "invalid", f"{type(exc).__name__}: {exc}", attempt)
+                exp.store.write_failure(cid, "invalid", f"{type(exc).__name__}: {exc}", attempts[cid])
                 raise
             except SystemExit as exc:  # a component (a plugin's) exited: a plugin error, never retried
                 msg = plugin_exit_message(ch.id, exc)
                 exp.store.write_failure(ch.id, "invalid", msg, attempt)
                 raise ConfigError(msg) from None
             except TrainingDiverged as exc:
-                log.error("chain %s stopped: %s", ch.id, exc)
-                exp.store.write_failure(ch.id, "diverged", str(exc), attempt)
-                diverged.append(f"{ch.id}: {exc}")
-                break
+                log.error("chain %s stopped: %s", cid, exc)
+                exp.store.write_failure(cid, "diverged", str(exc), attempts[cid])
+                diverged.append(f"{cid}: {exc}")
             except Exception as exc:  # noqa: BLE001 - retried, then reported
-                if attempt > retries:
-                    log.error("chain %s failed after %d attempt(s): %s", ch.id, attempt, exc)
-                    exp.store.write_failure(ch.id, "failed", traceback.format_exc()[-6000:], attempt)
-                    failed.append(f"{ch.id}: {type(exc).__name__}: {exc}")
-                    break
-                log.warning("chain %s failed (%s: %s); retry %d of %d from its last finished generation",
-                            ch.id, type(exc).__name__, exc, attempt, retries)
-            finally:
+                running.pop(cid, None)
+                if attempts[cid] > retries:
+                    log.error("chain %s failed after %d attempt(s): %s", cid, attempts[cid], exc)
+                    exp.store.write_failure(cid, "failed", traceback.format_exc()[-6000:], attempts[cid])
+                    failed.append(f"{cid}: {type(exc).__name__}: {exc}")
+                else:
+                    log.warning("chain %s failed (%s: %s); retry %d of %d from its last finished generation",
+                                cid, type(exc).__name__, exc, attempts[cid], retries)
+                    nxt = exp.store.finished_generations(cid)
+            if nxt is None:
+                running.pop(cid, None)
                 exp.write_tables(force=False)
+            else:
+                heapq.heappush(queue, (nxt, i, cid))
+            low = queue[0][0] if queue else None
+            if low is None or low > floor:  # every chain is past the shared models below ``low``
+                exp.prune_shared()
+                floor = low if low is not None else floor
+    finally:
+        for it in running.values():
+            it.close()
 
 
 def _run_pool(exp: Any, pending: list, pool: Any, n_workers: Optional[int],
@@ -723,7 +764,7 @@ def _run_pool(exp: Any, pending: list, pool: Any, n_workers: Optional[int],
             while queue and (n_workers is None or len(pool.running) < n_workers):
                 ch = queue.pop(0)
                 attempts[ch.id] += 1
-                pool.submit(_Job(ch.id, attempts[ch.id]), raw, out_dir, ch.id, threads, log_level)
+                pool.submit(_Job(ch.id, attempts[ch.id]), raw, out_dir, ch.id, threads, log_level, exp.share_models)
                 log.debug("chain %s: attempt %d started on %s", ch.id, attempts[ch.id], pool.name)
             finished = pool.wait(poll_seconds)
             progress.poll()

@@ -289,35 +289,35 @@ def test_status_of_a_partial_run_with_a_failure(tmp_path, monkeypatch, capsys):
         run(raw, out, report=False, on_generation=stop_after_4)
     st = genloop.status(out)
     assert st["generations"] == {"finished": 4, "planned": 6, "remaining": 2}
-    c0, c1 = st["chains"]
-    assert (c0["finished"], c0["planned"], c0["state"]) == (3, 3, "done")
-    assert (c1["finished"], c1["state"]) == (1, "pending") and c1["last_row"]["generation"] == 0
+    c0, c1 = st["chains"]  # chains run generation by generation: 2 + 2
+    assert (c0["finished"], c0["planned"], c0["state"]) == (2, 3, "pending")
+    assert (c1["finished"], c1["state"]) == (2, "pending") and c1["last_row"]["generation"] == 1
     assert c1["last_row"]["generator.name"] == "kde" and "variance_ratio" in c1["last_row"]
     assert st["seconds_per_generation"] > 0 and st["eta_seconds"] == pytest.approx(2 * st["seconds_per_generation"])
     assert st["writer"] == {"state": "none"} and st["failures"] == []
     # a chain that fails for good: its last error line is kept for status
     from genloop.loop.experiment import Experiment as Exp
 
-    real_run_chain = Exp.run_chain
+    real_iter_chain = Exp.iter_chain
 
     def failing(self, chain):
         if "kde" in chain.id:
             raise RuntimeError("disk on fire\nsecond line: the last one")
-        return real_run_chain(self, chain)
+        return real_iter_chain(self, chain)
 
-    monkeypatch.setattr(Exp, "run_chain", failing)
+    monkeypatch.setattr(Exp, "iter_chain", failing)
     with pytest.raises(Exception, match="disk on fire"):
         run(raw, out, report=False, workers=1, retries=0)
     capsys.readouterr()
     assert main(["status", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "generations 4 / 6 finished" in text and "no run is writing it" in text
+    assert "generations 5 / 6 finished" in text and "no run is writing it" in text  # the gaussian chain finished
     assert "failed" in text and "second line: the last one" in text and "ETA" in text
     assert main(["status", str(out), "--json"]) == 0
     js = json.loads(capsys.readouterr().out)
     assert js["failures"][0]["chain"] == c1["id"] and js["failures"][0]["error"] == "second line: the last one"
     assert js["chains"][1]["state"] == "failed"
-    monkeypatch.setattr(Exp, "run_chain", real_run_chain)
+    monkeypatch.setattr(Exp, "iter_chain", real_iter_chain)
     run(raw, out, report=False, workers=1)  # the rerun finishes it and clears the failure
     st = genloop.status(out)
     assert st["failures"] == [] and st["eta_seconds"] == 0 and st["generations"]["remaining"] == 0

@@ -36,12 +36,10 @@ from typing import Optional
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
-
 from ..data import ImageSet
 from ..diffusion import SAMPLERS, make_schedule, sample_loop
 from ..models import build_network
-from ..utils import chunks, to_model, to_uint8
+from ..utils import chunks, progress_bar, to_model, to_uint8
 from . import GENERATORS, GenContext, TrainingDiverged
 from .training import (fit_result, load_training_state, optimizer_step, save_checkpoint, start_training,
                        training_state)
@@ -238,8 +236,7 @@ class DiffusionGenerator:
         sampler = SAMPLERS.get(scfg.name)(self.schedule, steps=steps or scfg.steps, eta=scfg.eta,
                                              clip_x0=scfg.clip_x0, variance=scfg.variance)
         out = []
-        pbar = tqdm(total=n, desc=f"{ctx.desc} sample", disable=not (ctx.progress and bar), leave=False,
-                    unit="img", dynamic_ncols=True)
+        pbar = progress_bar(n, f"{ctx.desc} sample", ctx.progress and bar, unit="img", heartbeat=bar)
         for s in chunks(n, scfg.batch_size):
             m = s.stop - s.start
             y = torch.from_numpy(np.asarray(labels[s], dtype=np.int64)).to(ctx.device) if labels is not None else None

@@ -61,7 +61,7 @@ def start_training(net: torch.nn.Module, ctx: Any, n: int, fingerprint: Callable
     ``load(tensors, opt, losses)`` restores a matching training state), and ``net`` in training
     mode.  Returns (optimiser, recent losses, the step to start at, batch size, steps, start
     time, progress bar) of a run over ``n`` training items."""
-    from tqdm.auto import tqdm
+    from ..utils import progress_bar
 
     tcfg = ctx.config.train
     opt = make_optimizer(net, tcfg.lr, tcfg.weight_decay)
@@ -70,8 +70,7 @@ def start_training(net: torch.nn.Module, ctx: Any, n: int, fingerprint: Callable
     bs = min(tcfg.batch_size, n)
     steps = total_steps(tcfg, n)
     net.train()
-    bar = tqdm(total=steps, initial=start, desc=f"{ctx.desc} train", disable=not ctx.progress, leave=False,
-               dynamic_ncols=True)
+    bar = progress_bar(steps, f"{ctx.desc} train", ctx.progress, initial=start, unit="step")
     return opt, losses, start, bs, steps, time.perf_counter(), bar
 
 

@@ -15,6 +15,11 @@ generation; before running, ``prepare`` checks them, and a finished generation
 whose file is missing or changed is redone, with every later generation of its
 chain (they were computed from it), logged with the file's name.
 
+Order and sharing: ``iter_chain`` runs a chain one generation at a time, so the sweep
+can run chains side by side, generation by generation; chains that differ only in
+sampling options share a generation's trained model when it trains on identical data
+(``genloop.loop.sharing``).  Neither changes a number.
+
 Extend, never redo: a folder made with another config is continued when the new
 config only raises ``loop.generations``, adds seeds or adds values to a grid key
 (every chain of the folder is still a chain of the new config, with as many
@@ -45,6 +50,7 @@ from ..utils import digest, resolve_device
 # TIME_COLUMNS and simulate are re-exported: callers import them from here too.
 from .generation import TIME_COLUMNS, GenerationResult, lineage_file_suffix, run_generation, simulate  # noqa: F401
 from .interactions import INTERACTIONS, History
+from .sharing import SharedModels, config_key
 
 log = logging.getLogger(__name__)
 
@@ -114,12 +120,13 @@ class KeptSamples:
     """A chain's kept samples of finished generations, as ``History`` reads them
     (``kept(generation, lineage)``): those this process made and the folder does not
     keep (``remember``) from memory, the others from the run folder
-    (``RunStore.kept_sample_arrays``), cached up to ``SAMPLE_CACHE_BYTES``.  Raises
-    ``MissingSamples`` for samples that were not kept."""
+    (``RunStore.kept_sample_arrays``), cached up to ``SAMPLE_CACHE_BYTES`` in ``cache``
+    (shared by the chains of an experiment, which run side by side, generation by
+    generation).  Raises ``MissingSamples`` for samples that were not kept."""
 
-    def __init__(self, store: RunStore, chain: str, real: RealData) -> None:
+    def __init__(self, store: RunStore, chain: str, real: RealData, cache: Optional[dict] = None) -> None:
         self.store, self.chain, self.real = store, chain, real
-        self.cache: dict[int, dict] = {}
+        self.cache: dict[tuple[str, int], dict] = {} if cache is None else cache
         self.memory: dict[tuple[int, int], ImageSet] = {}
 
     def remember(self, generation: int, kept: list) -> None:
@@ -128,15 +135,16 @@ class KeptSamples:
     def __call__(self, generation: int, lineage: int = 0) -> ImageSet:
         if (generation, lineage) in self.memory:
             return self.memory[(generation, lineage)]
-        if generation not in self.cache:
+        slot = (self.chain, generation)
+        if slot not in self.cache:
             arrays = self.store.kept_sample_arrays(self.chain, generation)
             if arrays is None:
                 raise MissingSamples(generation)
             while self.cache and sum(a.nbytes for z in self.cache.values() for a in z.values()) > SAMPLE_CACHE_BYTES:
                 self.cache.pop(next(iter(self.cache)))
-            self.cache[generation] = arrays
+            self.cache[slot] = arrays
         # a set of the real data's kind
-        return self.real.train.from_arrays(RunStore.lineage_arrays(self.cache[generation], lineage))
+        return self.real.train.from_arrays(RunStore.lineage_arrays(self.cache[slot], lineage))
 
 
 class RowLog:
@@ -231,11 +239,14 @@ class Experiment:
 
     ``on_generation(row)`` is called after every finished generation (the CLI
     prints its summary line from it); ``progress`` turns on progress bars.
+    ``share_models``: chains whose generation trains the same model on the same data
+    share it (``genloop.loop.sharing``); False trains every model in its chain.
     """
 
     def __init__(self, raw: dict, out_dir: Union[str, Path], *, force: bool = False, progress: bool = False,
                  on_generation: Optional[Callable[[dict], None]] = None,
-                 on_reference: Optional[Callable[[list[dict]], None]] = None, keep_tables: bool = True) -> None:
+                 on_reference: Optional[Callable[[list[dict]], None]] = None, keep_tables: bool = True,
+                 share_models: bool = True) -> None:
         self.raw = raw
         self.chains: list[Chain] = expand(raw)
         # expand() checked every chain, names included (genloop.builtins.check_names), before any work
@@ -250,6 +261,10 @@ class Experiment:
         self._metrics: dict[str, list] = {}
         self._tables_due = 0.0
         self.keep_tables = keep_tables  # False: run_chain leaves the tables to the caller (the sweep's parent)
+        self.share_models = share_models
+        self.shared = SharedModels(self.store.cache_dir)
+        self._config_keys: dict[str, Optional[str]] = {}
+        self._sample_cache: dict = {}  # (chain, generation) -> kept sample arrays, for every chain (KeptSamples)
         self._damage: Optional[DamagedFile] = None  # a damaged chains.json (reported by folder_change)
         try:
             self._adopt_ids()
@@ -455,10 +470,19 @@ class Experiment:
 
     # ------------------------------------------------------------------ running
     def run_chain(self, chain: Chain) -> None:
-        """Run (or resume) one chain.  What each generation writes follows ``store.samples``
-        and ``store.checkpoints`` (see ``genloop.store``); rows of generations without a
-        folder are logged in batches.  A resume that needs samples that were not kept
-        recomputes the chain in memory from generation 0 (logged), never uses other data."""
+        """Run (or resume) one chain to its end (``iter_chain``)."""
+        for _ in self.iter_chain(chain):
+            pass
+
+    def iter_chain(self, chain: Chain):
+        """Run (or resume) one chain, yielding each generation's number once it is saved, so
+        that a caller can run several chains generation by generation (``genloop.sweep``).
+        What each generation writes follows ``store.samples`` and ``store.checkpoints`` (see
+        ``genloop.store``); rows of generations without a folder are logged in batches.  A
+        resume that needs samples that were not kept recomputes the chain in memory from
+        generation 0 (logged), never uses other data.  Every number of a generation derives
+        from (the chain's seed, the generation), so the order in which chains run does not
+        change any of them."""
         cfg = chain.config
         real = self.real_for(cfg)
         interaction = INTERACTIONS.get(cfg.loop.interaction)(cfg, real)
@@ -466,9 +490,10 @@ class Experiment:
         metrics = self.metrics_for(cfg)
         metric_ctx = self._metric_ctx.get(self._metric_key(cfg))  # once per chain (hashing the config is not free)
         nl = len(interaction.lineages())
-        kept = KeptSamples(self.store, chain.id, real)
+        kept = KeptSamples(self.store, chain.id, real, self._sample_cache)
         history = History(real, kept, nl)
         rows = RowLog(self.store, chain.id)
+        fit = self._fit_for(chain)
         start = self.store.finished_generations(chain.id)
         if start:
             log.info("chain %s: generations 0..%d already finished, resuming at %d", chain.id, start - 1, start)
@@ -480,7 +505,8 @@ class Experiment:
                 try:
                     res = run_generation(cfg, interaction, history, g, real, device, metrics, metric_ctx,
                                          state_path=lambda lin: self.store.train_state_path(chain.id, lin),
-                                         progress=self.progress and not replaying, desc=f"{chain.id} gen {g}")
+                                         progress=self.progress and not replaying, desc=f"{chain.id} gen {g}",
+                                         fit=None if replaying else fit)
                 except MissingSamples as exc:
                     if replay_until or g == 0:
                         raise
@@ -494,12 +520,47 @@ class Experiment:
                 if not replaying:
                     self._save_generation(chain, g, res, nl, rows)
                 g += 1
+                if not replaying:
+                    yield g - 1
         finally:
             rows.flush()  # finished generations are kept whatever stops the chain
+            for k in [k for k in self._sample_cache if k[0] == chain.id]:
+                self._sample_cache.pop(k, None)
         if cfg.store.samples != "every":
             rp = self.store.resume_samples_path(chain.id)
             if rp.exists() and self.store.finished_generations(chain.id) >= cfg.loop.generations:
                 rp.unlink()
+
+    def _config_key(self, chain: Chain) -> Optional[str]:
+        if chain.id not in self._config_keys:
+            self._config_keys[chain.id] = config_key(chain.config)
+        return self._config_keys[chain.id]
+
+    def _fit_for(self, chain: Chain) -> Optional[Callable[..., dict]]:
+        """The fit of ``chain``'s generators when another chain of this run can share its models
+        (same config key, ``genloop.loop.sharing``), else None (every model trains)."""
+        if not self.share_models:
+            return None
+        key = self._config_key(chain)
+        if key is None:
+            return None
+        peers = [c for c in self.chains if c.id != chain.id and self._config_key(c) == key]
+        if not peers:
+            return None
+
+        def fit(gen: Any, lcfg: Config, data: Any, g: int, lineage: int, seed: int) -> dict:
+            keep = any(not self.store.is_done(p.id, g) for p in peers)  # a peer has yet to run generation g
+            return self.shared.fit(gen, lcfg, data, g, lineage, seed, resolve_device(lcfg.device), chain.id, keep)
+
+        return fit
+
+    def prune_shared(self, below: Optional[int] = None) -> None:
+        """Remove shared models of generations every chain has finished (or below ``below``)."""
+        if not self.shared.dir.exists():
+            return
+        if below is None:
+            below = min((self.store.finished_generations(c.id) for c in self.chains), default=0)
+        self.shared.prune(below)
 
     def _save_generation(self, chain: Chain, g: int, res: GenerationResult, nl: int, rows: "RowLog") -> None:
         """Keep a finished generation: its folder of files with a ``DONE`` marker, or its row in

@@ -112,9 +112,12 @@ def build_pool(interaction: Interaction, history: History, g: int,
 def fit_and_sample(cfg: Config, interaction: Interaction, pool: Pool, g: int, lineage: int, plan: LineagePlan,
                    lineages: int, rng: np.random.Generator, real: RealData, device: torch.device, scorer: Any = None,
                    state_path: Optional[Callable[[int], Path]] = None, progress: bool = False,
-                   desc: str = "") -> LineageResult:
+                   desc: str = "", fit: Optional[Callable[..., dict]] = None) -> LineageResult:
     """Step 2, one lineage: build its generator (the config with its overrides), fit it on
-    the pool, draw its samples and let the interaction model select the kept ones."""
+    the pool, draw its samples and let the interaction model select the kept ones.
+    ``fit(generator, lineage_config, data, generation, lineage, seed)``, when given, fits
+    in place of ``generator.fit(data)`` (the run folder's runner: shared models,
+    ``genloop.loop.sharing``)."""
     lcfg = lineage_config(cfg, plan.overrides, lineage)
     ta = time.perf_counter()
     gctx = GenContext(config=lcfg, shape=real.train.shape,
@@ -124,13 +127,13 @@ def fit_and_sample(cfg: Config, interaction: Interaction, pool: Pool, g: int, li
                       select_score=_select_score(scorer, lcfg),
                       validation=real.test if lcfg.train.select_every else None, real_train=real.train)
     gen = build_generator(gctx)
-    fit = gen.fit(pool.data)
+    fitted = gen.fit(pool.data) if fit is None else fit(gen, lcfg, pool.data, g, lineage, gctx.seed)
     tb = time.perf_counter()
     samples = gen.sample(plan.labels, plan.count)
     tc = time.perf_counter()
     kept, stats = interaction.select(g, samples, rng, scorer)
     td = time.perf_counter()
-    return LineageResult(gen, samples, kept, fit, stats, tb - ta, tc - tb, td - tc)
+    return LineageResult(gen, samples, kept, fitted, stats, tb - ta, tc - tb, td - tc)
 
 
 def measure(metric: Any, samples: Any, model: Any) -> dict:
@@ -182,8 +185,9 @@ def generation_row(pool: Pool, lineages: list[LineageResult]) -> dict:
 def run_generation(cfg: Config, interaction: Interaction, history: History, g: int, real: RealData,
                    device: torch.device, metrics: list, scorer: Any = None,
                    state_path: Optional[Callable[[int], Path]] = None, progress: bool = False,
-                   desc: str = "") -> GenerationResult:
-    """Generation ``g``: build the pool, fit and sample every lineage, score, and the row
+                   desc: str = "", fit: Optional[Callable[..., dict]] = None) -> GenerationResult:
+    """Generation ``g``: build the pool, fit and sample every lineage (``fit``: see
+    ``fit_and_sample``), score, and the row
     (with ``train_seconds`` (pool and fits), ``sample_seconds``, ``score_seconds``
     (selection and metrics) and ``total_seconds``)."""
     t0 = time.perf_counter()
@@ -191,7 +195,7 @@ def run_generation(cfg: Config, interaction: Interaction, history: History, g: i
     pool, plans = build_pool(interaction, history, g, rng)
     pool_seconds = time.perf_counter() - t0
     lineages = [fit_and_sample(cfg, interaction, pool, g, lin, plan, len(plans), rng, real, device, scorer,
-                               state_path, progress, desc) for lin, plan in enumerate(plans)]
+                               state_path, progress, desc, fit) for lin, plan in enumerate(plans)]
     tm = time.perf_counter()
     row = score(metrics, lineages)
     metric_seconds = time.perf_counter() - tm

@@ -1,0 +1,161 @@
+"""Train once what is the same: chains whose generation trains the same model share it.
+
+Chains that differ only in options used at sampling time (e.g. the default job's
+``generator.guidance_scale``, or ``sampler.*``) train identical models whenever their
+training data are identical -- at least at generation 0, which trains on the real
+data.  The first chain to train such a model keeps it in ``RUN/cache/models/``; every
+other chain whose generation has the same *training key* loads it instead of training,
+and samples, selects and scores as usual.  The numbers are identical to training the
+model in each chain (the generator's weights are saved bit for bit, with torch's global
+random state after training, and sampling draws from its own seeded stream).
+
+The training key is a hash of
+
+* the chain's resolved config less what cannot change the fit: the generator's
+  sampling-time keys (``SAMPLING_KEYS``, or a generator class's ``sampling_keys``), the
+  ``metrics`` section, ``name``, ``seeds``, ``store``, ``sweep``, ``plugins``,
+  ``loop.generations`` and ``loop.sample_count``.  With ``train.select_every`` the
+  validation samples use the sampler, the guidance and the metric features, so nothing
+  of those is left out then;
+* the generator's seed (``lineage_seed(seed, generation, lineage)``), the lineage, the
+  resolved device and the torch thread count;
+* the training data themselves (every array of the generation's training pool).
+
+Only generators that can load their trained state (``load_state_dict``) and name their
+sampling-time keys take part (``ddpm``); the others always train.  A model is kept only
+while another chain of the run with the same config key has not finished that
+generation; ``prune`` removes kept models every chain is past.  ``Experiment(...,
+share_models=False)`` (``genloop run --no-share``) trains every model in its chain.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from ..config import Config
+from ..generators import GENERATORS
+from ..loading import to_dict
+from ..generators.training import read_meta
+from ..store import load_weights, save_weights
+from ..utils import digest
+
+log = logging.getLogger(__name__)
+
+# generator.name -> config keys (dotted; a section name stands for the whole section) that
+# are read only when sampling.  A generator class may say the same with ``sampling_keys``.
+SAMPLING_KEYS: dict[str, tuple[str, ...]] = {
+    "ddpm": ("generator.guidance_scale", "sampler", "decode"),
+}
+
+# Keys that never reach a generator's fit.
+NOT_TRAINING = ("name", "seeds", "store", "sweep", "plugins", "metrics", "loop.generations", "loop.sample_count")
+
+
+def sampling_keys(cfg: Config) -> Optional[tuple[str, ...]]:
+    """The sampling-time keys of ``cfg``'s generator, or None when it cannot share a model."""
+    try:
+        cls = GENERATORS.get(cfg.generator.name)
+    except KeyError:
+        return None
+    keys = getattr(cls, "sampling_keys", None)
+    if keys is None:
+        keys = SAMPLING_KEYS.get(cfg.generator.name)
+    if keys is None or not callable(getattr(cls, "load_state_dict", None)):
+        return None
+    return tuple(keys)
+
+
+def _drop(d: dict, key: str) -> None:
+    *head, last = key.split(".")
+    node = d
+    for part in head:
+        node = node.get(part)
+        if not isinstance(node, dict):
+            return
+    node.pop(last, None)
+
+
+def training_config(cfg: Config) -> Optional[dict]:
+    """The part of ``cfg`` a generator's fit can depend on (None: this generator does not share)."""
+    keys = sampling_keys(cfg)
+    if keys is None:
+        return None
+    d = to_dict(cfg)
+    if cfg.train.select_every:  # validation samples: sampler, guidance and metric features shape the fit
+        dropped = tuple(k for k in NOT_TRAINING if k != "metrics")
+    else:
+        dropped = NOT_TRAINING + keys
+    for k in dropped:
+        _drop(d, k)
+    return d
+
+
+def config_key(cfg: Config) -> Optional[str]:
+    """A hash of ``training_config(cfg)``: chains with equal keys can share models."""
+    d = training_config(cfg)
+    return None if d is None else digest(d)
+
+
+def data_digest(data: Any) -> str:
+    arrays = data.arrays() if hasattr(data, "arrays") else {"data": data}
+    return digest(*[(name, arrays[name]) for name in sorted(arrays)])
+
+
+class SharedModels:
+    """The run folder's shared models (``RUN/cache/models/g<generation>_<key>.safetensors``)."""
+
+    def __init__(self, cache_dir: Path) -> None:
+        self.dir = Path(cache_dir) / "models"
+        self.loaded = 0  # models this process loaded instead of training
+        self.saved = 0
+
+    def path(self, generation: int, key: str) -> Path:
+        return self.dir / f"g{generation:04d}_{key}.safetensors"
+
+    def fit(self, gen: Any, lcfg: Config, data: Any, generation: int, lineage: int, seed: int,
+            device: torch.device, chain: str, keep: bool) -> dict:
+        """``gen.fit(data)``, or the same model loaded when another chain already trained it.
+        ``keep``: save the trained model for chains that have yet to run this generation."""
+        base = training_config(lcfg)
+        if base is None:
+            return gen.fit(data)
+        key = digest(base, seed, generation, lineage, str(device), torch.get_num_threads(), data_digest(data))
+        path = self.path(generation, key)
+        if path.exists():
+            try:
+                tensors = load_weights(path)
+                meta = read_meta(path)
+                gen.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+                torch.set_rng_state(tensors["rng"])
+                fit = json.loads(meta["fit"])
+            except Exception as exc:  # noqa: BLE001 - a damaged file: train instead
+                log.warning("%s: shared model %s is unreadable (%s); training instead", chain, path.name, exc)
+            else:
+                self.loaded += 1
+                log.info("%s generation %d: same training config and data as chain %s; using its model (%s)",
+                         chain, generation, meta.get("chain", "?"), path.name)
+                return fit
+        fit = gen.fit(data)
+        if keep:
+            tensors = {f"model.{k}": v for k, v in gen.state_dict().items()}
+            tensors["rng"] = torch.get_rng_state()
+            save_weights(path, tensors, {"key": key, "chain": chain, "generation": generation,
+                                         "fit": json.dumps(fit)})
+            self.saved += 1
+        return fit
+
+    def prune(self, below: int) -> None:
+        """Remove kept models of generations below ``below`` (every chain has finished them)."""
+        if not self.dir.exists():
+            return
+        for p in self.dir.glob("g*_*.safetensors"):
+            try:
+                g = int(p.name[1:].split("_", 1)[0])
+            except ValueError:
+                continue
+            if g < below:
+                p.unlink(missing_ok=True)
