@@ -720,8 +720,8 @@ def _inline_chains(exp: Any, pending: list, retries: int, diverged: list, failed
                 exp.store.write_failure(cid, "invalid", f"{type(exc).__name__}: {exc}", attempts[cid])
                 raise
             except SystemExit as exc:  # a component (a plugin's) exited: a plugin error, never retried
-                msg = plugin_exit_message(ch.id, exc)
-                exp.store.write_failure(ch.id, "invalid", msg, attempt)
+                msg = plugin_exit_message(cid, exc)
+                exp.store.write_failure(cid, "invalid", msg, attempts[cid])
                 raise ConfigError(msg) from None
             except TrainingDiverged as exc:
                 log.error("chain %s stopped: %s", cid, exc)
