@@ -157,3 +157,54 @@ def test_heartbeat_is_at_most_one_a_minute(monkeypatch, caplog):
     with caplog.at_level(logging.INFO, logger="genloop.heartbeat"):
         quiet.update(1)
     assert len([r for r in caplog.records if r.name == "genloop.heartbeat"]) == 2
+
+
+@pytest.mark.browser
+def test_the_report_drawn_mid_run_renders_in_a_headless_browser(tmp_path, capsys, monkeypatch):
+    """The live report, as it stands after the first finished generation of a two-chain run,
+    opens in a headless Chromium with every picture decoded and the finished generation shown."""
+    import json
+    import re
+    import shutil
+    import subprocess
+
+    browser = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)),
+                   None)
+    if browser is None:
+        pytest.skip("no chromium (apt-get install chromium)")
+    out = tmp_path / "run"
+    snapshots = []
+    original = cli.LiveReport.generation
+
+    def generation(self):
+        original(self)
+        html = out / "report.html"
+        if not snapshots and html.exists():
+            snapshots.append(html.read_text())
+
+    monkeypatch.setattr(cli.LiveReport, "generation", generation)
+    over = [o for o in DDPM if not o.startswith("generator.guidance_scale")] + ["generator.guidance_scale=[1.0,0.1]",
+                                                                                 "train.steps=4"]
+    assert cli.main(["run", "-o", str(out), *over]) == 0
+    capsys.readouterr()
+    mid = snapshots[0]
+    assert "1 of 4 generations finished" in mid
+    probe = """<script>
+function record() {
+  const pre = document.createElement("pre");
+  pre.id = "probe";
+  pre.textContent = JSON.stringify(Array.from(document.images).map(i => [i.naturalWidth, i.naturalHeight, i.complete]));
+  document.body.appendChild(pre);
+}
+if (document.readyState === "complete") record(); else window.addEventListener("load", record);
+</script>"""
+    page = tmp_path / "mid.html"
+    page.write_text(mid.replace("</body>", probe + "</body>"))
+    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+           f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=15000", "--dump-dom", page.as_uri()]
+    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    m = re.search(r'<pre id="probe">(.*?)</pre>', dom.stdout, re.S)
+    assert m, dom.stderr[-2000:]
+    sizes = json.loads(m.group(1))
+    assert len(sizes) >= 1 and all(w > 0 and h > 0 and done for w, h, done in sizes), sizes
+    assert "1 of 4 generations finished" in dom.stdout
