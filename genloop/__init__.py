@@ -15,6 +15,7 @@ the plots and report into the run folder, as ``genloop run`` does.
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
@@ -52,19 +53,11 @@ def run(config: Union[str, Path, dict, list, None] = None, out_dir: Union[str, P
     config is refused before it, unless ``force``).  ``report``: draw the plots and
     the HTML report into the folder at the end.  ``plugins``: modules to import before the
     config is checked (added to its ``plugins`` key; see docs/adding-a-component.md)."""
-    from .config import Config
-    from .loading import load_raw, to_dict
-    from .reference import config_sources
     from .loop import Experiment
-    from .sweep import DEFAULT_RETRIES, run_sweep
 
     if out_dir is None:
         out_dir = Path("runs") / _run_name(config, preset)
-    if isinstance(config, Config):
-        config = to_dict(config)
-    elif isinstance(config, (list, tuple)):
-        config = [to_dict(c) if isinstance(c, Config) else c for c in config]
-    raw = load_raw(config_sources(config, preset), overrides, plugins=plugins)
+    raw = _raw_config(config, preset, overrides, plugins)
 
     def reference_ready(refs: list) -> None:  # the folder is prepared and the real data loaded
         _write_real_passages(exp)
@@ -75,32 +68,54 @@ def run(config: Union[str, Path, dict, list, None] = None, out_dir: Union[str, P
                      on_reference=reference_ready)
     exp.folder_change()  # refuses a folder genloop did not make, or made with another config, before any write
     existed = Path(out_dir).exists()
-    from .tracking import tracked
-
     try:
-        with exp.store.lock():  # a second writer stops here, before anything is said or written
-            changed = exp.folder_change()
-            if on_start is not None:
-                on_start(exp, changed)
-            with tracked(exp) as tracking:  # the experiment trackers of the config key `tracking` (none: a no-op)
-                rows = run_sweep(exp, workers=workers, backend=backend, address=address,
-                                 retries=DEFAULT_RETRIES if retries is None else retries, threads=threads,
-                                 gpus_per_chain=gpus_per_chain, return_rows=return_rows)
-                if report:
-                    from .report import draw
-
-                    draw(Path(out_dir))
-                elif tracking is not None:  # the trackers log the plots
-                    from .report.plots import plot_run
-
-                    plot_run(Path(out_dir), formats=("png",))
+        return _run_locked(exp, Path(out_dir), on_start, report, workers=workers, backend=backend, address=address,
+                           retries=retries, threads=threads, gpus_per_chain=gpus_per_chain, return_rows=return_rows)
     except BaseException:
         if not existed:  # a start that failed before writing anything leaves no folder
-            try:
+            with contextlib.suppress(OSError):
                 Path(out_dir).rmdir()
-            except OSError:
-                pass
         raise
+
+
+def _raw_config(config: Any, preset: Optional[str], overrides: Optional[list[str]],
+                plugins: Optional[list[str]]) -> dict:
+    """``run``'s sources merged into one raw config: the preset, then ``config`` (a ``Config``
+    is turned back into its keys), then the overrides."""
+    from .config import Config
+    from .loading import load_raw, to_dict
+    from .reference import config_sources
+
+    if isinstance(config, Config):
+        config = to_dict(config)
+    elif isinstance(config, (list, tuple)):
+        config = [to_dict(c) if isinstance(c, Config) else c for c in config]
+    return load_raw(config_sources(config, preset), overrides, plugins=plugins)
+
+
+def _run_locked(exp: Any, out_dir: Path, on_start: Optional[Callable[[Any, list], None]], report: bool,
+                retries: Optional[int], **options: Any) -> Optional[list[dict]]:
+    """``run``'s work under the run folder's lock: tell ``on_start`` how the config extends the
+    folder's, run the chains (``sweep.run_sweep`` with ``options``) under the config's
+    experiment trackers, then draw the plots and the report (``report``), or only the plots
+    that the trackers log."""
+    from .sweep import DEFAULT_RETRIES, run_sweep
+    from .tracking import tracked
+
+    with exp.store.lock():  # a second writer stops here, before anything is said or written
+        changed = exp.folder_change()
+        if on_start is not None:
+            on_start(exp, changed)
+        with tracked(exp) as tracking:  # the experiment trackers of the config key `tracking` (none: a no-op)
+            rows = run_sweep(exp, retries=DEFAULT_RETRIES if retries is None else retries, **options)
+            if report:
+                from .report import draw
+
+                draw(out_dir)
+            elif tracking is not None:  # the trackers log the plots
+                from .report.plots import plot_run
+
+                plot_run(out_dir, formats=("png",))
     return rows
 
 

@@ -14,7 +14,7 @@ from genloop.reference import preset_path, presets
 def test_load_config_preset_is_the_clis(name):
     """Every shipped preset resolves through the API to the chains `genloop run -p NAME` runs."""
     api = genloop.load_config(preset=name)
-    cli = expand(load_raw([preset_path(name)], None))  # what cli._config_sources(-p NAME) loads
+    cli = expand(load_raw([preset_path(name)], None))  # what cli.config_sources(-p NAME) loads
     assert api == cli
     assert len(api) >= 1
 

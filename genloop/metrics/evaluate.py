@@ -62,12 +62,7 @@ def evaluate(real: ImageSet, fake: ImageSet, features: str = "inception", k: int
     if features == "classifier" and not real.labelled:
         raise ConfigError("evaluate: features=classifier trains the domain classifier on the real images, "
                          "which needs labels; these real images have none (use features=inception or pixels)")
-    if tuple(real.images.shape[1:]) != tuple(fake.images.shape[1:]):
-        def shape(s: ImageSet) -> str:
-            return " x ".join(str(d) for d in s.images.shape[1:])
-
-        raise ConfigError(f"evaluate: the real images are {shape(real)} (C x H x W) and the generated ones "
-                          f"{shape(fake)}; compare sets of the same size and channels (resize or convert one set)")
+    _check_same_shape(real, fake)
     raw = defaults() if config is None else _to_raw(config)
     for key, value in (("names", list(metrics)), ("features", features), ("k", k), ("chunk_size", chunk_size),
                        ("distance_dtype", distance_dtype), ("kid_subsets", kid_subsets),
@@ -85,6 +80,16 @@ def evaluate(real: ImageSet, fake: ImageSet, features: str = "inception", k: int
     for name in metrics:
         out.update(METRICS.get(name)(ctx)(fake))
     return out
+
+
+def _check_same_shape(real: ImageSet, fake: ImageSet) -> None:
+    """A one-line ``ConfigError`` when the two sets' images differ in size or channels."""
+    if tuple(real.images.shape[1:]) != tuple(fake.images.shape[1:]):
+        def shape(s: ImageSet) -> str:
+            return " x ".join(str(d) for d in s.images.shape[1:])
+
+        raise ConfigError(f"evaluate: the real images are {shape(real)} (C x H x W) and the generated ones "
+                          f"{shape(fake)}; compare sets of the same size and channels (resize or convert one set)")
 
 
 def _to_raw(cfg: Config) -> dict:

@@ -56,8 +56,6 @@ def plot_composition(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf"),
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib import cm
-    from matplotlib.colors import Normalize
 
     store = RunStore(Path(run_dir))
     path = store.root / "metrics.csv"
@@ -72,12 +70,7 @@ def plot_composition(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf"),
     for r in rows:
         by_chain[str(r["chain"])].append(r)
     info = {c["id"]: c for c in store.chains()}
-    interaction = ""
-    if store.config_path.exists():
-        import yaml
-
-        value = (yaml.safe_load(store.config_path.read_text()) or {}).get("loop", {}).get("interaction")
-        interaction = value if isinstance(value, str) else ""
+    interaction = _interaction(store)
     seen_settings = set()
     out: list[Path] = []
     for chain, rs in by_chain.items():
@@ -92,51 +85,77 @@ def plot_composition(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf"),
         if chains is None and not _mixes_sources(rs, cols):
             continue
         seen_settings.add(setting)
-        gens = [int(r["generation"]) for r in rs]
-        last = max(gens) if gens else 0
-        fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=120)
-        bottom = [0.0] * len(rs)
-        width = 0.9 if len(rs) < 60 else 1.0
-        cmap, norm = cm.viridis, Normalize(vmin=0, vmax=max(last, 1))
-        for i, col in enumerate(cols):
-            vals = [_num(r.get(col)) for r in rs]
-            if not any(vals):
-                continue
-            if col == "pool_real":
-                color, label = "0.35", "real"
-            elif mode == "lineage":
-                k = int(col.rsplit("_", 1)[1])
-                color, label = f"C{k % 10}", f"lineage {k}"
-            else:
-                color, label = cmap(norm(int(col.rsplit("_", 1)[1]))), None
-            top = [b + v for b, v in zip(bottom, vals)]
-            if len(rs) < MAX_BARS:
-                ax.bar(gens, vals, bottom=bottom, width=width, color=color, label=label, linewidth=0)
-            else:  # one filled band per source instead of a rectangle per generation (200 x 200 bars take minutes)
-                ax.fill_between(gens, bottom, top, step="mid", color=color, label=label, linewidth=0)
-            bottom = top
-        ax.set_ylim(0, 1.0)
-        ax.set_xlabel("generation (trained on the pool)")
-        ax.set_ylabel("fraction of the training pool")
-        title = f"Training pool: {chain}" + (f" ({interaction})" if interaction else "")
-        ax.set_title(title if len(title) < 70 else title[:67] + "...", fontsize=9)
-        if mode == "origin":
-            sm = cm.ScalarMappable(norm=norm, cmap=cmap)
-            fig.colorbar(sm, ax=ax, pad=0.12 if _size_varies(rs) else 0.02).set_label("sampled by generation")
-        if _size_varies(rs):
-            ax2 = ax.twinx()
-            ax2.plot(gens, [_num(r.get("pool_size")) for r in rs], color="crimson", lw=1.2, label="pool size")
-            ax2.set_ylabel("pool size (images)", color="crimson")
-            ax2.set_ylim(bottom=0)
-            ax2.tick_params(axis="y", colors="crimson")
-        handles, labels = ax.get_legend_handles_labels()
-        if handles:
-            ax.legend(handles, labels, fontsize=7, loc="lower left")
-        fig.tight_layout()
+        fig = _chain_figure(plt, chain, rs, mode, cols, interaction)
         stem = "composition_" + re.sub(r"[^A-Za-z0-9_.=+-]", "", chain)
         out += save_figure(fig, store.plots_dir / stem, formats)
         plt.close(fig)
     return out
+
+
+def _interaction(store: RunStore) -> str:
+    """The run's ``loop.interaction`` when it is one name, else ""."""
+    if not store.config_path.exists():
+        return ""
+    import yaml
+
+    value = (yaml.safe_load(store.config_path.read_text()) or {}).get("loop", {}).get("interaction")
+    return value if isinstance(value, str) else ""
+
+
+def _chain_figure(plt, chain: str, rs: list[dict], mode: str, cols: list[str], interaction: str):
+    """One chain's figure: the stacked sources per generation, a colour bar of the
+    generations (``origin``) and the pool size on a second axis when it changes."""
+    from matplotlib import cm
+    from matplotlib.colors import Normalize
+
+    gens = [int(r["generation"]) for r in rs]
+    last = max(gens) if gens else 0
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=120)
+    cmap, norm = cm.viridis, Normalize(vmin=0, vmax=max(last, 1))
+    _stack(ax, rs, gens, mode, cols, cmap, norm)
+    ax.set_ylim(0, 1.0)
+    ax.set_xlabel("generation (trained on the pool)")
+    ax.set_ylabel("fraction of the training pool")
+    title = f"Training pool: {chain}" + (f" ({interaction})" if interaction else "")
+    ax.set_title(title if len(title) < 70 else title[:67] + "...", fontsize=9)
+    if mode == "origin":
+        sm = cm.ScalarMappable(norm=norm, cmap=cmap)
+        fig.colorbar(sm, ax=ax, pad=0.12 if _size_varies(rs) else 0.02).set_label("sampled by generation")
+    if _size_varies(rs):
+        ax2 = ax.twinx()
+        ax2.plot(gens, [_num(r.get("pool_size")) for r in rs], color="crimson", lw=1.2, label="pool size")
+        ax2.set_ylabel("pool size (images)", color="crimson")
+        ax2.set_ylim(bottom=0)
+        ax2.tick_params(axis="y", colors="crimson")
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(handles, labels, fontsize=7, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def _stack(ax, rs: list[dict], gens: list[int], mode: str, cols: list[str], cmap, norm) -> None:
+    """The sources ``cols`` stacked per generation: bars, or one filled band each from
+    ``MAX_BARS`` generations on."""
+    bottom = [0.0] * len(rs)
+    width = 0.9 if len(rs) < 60 else 1.0
+    for col in cols:
+        vals = [_num(r.get(col)) for r in rs]
+        if not any(vals):
+            continue
+        if col == "pool_real":
+            color, label = "0.35", "real"
+        elif mode == "lineage":
+            k = int(col.rsplit("_", 1)[1])
+            color, label = f"C{k % 10}", f"lineage {k}"
+        else:
+            color, label = cmap(norm(int(col.rsplit("_", 1)[1]))), None
+        top = [b + v for b, v in zip(bottom, vals)]
+        if len(rs) < MAX_BARS:
+            ax.bar(gens, vals, bottom=bottom, width=width, color=color, label=label, linewidth=0)
+        else:  # one filled band per source instead of a rectangle per generation (200 x 200 bars take minutes)
+            ax.fill_between(gens, bottom, top, step="mid", color=color, label=label, linewidth=0)
+        bottom = top
 
 
 def _size_varies(rows: list[dict]) -> bool:
