@@ -138,6 +138,7 @@ def _want_progress(args) -> bool:
 
 def cmd_run(args) -> int:
     from . import run
+    from .runfolder import Layout
     from .report import draw
     from .utils import mark_activity
 
@@ -155,7 +156,7 @@ def cmd_run(args) -> int:
         live.exp = exp
         print(f"genloop: {len(exp.chains)} chain(s) x {exp.chains[0].config.loop.generations} generation(s) -> {out}"
               + ("" if every_line[0] else " (one line per finished chain)"), flush=True)
-        print(f"genloop: report {out / 'report.html'} (redrawn as generations finish)", flush=True)
+        print(f"genloop: report {Layout(out).report_path} (redrawn as generations finish)", flush=True)
         if changed and not args.force:
             print(f"genloop: extending {out} ({', '.join(changed)}); finished generations are kept", flush=True)
 
@@ -185,9 +186,9 @@ def cmd_run(args) -> int:
             plugins=args.plugin)
     plots, report = draw(out)
     print(f"done in {time.perf_counter() - t0:.1f}s")
-    print(f"results: {out}/metrics.csv")
+    print(f"results: {out}/{Layout.METRICS_CSV}")
     if plots:
-        print(f"plots:   {out}/plots/ ({len(plots)} figures)")
+        print(f"plots:   {out}/{Layout.PLOTS}/ ({len(plots)} figures)")
     if report:
         print(f"report:  {report}" + (f" (redrawn {live.draws} times while running, {live.seconds:.1f}s in all)"
                                       if live.draws else ""))
@@ -204,20 +205,20 @@ def _int_list(text: str) -> list[int]:
 def cmd_report(args) -> int:
     from .report import draw
 
-    from .store import folder_kind
+    from .runfolder import Layout, folder_kind
 
     out = Path(args.run_dir)
-    if not (out / "config.yaml").exists() or folder_kind(out)[0] != "genloop":  # never draws into other folders
+    if not Layout(out).config_path.exists() or folder_kind(out)[0] != "genloop":  # never draws into other folders
         raise ConfigError(f"{out}: not a genloop run folder (no config.yaml and chains.json)")
     plots, report = draw(out, args.classes)
-    print(f"plots: {len(plots)} in {out}/plots")
+    print(f"plots: {len(plots)} in {out}/{Layout.PLOTS}")
     if report:
         print(f"report: {report}")
     return 0
 
 
 def cmd_status(args) -> int:
-    from .folder_status import format_status, run_status
+    from .runfolder.status import format_status, run_status
 
     st = run_status(Path(args.run_dir))
     print(json.dumps(st, indent=2, default=str) if args.json else format_status(st))
@@ -455,7 +456,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     except _loaded("genloop.sweep", "SweepError") as exc:
         print(f"genloop: error: {exc}", file=sys.stderr)
         return 4
-    except _loaded("genloop.store", "RunLocked") as exc:
+    except _loaded("genloop.runfolder", "RunLocked") as exc:
         print(f"genloop: error: {exc}", file=sys.stderr)
         return 5
     except KeyError as exc:

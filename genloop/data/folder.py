@@ -56,7 +56,7 @@ import numpy as np
 from ..config import DataConfig, opt
 from ..utils import digest
 from . import DATASETS, DataError, ImageSet, RealData, split_holdout
-from ..store import save_npz
+from ..runfolder import save_npz
 from .cache import cache_key, cache_root, fingerprint, load_cached
 from .transforms import GREY_MODES, decode_square, most_common_size, to_grey_or_rgb
 

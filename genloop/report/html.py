@@ -10,7 +10,7 @@ for a text run, a few passages of every generation below the real text's, the tr
 ``genloop.report.composition`` is present) and the seconds each generation
 took.  The figures are also saved under ``RUN/plots`` as PNG and PDF.
 
-The report reads the run folder through ``genloop.store`` only; it can be
+The report reads the run folder through ``genloop.runfolder`` only; it can be
 redrawn at any time, also while a run is going on (``genloop report RUN``).
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ import math
 from pathlib import Path
 from typing import Any, Iterable, Optional, Union
 
-from ..store import RunStore, read_csv, read_json, write_text
+from ..runfolder import RunStore, read_csv, read_json, write_text
 from . import plots
 
 log = logging.getLogger(__name__)
@@ -245,7 +245,7 @@ def _samples_section(store: RunStore, chains: list[dict]) -> str:
     for ch in chains:
         n = store.finished_generations(ch["id"])
         samples = {g: store.load_samples(ch["id"], g) for g in range(n)
-                   if (store.gen_dir(ch["id"], g) / "samples.npz").exists()}
+                   if store.samples_path(ch["id"], g).exists()}
         k = max((int(lab.max()) + 1 for _, lab in samples.values() if lab is not None and len(lab)), default=0)
         rows = []
         for g in range(n):
@@ -256,7 +256,7 @@ def _samples_section(store: RunStore, chains: list[dict]) -> str:
                 img = (f'<img src="{uri}" class="samples" data-cells="{cells}" data-cell="{cell}" '
                        f'alt="{_e(ch["id"])} generation {g}" title="{_e(ch["id"])} generation {g}">')
             else:
-                grids = sorted(d.glob("grid*.png"))  # samples.npz absent: the saved grid, unscaled
+                grids = sorted(d.glob(store.GRID_GLOB))  # samples.npz absent: the saved grid, unscaled
                 if not grids:
                     continue
                 img = "".join(f'<img src="{data_uri(p)}" class="samples" alt="{_e(ch["id"])} generation {g}">'
@@ -280,13 +280,13 @@ PASSAGES_SHOWN = 3  # generated passages shown per generation
 
 
 def _passage_files(store: RunStore, chain: str, generation: int) -> list[Path]:
-    return sorted(store.gen_dir(chain, generation).glob("passages*.json"))
+    return sorted(store.gen_dir(chain, generation).glob(store.PASSAGES_GLOB))
 
 
 def is_text_run(store: RunStore, chains: list[dict]) -> bool:
     """A run on text: its generations keep passages (``passages*.json``) instead of grids, or
     (before any generation finished) the run wrote the real passages or a tokenizer."""
-    if (store.root / "real_passages.json").exists() or any((store.cache_dir / "data").glob("tokenizer-*.json")):
+    if store.real_passages_path.exists() or any(store.data_cache_dir.glob("tokenizer-*.json")):
         return True
     for ch in chains:
         n = store.finished_generations(ch["id"])
@@ -304,7 +304,7 @@ def _passages_section(store: RunStore, chains: list[dict]) -> Optional[str]:
     """Text runs: per chain, the real training text's first passages, then the first generated
     passages of every finished generation below them, column by column (HTML-escaped, left-aligned,
     line breaks kept).  The first chain is open, the others fold."""
-    path = store.root / "real_passages.json"
+    path = store.real_passages_path
     real = read_json(path) if path.exists() else {}
     out = []
     for ch in chains:
@@ -313,7 +313,7 @@ def _passages_section(store: RunStore, chains: list[dict]) -> Optional[str]:
             rows.append(f'<tr class="real"><th>real text</th>{_passage_cells(real[ch["id"]])}</tr>')
         for g in range(store.finished_generations(ch["id"])):
             for p in _passage_files(store, ch["id"], g):
-                lineage = p.stem[len("passages"):].lstrip("_")
+                lineage = store.passages_lineage(p)
                 cap = f"gen {g}" + (f" ({lineage})" if lineage else "")
                 rows.append(f"<tr><th>{_e(cap)}</th>{_passage_cells(read_json(p))}</tr>")
         if not rows:
@@ -425,7 +425,7 @@ def _timing_section(store: RunStore, rows: list[dict]) -> str:
 
 
 def _reference_section(store: RunStore) -> str:
-    path = store.root / "reference.csv"
+    path = store.reference_csv
     if not path.exists():
         return ""
     refs = read_csv(path)
@@ -448,8 +448,8 @@ def render(run_dir: Union[str, Path], classes: Optional[list[int]] = None) -> st
     config_text = store.config_path.read_text() if store.config_path.exists() else ""
     raw = (yaml.safe_load(config_text) or {}) if config_text else {}
     chains = store.chains()
-    rows = read_csv(root / "metrics.csv") if (root / "metrics.csv").exists() else []
-    summary = read_csv(root / "summary.csv") if (root / "summary.csv").exists() else []
+    rows = read_csv(store.metrics_csv) if store.metrics_csv.exists() else []
+    summary = read_csv(store.summary_csv) if store.summary_csv.exists() else []
     name = raw.get("name") or root.name
     total = sum(_generations(c, raw) or 0 for c in chains)
     done = sum(store.finished_generations(c["id"]) for c in chains)
@@ -495,6 +495,6 @@ def render(run_dir: Union[str, Path], classes: Optional[list[int]] = None) -> st
 def write_report(run_dir: Union[str, Path], classes: Optional[list[int]] = None) -> Path:
     """Write ``RUN/report.html`` (and its figures under ``RUN/plots``); returns its path."""
     store = RunStore(Path(run_dir))
-    path = store.root / "report.html"
+    path = store.report_path
     write_text(path, render(store.root, classes))
     return path
