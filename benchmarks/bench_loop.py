@@ -217,7 +217,7 @@ def main() -> int:
     from genloop.loading import from_dict, load_raw
     from genloop.reference import preset_path
     from genloop import run
-    from genloop.store import RunStore, read_csv
+    from genloop.runfolder import RunStore, read_csv
 
     raw = load_raw(preset_path("default"), [f"loop.generations={args.generations}"] + args.overrides)
     chains_cfg = from_dict({**raw, "generator": {**raw["generator"], "guidance_scale": 1.0}})

@@ -301,7 +301,7 @@ def main() -> int:
     from genloop.loading import load_raw
     from genloop.reference import preset_path
     from genloop import run
-    from genloop.store import RunStore, read_csv
+    from genloop.runfolder import RunStore, read_csv
 
     raw = load_raw(preset_path(args.preset), [f"data.root={args.root}", f"loop.generations={args.generations}"]
                    + args.overrides)

@@ -95,7 +95,7 @@ def children_cpu() -> float:
 def run_mode(m: str, base: Path, warm: Path, overrides: list[str]):
     """One `genloop run` of mode ``m`` in a fresh folder with the warm cache; None if it failed."""
     from genloop.loop.experiment import TIME_COLUMNS
-    from genloop.store import read_csv
+    from genloop.runfolder import read_csv
 
     extra, workers, threads = MODES[m]
     out = base / m

@@ -19,7 +19,7 @@ from genloop.loading import from_dict
 from genloop.data import load_real
 from genloop.metrics import MetricContext
 from genloop.metrics.frechet import frechet_distance_features
-from genloop.store import RunStore
+from genloop.runfolder import RunStore
 
 
 class EqualN:

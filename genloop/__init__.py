@@ -123,7 +123,7 @@ def status(run_dir: Union[str, Path]) -> dict:
     """How far a run folder has got (what ``genloop status --json`` prints): per chain the
     generations finished / planned, state, last metric row, failure and seconds per
     generation; the writer holding the folder's lock; totals and an ETA.  Needs no lock."""
-    from .folder_status import run_status
+    from .runfolder.status import run_status
 
     return run_status(run_dir)
 
@@ -148,7 +148,7 @@ def _write_real_passages(exp: Any) -> None:
     """For text data: the first decoded blocks of each chain's real training text, in
     ``RUN/real_passages.json`` (chain id -> passages), which the report shows beside every
     generation's passages.  Uses the real data ``prepare`` has just loaded."""
-    from .store import write_json
+    from .runfolder import write_json
 
     out = {}
     for ch in exp.chains:
@@ -157,7 +157,7 @@ def _write_real_passages(exp: Any) -> None:
             return
         out[ch.id] = real.train.texts(REAL_PASSAGES)
     if out:
-        write_json(exp.store.root / "real_passages.json", out)
+        write_json(exp.store.real_passages_path, out)
 
 
 def _run_name(config: Any, preset: Optional[str]) -> str:

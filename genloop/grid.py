@@ -7,7 +7,7 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
-from .store import write_bytes
+from .runfolder import write_bytes
 
 
 def make_grid(images: np.ndarray, labels: Optional[np.ndarray], num_classes: int, per_row: int = 10,

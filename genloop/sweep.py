@@ -71,7 +71,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
-from .store import update_lock
+from .runfolder import update_lock
 from .utils import beat, heartbeat_due, mark_activity
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ from genloop.data import ImageSet, RealData, load_real
 from genloop.generators import GenContext, build_generator
 from genloop.loop.experiment import TIME_COLUMNS, simulate
 from genloop.metrics import MetricContext, build_metrics
-from genloop.store import RunStore, load_npz, load_weights, read_csv
+from genloop.runfolder import RunStore, load_npz, load_weights, read_csv
 
 N = 20  # real points (and samples) per generation in the theory checks
 

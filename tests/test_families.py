@@ -24,7 +24,7 @@ from genloop.loading import from_dict, load_raw
 from genloop.metrics import METRICS, MetricContext
 from genloop.metrics.features import EXTRACTORS
 from genloop.models import NETWORKS, build_network
-from genloop.store import save_weights
+from genloop.runfolder import save_weights
 
 CPU = torch.device("cpu")
 

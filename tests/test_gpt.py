@@ -14,7 +14,7 @@ from genloop.generators.decoding import generate
 from genloop.generators import gpt as gpt_gen
 from genloop.loop.experiment import TIME_COLUMNS, simulate
 from genloop.models.gpt import GPT, KVCache
-from genloop.store import RunStore, load_npz, read_csv
+from genloop.runfolder import RunStore, load_npz, read_csv
 
 TINY = ["data.name=zipf-markov", "data.words=12", "data.count=100", "data.block_size=12", "generator.name=gpt",
         "generator.width=32", "generator.depth=2", "generator.heads=4", "train.steps=30", "train.batch_size=16",

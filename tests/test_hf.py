@@ -166,7 +166,7 @@ def test_fine_tunes_and_samples_in_the_loop_the_shumailov_way(tiny):
 
 def test_resumes_inside_a_generation(tiny, tmp_path, monkeypatch):
     from genloop import run
-    from genloop.store import RunStore, load_npz
+    from genloop.runfolder import RunStore, load_npz
 
     raw = load_raw(None, _args(tiny, "loop.generations=1"))
     run(raw, tmp_path / "full", report=False)
@@ -192,7 +192,7 @@ def test_resumes_inside_a_generation(tiny, tmp_path, monkeypatch):
     run(raw, tmp_path / "cut", report=False)
     a = load_npz(RunStore(tmp_path / "full").gen_dir("c00", 0) / "samples.npz")["tokens"]
     assert np.array_equal(a, load_npz(store.gen_dir("c00", 0) / "samples.npz")["tokens"])
-    from genloop.store import read_csv
+    from genloop.runfolder import read_csv
 
     ppl = [r["ppl_test"] for r in read_csv(tmp_path / "full" / "metrics.csv")]
     assert ppl == [r["ppl_test"] for r in read_csv(tmp_path / "cut" / "metrics.csv")]

@@ -14,7 +14,7 @@ from genloop.loading import load_raw
 from genloop.generators import diffusion as diffusion_gen
 from genloop.loop import Experiment
 from genloop.loop.experiment import TIME_COLUMNS
-from genloop.store import RunStore, load_npz, load_weights, read_csv
+from genloop.runfolder import RunStore, load_npz, load_weights, read_csv
 
 
 def _results(path):

@@ -8,7 +8,7 @@ from genloop.data import RealData, load_real
 from genloop.metrics import MetricContext
 from genloop.metrics.features import EXTRACTORS, FeatureExtractor, extractor_for, features_of
 from genloop.metrics.features import inception as inc
-from genloop.store import save_weights
+from genloop.runfolder import save_weights
 
 
 def make_ctx(overrides=(), real=None, cache_dir=None):

@@ -47,7 +47,7 @@ def test_phase_diagram_sweep_onset_and_extension(tmp_path):
     assert float(perfect[0]["onset_valid_share_left"]) == 1.0
     final = [r for r in perfect if r["generation"] == "5"][0]
     assert float(final["valid_share_mean"]) == 1.0
-    from genloop.store import RunStore
+    from genloop.runfolder import RunStore
 
     numeric, others = axes(RunStore(out).chains())
     assert numeric == ["loop.synthetic_fraction", "loop.verify_false_accept"] and others == []

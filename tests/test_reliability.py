@@ -21,8 +21,8 @@ import genloop
 from genloop.cli import main
 from genloop.config import ConfigError
 from genloop.loading import expand, load_raw
-from genloop.store import (LOCK_NAME, MARKER_NAME, DamagedFile, RunStore, read_csv, read_weights, save_weights,
-                           weights_bytes)
+from genloop.runfolder import (LOCK_NAME, MARKER_NAME, DamagedFile, RunStore, read_csv, read_weights, save_weights,
+                               weights_bytes)
 
 GAUSS = ["data.name=gaussian", "data.count=250", "generator.name=gaussian",
          "metrics.names=[frechet,wasserstein,variance_ratio]", "device=cpu", "generator.guidance_scale=1.0"]
@@ -276,7 +276,7 @@ def test_file_system_failures_are_one_line(tmp_path, capsys, monkeypatch):
     (tmp_path / "file").write_text("x")
     rc, err = _cli(capsys, "run", "-o", tmp_path / "file" / "run", *args)
     assert rc == 2 and len(err) == 1 and "has a file where a folder should be in its path" in err[0], err
-    import genloop.store as store
+    import genloop.runfolder.lock as store
 
     real_open = os.open
 
@@ -415,7 +415,7 @@ def test_a_plugin_that_exits_is_a_plugin_error(tmp_path, capsys, monkeypatch):
 def test_a_refused_second_writer_says_nothing_about_extending(tmp_path, capsys):
     out = tmp_path / "run"
     _run(out, ["loop.generations=2"])
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from genloop.store import acquire_lock; "
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from genloop.runfolder import acquire_lock; "
                                f"acquire_lock({str(out)!r}); print('held', flush=True); time.sleep(60)"],
                               stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
@@ -460,13 +460,13 @@ def test_status_reads_a_600_chain_folder_quickly(tmp_path, monkeypatch):
     (out / "chains.json").write_text(json.dumps([{"id": c, "varied": {"seed": i}, "seed": i, "generations": 60}
                                                  for i, c in enumerate(ids)]))
     store = RunStore(out)
-    from genloop.store import _row_line
+    from genloop.runfolder.rows import row_line as _row_line
 
     for i, c in enumerate(ids):
         store.rows_log_path(c).parent.mkdir(parents=True)
         store.rows_log_path(c).write_text("".join(_row_line({"chain": c, "seed": i, "generation": g, "frechet": 0.01 * g,
                                                               "total_seconds": 0.01}) for g in range(50)))
-    import genloop.store as store_module
+    import genloop.runfolder.rows as store_module
 
     parsed = []
     real_loads = store_module.json.loads

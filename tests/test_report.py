@@ -1,5 +1,5 @@
 """The HTML report: self-contained, complete, drawn from the run folder through
-genloop.store only, and readable in a real (headless) browser."""
+genloop.runfolder only, and readable in a real (headless) browser."""
 import ast
 import json
 import re
@@ -20,7 +20,7 @@ from genloop.reference import preset_path
 from genloop.grid import save_grid
 from genloop.loop.summary import write_summary
 from genloop.report.html import write_report
-from genloop.store import RunStore, npz_bytes, write_bytes, write_csv, write_json, write_text
+from genloop.runfolder import RunStore, npz_bytes, write_bytes, write_csv, write_json, write_text
 
 GENS = 3
 
@@ -154,21 +154,21 @@ METRIC_NAMES = ("metrics.image_metrics", "metrics.classifier")
 
 
 def test_report_reads_the_run_folder_through_store_only():
-    """Layers: report -> store (and the metrics' column names); nothing imports report but the
+    """Layers: report -> runfolder (and the metrics' column names); nothing imports report but the
     CLI and the genloop.run API."""
     pkg = Path(genloop.__file__).parent
     for name in ("html.py", "html_parts.py", "sections.py", "generated.py", "plots.py"):
         tree = ast.parse((pkg / "report" / name).read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.level:
-                assert node.module in ("store", "plots", "composition", None, *METRIC_NAMES) or node.level == 1, \
+                assert node.module in ("runfolder", "plots", "composition", None, *METRIC_NAMES) or node.level == 1, \
                     (name, node.module)
                 if node.level == 2:
-                    assert node.module in ("store", *METRIC_NAMES), (name, node.module)
+                    assert node.module in ("runfolder", *METRIC_NAMES), (name, node.module)
                 if node.module in METRIC_NAMES:
                     assert all(a.name in ("metric_name", "class_accuracy_column") for a in node.names), (name, node.module)
             if isinstance(node, ast.ImportFrom) and not node.level and node.module:
-                assert not node.module.startswith("genloop") or node.module == "genloop.store", (name, node.module)
+                assert not node.module.startswith("genloop") or node.module == "genloop.runfolder", (name, node.module)
     for path in pkg.rglob("*.py"):
         rel = path.relative_to(pkg).as_posix()
         if rel.startswith(("report/", "cli/")) or rel == "__init__.py":

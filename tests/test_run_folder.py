@@ -19,7 +19,7 @@ from genloop import run
 from genloop.cli import main
 from genloop.loading import load_raw
 from genloop.loop.experiment import TIME_COLUMNS, RunFolderMismatch
-from genloop.store import LOCK_NAME, RunLocked, RunStore, read_csv
+from genloop.runfolder import LOCK_NAME, RunLocked, RunStore, read_csv
 
 
 GAUSS = ["data.name=gaussian", "data.count=250", "generator.name=gaussian",
@@ -164,7 +164,7 @@ def test_extend_with_ray(tmp_path):
 
 HOLD = """
 import sys, time
-from genloop.store import acquire_lock
+from genloop.runfolder import acquire_lock
 acquire_lock(sys.argv[1])
 print("locked", flush=True)
 time.sleep(float(sys.argv[2]))
@@ -215,7 +215,7 @@ def test_a_stale_lock_is_taken_over_with_a_log_line(tmp_path, caplog):
     dead.wait()
     out.mkdir()
     (out / LOCK_NAME).write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname(), "started": "earlier"}))
-    caplog.set_level(logging.WARNING, logger="genloop.store")
+    caplog.set_level(logging.WARNING, logger="genloop.runfolder.lock")
     assert len(_run(out, ["loop.generations=2"])) == 2
     assert f"took over a stale lock (pid {dead.pid} on host {socket.gethostname()}" in caplog.text
     assert not (out / LOCK_NAME).exists()  # released at the end

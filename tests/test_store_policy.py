@@ -13,7 +13,7 @@ from genloop.config import ConfigError
 from genloop.loading import expand, from_dict, load_raw
 from genloop.reference import preset_path
 from genloop.loop.experiment import TIME_COLUMNS, simulate
-from genloop.store import RunStore, read_csv
+from genloop.runfolder import RunStore, read_csv
 from genloop.sweep import _LocalBackend, _Job, gpu_slots, resolve_gpus
 
 GAUSS = ["data.name=gaussian", "data.count=125", "generator.name=gaussian", "generator.conditional=false",

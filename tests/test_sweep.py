@@ -16,7 +16,7 @@ from genloop.loading import expand, load_raw
 from genloop.reference import preset_path
 from genloop.loop.experiment import TIME_COLUMNS
 from genloop.loop.summary import interval, summary_rows
-from genloop.store import RunStore, read_csv
+from genloop.runfolder import RunStore, read_csv
 from genloop.sweep import resolve_workers
 
 GRID = ["generator.guidance_scale=[1.0,0.1]", "seeds=[0,1]"]

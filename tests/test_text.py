@@ -17,7 +17,7 @@ from genloop.generators.decoding import adjust_logits, beam_search, generate
 from genloop.generators.ngram import KneserNey
 from genloop.loop.experiment import TIME_COLUMNS, simulate
 from genloop.metrics import text as tm
-from genloop.store import RunStore, read_csv
+from genloop.runfolder import RunStore, read_csv
 
 ZIPF = ["data.name=zipf-markov", "data.words=12", "data.count=120", "data.block_size=16", "generator.name=ngram",
         "generator.order=2", "metrics.names=[text]", "loop.generations=3"]

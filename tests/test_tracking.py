@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import genloop
-from genloop.store import read_csv
+from genloop.runfolder import read_csv
 from genloop.tracking import ID_COLUMNS, TRACKERS, Tracker
 
 ALL = ("mlflow", "wandb", "tensorboard")

@@ -52,7 +52,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     except loaded("genloop.sweep", "SweepError") as exc:
         print(f"genloop: error: {exc}", file=sys.stderr)
         return 4
-    except loaded("genloop.store", "RunLocked") as exc:
+    except loaded("genloop.runfolder", "RunLocked") as exc:
         print(f"genloop: error: {exc}", file=sys.stderr)
         return 5
     except KeyError as exc:

@@ -33,20 +33,20 @@ def _int_list(text: str) -> list[int]:
 def cmd_report(args) -> int:
     from ..report import draw
 
-    from ..store import folder_kind
+    from ..runfolder import Layout, folder_kind
 
     out = Path(args.run_dir)
-    if not (out / "config.yaml").exists() or folder_kind(out)[0] != "genloop":  # never draws into other folders
+    if not Layout(out).config_path.exists() or folder_kind(out)[0] != "genloop":  # never draws into other folders
         raise ConfigError(f"{out}: not a genloop run folder (no config.yaml and chains.json)")
     plots, report = draw(out, args.classes)
-    print(f"plots: {len(plots)} in {out}/plots")
+    print(f"plots: {len(plots)} in {out}/{Layout.PLOTS}")
     if report:
         print(f"report: {report}")
     return 0
 
 
 def cmd_status(args) -> int:
-    from ..folder_status import format_status, run_status
+    from ..runfolder.status import format_status, run_status
 
     st = run_status(Path(args.run_dir))
     print(json.dumps(st, indent=2, default=str) if args.json else format_status(st))

@@ -94,6 +94,7 @@ def cmd_run(args) -> int:
     from .. import run
     from ..report import draw
     from ..utils import mark_activity
+    from ..runfolder import Layout
 
     out = Path(args.out) if args.out else default_out(args)
     last: dict = {}  # chain -> its last generation
@@ -109,7 +110,7 @@ def cmd_run(args) -> int:
         live.exp = exp
         print(f"genloop: {len(exp.chains)} chain(s) x {exp.chains[0].config.loop.generations} generation(s) -> {out}"
               + ("" if every_line[0] else " (one line per finished chain)"), flush=True)
-        print(f"genloop: report {out / 'report.html'} (redrawn as generations finish)", flush=True)
+        print(f"genloop: report {Layout(out).report_path} (redrawn as generations finish)", flush=True)
         if changed and not args.force:
             print(f"genloop: extending {out} ({', '.join(changed)}); finished generations are kept", flush=True)
 
@@ -139,9 +140,9 @@ def cmd_run(args) -> int:
             plugins=args.plugin)
     plots, report = draw(out)
     print(f"done in {time.perf_counter() - t0:.1f}s")
-    print(f"results: {out}/metrics.csv")
+    print(f"results: {out}/{Layout.METRICS_CSV}")
     if plots:
-        print(f"plots:   {out}/plots/ ({len(plots)} figures)")
+        print(f"plots:   {out}/{Layout.PLOTS}/ ({len(plots)} figures)")
     if report:
         print(f"report:  {report}" + (f" (redrawn {live.draws} times while running, {live.seconds:.1f}s in all)"
                                       if live.draws else ""))

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Optional, Union
 
 from . import DataError
-from ..store import atomic_write, sha256_file
+from ..runfolder import atomic_write, sha256_file
 from .mnist import FILES
 
 log = logging.getLogger(__name__)

@@ -56,7 +56,7 @@ import numpy as np
 from ..config import DataConfig, opt
 from ..utils import digest
 from . import DATASETS, DataError, ImageSet, RealData, split_holdout
-from ..store import save_npz
+from ..runfolder import save_npz
 from .cache import cache_key, cache_root, fingerprint, load_cached
 from .decode import SKIP_HINT, decode_files, probe_files
 from .folder_scan import FolderLayout, read_cub_boxes, scan_folder

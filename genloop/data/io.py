@@ -15,7 +15,7 @@ from typing import Optional, Union
 
 import numpy as np
 
-from ..store import save_npz as store_npz
+from ..runfolder import save_npz as store_npz
 from . import DataError, ImageSet, RealData
 from .folder import read_folder
 from .npz import arrays_to_sets, read_npz

@@ -275,7 +275,7 @@ class PretrainedTokenizer(_Backed):
 def get_tokenizer(cfg: DataConfig, train_text: str, cache_dir: Optional[Path]) -> Tokenizer:
     """The tokenizer of ``cfg`` trained on ``train_text``, read from / saved to ``cache_dir``
     (keyed by the training text and the tokenizer settings)."""
-    from ..store import write_text
+    from ..runfolder import write_text
 
     cls = TOKENIZERS.get(cfg.tokenizer)
     key = hashlib.sha256(f"{cfg.tokenizer}|{cfg.vocab_size}|{cfg.min_count}|{cls.cache_key(cfg)}|".encode()

@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
-from ..store import DamagedFile, read_weights, save_weights
+from ..runfolder import DamagedFile, read_weights, save_weights
 from . import TrainingDiverged
 
 log = logging.getLogger(__name__)

@@ -43,9 +43,9 @@ from ..data import ImageSet, RealData, load_real
 from ..grid import make_grid
 from ..loading import Chain, NON_IDENTITY_SECTIONS, dump_yaml, expand, get_path, identity_diff, to_dict
 from ..metrics import MetricContext, build_metrics
-from ..store import (LOCK_NAME, RUN_FOLDER_ENTRIES, TEMP_FILE, DamagedFile, NotARunFolder, RunStore,
-                     clean_temp_files, folder_kind, json_bytes, npz_bytes, weights_bytes, write_csv, write_files,
-                     write_json)
+from ..runfolder import (LOCK_NAME, RUN_FOLDER_ENTRIES, TEMP_FILE, DamagedFile, Layout, NotARunFolder, RunStore,
+                         clean_temp_files, folder_kind, json_bytes, npz_bytes, weights_bytes, write_csv, write_files,
+                         write_json)
 from ..utils import digest, resolve_device
 # TIME_COLUMNS and simulate are re-exported: callers import them from here too.
 from .generation import TIME_COLUMNS, GenerationResult, lineage_file_suffix, run_generation, simulate  # noqa: F401
@@ -100,11 +100,11 @@ def _image_preview(samples: ImageSet, d: Path, suffix: str) -> dict:
     grid = make_grid(samples.images, samples.labels, samples.num_classes)
     buf = io.BytesIO()
     Image.fromarray(grid[..., 0] if grid.shape[2] == 1 else grid).save(buf, format="PNG")
-    return {d / f"grid{suffix}.png": buf.getvalue()}
+    return {d / Layout.grid_name(suffix): buf.getvalue()}
 
 
 def _text_preview(samples: Any, d: Path, suffix: str) -> dict:
-    return {d / f"passages{suffix}.json": json_bytes(samples.texts(PASSAGES))}
+    return {d / Layout.passages_name(suffix): json_bytes(samples.texts(PASSAGES))}
 
 
 # What a generation folder shows of its samples, by data kind: a grid (images), passages (text).
@@ -357,12 +357,12 @@ class Experiment:
             if made:  # leave nothing of a start that failed (the same command then starts afresh)
                 self._start_over()
             raise
-        from ..store import write_text
+        from ..runfolder import write_text
 
         write_text(self.store.config_path, dump_yaml(self.raw))
         from .summary import setting_label
 
-        write_json(root / "chains.json", [{"id": c.id, "varied": c.varied, "seed": c.config.seed,
+        write_json(self.store.chains_path, [{"id": c.id, "varied": c.varied, "seed": c.config.seed,
                                            "generations": c.config.loop.generations, "key": chain_key(c),
                                            "setting": setting_label({k: v for k, v in c.varied.items() if k != "seed"}),
                                            "theory": theory_columns(c.config)} for c in self.chains])
@@ -388,7 +388,7 @@ class Experiment:
                 log.info("reference: real test set (%d) vs real training set (%d); fd/kid/prdc of the reference and "
                          "of every generation at n = %d per side (metrics.equal_n, %d draws when subsampled)",
                          len(real.test), len(real.train), int(n_eval[0]), ch.config.metrics.draws)
-        write_csv(root / "reference.csv", refs)
+        write_csv(self.store.reference_csv, refs)
         if self.on_reference is not None:
             self.on_reference(refs)
 
@@ -424,7 +424,7 @@ class Experiment:
                             problem, n)
                 for g in later:
                     store.undo(ch.id, g)
-                shutil.rmtree(store.train_state_path(ch.id).parent, ignore_errors=True)
+                shutil.rmtree(store.train_state_dir(ch.id), ignore_errors=True)
                 found.append((ch.id, n, f"rows.jsonl line {line}: {problem}"))
             n = store.finished_generations(ch.id)
             for g in range(n):
@@ -436,7 +436,7 @@ class Experiment:
                 for h in range(n - 1, g - 1, -1):
                     store.undo(ch.id, h)
                 # the training state of the generation after the last finished one
-                shutil.rmtree(store.train_state_path(ch.id).parent, ignore_errors=True)
+                shutil.rmtree(store.train_state_dir(ch.id), ignore_errors=True)
                 found.append((ch.id, g, problem))
                 break
         return found
@@ -453,7 +453,7 @@ class Experiment:
     def real_for(self, cfg: Config) -> RealData:
         key = digest(to_dict(cfg.data))
         if key not in self._real:
-            self._real[key] = load_real(cfg.data, self.store.cache_dir / "data")
+            self._real[key] = load_real(cfg.data, self.store.data_cache_dir)
         return self._real[key]
 
     def _metric_key(self, cfg: Config) -> str:
@@ -478,7 +478,7 @@ class Experiment:
         """Run (or resume) one chain, yielding each generation's number once it is saved, so
         that a caller can run several chains generation by generation (``genloop.sweep``).
         What each generation writes follows ``store.samples`` and ``store.checkpoints`` (see
-        ``genloop.store``); rows of generations without a folder are logged in batches.  A
+        ``genloop.runfolder.store``); rows of generations without a folder are logged in batches.  A
         resume that needs samples that were not kept recomputes the chain in memory from
         generation 0 (logged), never uses other data.  Every number of a generation derives
         from (the chain's seed, the generation), so the order in which chains run does not
@@ -606,19 +606,19 @@ class Experiment:
         files: dict = {}
         if with_samples:
             pool = res.pool
-            files[d / "samples.npz"] = npz_bytes(**self._kept_arrays(res, nl))
-            files[d / "provenance.npz"] = npz_bytes(origin=pool.origin, lineage=pool.lineage, index=pool.index)
+            files[d / Layout.SAMPLES] = npz_bytes(**self._kept_arrays(res, nl))
+            files[d / Layout.PROVENANCE] = npz_bytes(origin=pool.origin, lineage=pool.lineage, index=pool.index)
         for lin, (gen, samples) in enumerate(zip(res.generators, res.samples)):
             suffix = lineage_file_suffix(lin)
             if with_model:
                 state = gen.state_dict()
                 if state:
                     meta = {"generation": g, "chain": chain.id, **({"lineage": lin} if nl > 1 else {})}
-                    files[d / f"model{suffix}.safetensors"] = weights_bytes(state, meta)
+                    files[d / Layout.model_name(suffix)] = weights_bytes(state, meta)
             if with_samples and len(samples):  # a grid (images) or passages (text)
                 files.update(preview_files(samples, d, suffix))
         if files:
-            files[d / "metrics.json"] = json_bytes(row)
+            files[d / Layout.METRICS_JSON] = json_bytes(row)
         return files
 
     def write_tables(self, force: bool = True) -> None:

@@ -29,6 +29,7 @@ from ..config import Config
 from ..data import ImageSet, RealData, concat_sets, load_real
 from ..generators import GenContext, build_generator
 from ..metrics import MetricContext, build_metrics
+from ..runfolder import Layout
 from ..utils import resolve_device
 from .interactions import INTERACTIONS, History, Interaction, Pool, lineage_config
 
@@ -47,7 +48,7 @@ def lineage_seed(seed: int, generation: int, lineage: int) -> int:
 def lineage_file_suffix(lineage: int) -> str:
     """File-name suffix of a lineage's model and grid: none for lineage 0 (so single-lineage
     runs keep their names and every run has ``model.safetensors``), ``_l<k>`` for the others."""
-    return f"_l{lineage}" if lineage else ""
+    return Layout.lineage_suffix(lineage)
 
 
 def column_suffix(lineage: int, lineages: int) -> str:

@@ -40,7 +40,7 @@ from ..config import Config
 from ..generators import GENERATORS
 from ..loading import to_dict
 from ..generators.training import read_meta
-from ..store import load_weights, save_weights
+from ..runfolder import Layout, load_weights, save_weights
 from ..utils import digest
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ class SharedModels:
     """The run folder's shared models (``RUN/cache/models/g<generation>_<key>.safetensors``)."""
 
     def __init__(self, cache_dir: Path) -> None:
-        self.dir = Path(cache_dir) / "models"
+        self.dir = Path(cache_dir) / Layout.SHARED_MODELS
         self.loaded = 0  # models this process loaded instead of training
         self.saved = 0
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..loading import format_value as _fmt
-from ..store import RunStore, _csv_value, _jsonable, atomic_write, write_csv
+from ..runfolder import RunStore, atomic_write, csv_value, jsonable, write_csv
 
 # Row keys that identify a row rather than measure something.
 ID_COLUMNS = ("chain", "seed", "generation")
@@ -163,7 +163,7 @@ def write_summary(store: RunStore, rows: Optional[list[dict]] = None) -> Optiona
         return None
     from .onset import add_onset
 
-    path = store.root / "summary.csv"
+    path = store.summary_csv
     write_csv(path, add_onset(store, acc.rows()))
     return path
 
@@ -183,10 +183,10 @@ def write_tables(store: RunStore) -> int:
             for r in store.chain_rows(ch["id"], varied=ch.get("varied")):
                 columns.update(dict.fromkeys(r))
                 acc.add(r)
-                f.write((json.dumps(r, default=_jsonable) + "\n").encode("utf-8"))
+                f.write((json.dumps(r, default=jsonable) + "\n").encode("utf-8"))
                 count += 1
 
-    atomic_write(store.root / "metrics.jsonl", jsonl)
+    atomic_write(store.metrics_jsonl, jsonl)
     if not count:
         return 0
 
@@ -197,12 +197,12 @@ def write_tables(store: RunStore) -> int:
         w.writerow(cols)
         for ch in chains:
             for r in store.chain_rows(ch["id"], varied=ch.get("varied")):
-                w.writerow([_csv_value(r.get(k)) for k in cols])
+                w.writerow([csv_value(r.get(k)) for k in cols])
         text.flush()
         text.detach()
 
-    atomic_write(store.root / "metrics.csv", csv_)
+    atomic_write(store.metrics_csv, csv_)
     from .onset import add_onset
 
-    write_csv(store.root / "summary.csv", add_onset(store, acc.rows()))
+    write_csv(store.summary_csv, add_onset(store, acc.rows()))
     return count

@@ -56,7 +56,7 @@ class DomainClassifier:
         key = digest(train.images, train.labels, ccfg.__dict__, ctx.seed, "classifier-v2")
         path: Optional[Path] = ctx.cache_dir / f"classifier-{key}.safetensors" if ctx.cache_dir else None
         if path is not None and path.exists():
-            from ..store import DamagedFile, read_weights
+            from ..runfolder import DamagedFile, read_weights
 
             try:  # the cached judge is used only when its checksum holds; else it is trained again
                 # a judge cached before checksums is used as it is: training it again could give a
@@ -74,7 +74,7 @@ class DomainClassifier:
                 return cls(net, ctx.device)
         fit_classifier(net, train, ccfg, ctx.device, seed=ctx.seed)
         if path is not None:
-            from ..store import save_weights
+            from ..runfolder import save_weights
 
             save_weights(path, net.state_dict())
         return cls(net, ctx.device)

@@ -175,13 +175,13 @@ class FrechetMetric(_FeatureMetric):
             key = digest(self.real_set.images, self.extractor.key, "fd-stats-v1")
             path = Path(self.ctx.cache_dir) / f"fd-stats-{self.extractor.name}-{key}.npz"
             if path.exists():
-                from ..store import load_npz
+                from ..runfolder import load_npz
 
                 z = load_npz(path)
                 return z["mu"], z["sigma"]
         mu, sigma = feature_stats(self.real)
         if path is not None:
-            from ..store import save_npz
+            from ..runfolder import save_npz
 
             save_npz(path, mu=mu, sigma=sigma)
         return mu, sigma

@@ -23,7 +23,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Optional
 
-from ..store import RunStore, read_csv
+from ..runfolder import RunStore, read_csv
 from .plots import save_figure
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def plot_composition(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf"),
     import matplotlib.pyplot as plt
 
     store = RunStore(Path(run_dir))
-    path = store.root / "metrics.csv"
+    path = store.metrics_csv
     if not path.exists():
         log.warning("%s: no metrics.csv yet, no composition to draw", store.root)
         return []

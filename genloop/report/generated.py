@@ -6,7 +6,7 @@ import base64
 from pathlib import Path
 from typing import Optional
 
-from ..store import RunStore, read_json
+from ..runfolder import RunStore, read_json
 from .html_parts import data_uri, esc
 
 # A sample of the report's grids is drawn at least this many screen pixels wide (nearest-neighbour
@@ -57,7 +57,7 @@ def samples_section(store: RunStore, chains: list[dict]) -> str:
     for ch in chains:
         n = store.finished_generations(ch["id"])
         samples = {g: store.load_samples(ch["id"], g) for g in range(n)
-                   if (store.gen_dir(ch["id"], g) / "samples.npz").exists()}
+                   if store.samples_path(ch["id"], g).exists()}
         k = max((int(lab.max()) + 1 for _, lab in samples.values() if lab is not None and len(lab)), default=0)
         rows = []
         for g in range(n):
@@ -68,7 +68,7 @@ def samples_section(store: RunStore, chains: list[dict]) -> str:
                 img = (f'<img src="{uri}" class="samples" data-cells="{cells}" data-cell="{cell}" '
                        f'alt="{esc(ch["id"])} generation {g}" title="{esc(ch["id"])} generation {g}">')
             else:
-                grids = sorted(d.glob("grid*.png"))  # samples.npz absent: the saved grid, unscaled
+                grids = sorted(d.glob(store.GRID_GLOB))  # samples.npz absent: the saved grid, unscaled
                 if not grids:
                     continue
                 img = "".join(f'<img src="{data_uri(p)}" class="samples" alt="{esc(ch["id"])} generation {g}">'
@@ -92,13 +92,13 @@ PASSAGES_SHOWN = 3  # generated passages shown per generation
 
 
 def _passage_files(store: RunStore, chain: str, generation: int) -> list[Path]:
-    return sorted(store.gen_dir(chain, generation).glob("passages*.json"))
+    return sorted(store.gen_dir(chain, generation).glob(store.PASSAGES_GLOB))
 
 
 def is_text_run(store: RunStore, chains: list[dict]) -> bool:
     """A run on text: its generations keep passages (``passages*.json``) instead of grids, or
     (before any generation finished) the run wrote the real passages or a tokenizer."""
-    if (store.root / "real_passages.json").exists() or any((store.cache_dir / "data").glob("tokenizer-*.json")):
+    if store.real_passages_path.exists() or any(store.data_cache_dir.glob("tokenizer-*.json")):
         return True
     for ch in chains:
         n = store.finished_generations(ch["id"])
@@ -116,7 +116,7 @@ def passages_section(store: RunStore, chains: list[dict]) -> Optional[str]:
     """Text runs: per chain, the real training text's first passages, then the first generated
     passages of every finished generation below them, column by column (HTML-escaped, left-aligned,
     line breaks kept).  The first chain is open, the others fold."""
-    path = store.root / "real_passages.json"
+    path = store.real_passages_path
     real = read_json(path) if path.exists() else {}
     out = []
     for ch in chains:
@@ -125,7 +125,7 @@ def passages_section(store: RunStore, chains: list[dict]) -> Optional[str]:
             rows.append(f'<tr class="real"><th>real text</th>{_passage_cells(real[ch["id"]])}</tr>')
         for g in range(store.finished_generations(ch["id"])):
             for p in _passage_files(store, ch["id"], g):
-                lineage = p.stem[len("passages"):].lstrip("_")
+                lineage = store.passages_lineage(p)
                 cap = f"gen {g}" + (f" ({lineage})" if lineage else "")
                 rows.append(f"<tr><th>{esc(cap)}</th>{_passage_cells(read_json(p))}</tr>")
         if not rows:

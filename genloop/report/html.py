@@ -10,7 +10,7 @@ for a text run, a few passages of every generation below the real text's, the tr
 ``genloop.report.composition`` is present) and the seconds each generation
 took.  The figures are also saved under ``RUN/plots`` as PNG and PDF.
 
-The report reads the run folder through ``genloop.store`` only; it can be
+The report reads the run folder through ``genloop.runfolder`` only; it can be
 redrawn at any time, also while a run is going on (``genloop report RUN``).
 This module puts the page together; its sections are drawn by ``sections`` (the
 metrics) and ``generated`` (samples, passages), from the blocks of ``html_parts``.
@@ -21,7 +21,7 @@ import datetime as _dt
 from pathlib import Path
 from typing import Optional, Union
 
-from ..store import RunStore, read_csv, write_text
+from ..runfolder import RunStore, read_csv, write_text
 from .generated import PASSAGES_SHOWN, is_text_run, passages_section, samples_section  # noqa: F401 - PASSAGES_SHOWN: read by callers
 from .html_parts import CSS, esc
 from .sections import (composition_section, curves_section, per_class_section, phase_section, planned_generations,
@@ -38,8 +38,8 @@ def render(run_dir: Union[str, Path], classes: Optional[list[int]] = None) -> st
     config_text = store.config_path.read_text() if store.config_path.exists() else ""
     raw = (yaml.safe_load(config_text) or {}) if config_text else {}
     chains = store.chains()
-    rows = read_csv(root / "metrics.csv") if (root / "metrics.csv").exists() else []
-    summary = read_csv(root / "summary.csv") if (root / "summary.csv").exists() else []
+    rows = read_csv(store.metrics_csv) if store.metrics_csv.exists() else []
+    summary = read_csv(store.summary_csv) if store.summary_csv.exists() else []
     name = raw.get("name") or root.name
     total = sum(planned_generations(c, raw) or 0 for c in chains)
     done = sum(store.finished_generations(c["id"]) for c in chains)
@@ -85,6 +85,6 @@ def render(run_dir: Union[str, Path], classes: Optional[list[int]] = None) -> st
 def write_report(run_dir: Union[str, Path], classes: Optional[list[int]] = None) -> Path:
     """Write ``RUN/report.html`` (and its figures under ``RUN/plots``); returns its path."""
     store = RunStore(Path(run_dir))
-    path = store.root / "report.html"
+    path = store.report_path
     write_text(path, render(store.root, classes))
     return path

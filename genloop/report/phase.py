@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Optional
 
-from ..store import RunStore, read_csv
+from ..runfolder import RunStore, read_csv
 from .plots import _save
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def axes(chains: list[dict]) -> tuple[list[str], list[str]]:
 
 def metric_columns(store: RunStore, summary: list[dict]) -> list[str]:
     """The metrics of the reference row (the measured quantities) present in the summary."""
-    path = store.root / "reference.csv"
+    path = store.reference_csv
     refs = read_csv(path) if path.exists() else []
     have = set(summary[0]) if summary else set()
     out = []
@@ -86,7 +86,7 @@ def cells(rows: dict[str, dict], x: str, y: str, column: str, fixed: dict) -> tu
 def plot_phase(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf")) -> list[tuple[Path, str]]:
     """Draw the phase diagrams into ``RUN/plots/phase_*``; returns (PNG path, caption) pairs."""
     store = RunStore(Path(run_dir))
-    path = store.root / "summary.csv"
+    path = store.summary_csv
     if not path.exists():
         return []
     numeric, others = axes(store.chains())
@@ -136,7 +136,7 @@ def plot_phase(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf")) -> list
             fig.colorbar(im, ax=ax, shrink=0.8)
             stem = f"phase_{column}" + (f"_{tag}" if tag else "")
             safe = "".join(c if c.isalnum() or c in "_=-." else "-" for c in stem)
-            png = _save(fig, store.root / "plots" / safe, formats)
+            png = _save(fig, store.plots_dir / safe, formats)
             plt.close(fig)
             if png is not None:
                 out.append((png, title + "; cells: mean over seeds, ± half-width of the 95 % interval"))

@@ -7,7 +7,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Optional
 
-from ..store import RunStore, read_csv
+from ..runfolder import RunStore, read_csv
 
 log = logging.getLogger(__name__)
 
@@ -107,12 +107,12 @@ def plot_run(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf"), classes: 
     import matplotlib.pyplot as plt
 
     store = RunStore(Path(run_dir))
-    path = store.root / "metrics.csv"
+    path = store.metrics_csv
     if not path.exists():
         log.warning("%s: no metrics.csv yet, nothing to plot", store.root)
         return []
     rows = read_csv(path)
-    refs = read_csv(store.root / "reference.csv") if (store.root / "reference.csv").exists() else []
+    refs = read_csv(store.reference_csv) if store.reference_csv.exists() else []
     chains = store.chains()
     varied = sorted({k for ch in chains for k in ch.get("varied", {}) if k != "seed"})
     by_chain: dict[str, list[dict]] = defaultdict(list)
@@ -208,7 +208,7 @@ def _draw_theory(ax, xs: list, n, label_done: list) -> None:
 
 
 def _summary(store: RunStore) -> list[dict]:
-    path = store.root / "summary.csv"
+    path = store.summary_csv
     return read_csv(path) if path.exists() else []
 
 
@@ -225,7 +225,7 @@ def plot_bands(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf"), classes
     rows = _summary(store)
     if not rows:
         return []
-    refs = read_csv(store.root / "reference.csv") if (store.root / "reference.csv").exists() else []
+    refs = read_csv(store.reference_csv) if store.reference_csv.exists() else []
     metrics = [c[:-len("_mean")] for c in rows[0] if c.endswith("_mean")]
     by_setting: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
@@ -334,7 +334,7 @@ def plot_timing(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf")) -> Opt
     from matplotlib.ticker import MaxNLocator
 
     store = RunStore(Path(run_dir))
-    path = store.root / "metrics.csv"
+    path = store.metrics_csv
     if not path.exists():
         return None
     rows = read_csv(path)

@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-from ..store import RunStore, read_csv
+from ..runfolder import RunStore, read_csv
 from . import plots
 from .html_parts import Raw, esc, figure_html, fmt, table_html
 
@@ -201,7 +201,7 @@ def timing_section(store: RunStore, rows: list[dict]) -> str:
 
 
 def reference_section(store: RunStore) -> str:
-    path = store.root / "reference.csv"
+    path = store.reference_csv
     if not path.exists():
         return ""
     refs = read_csv(path)

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 from ..registry import Registry
+from ..runfolder import Layout
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +135,7 @@ def generation_files(gen_dir: Path) -> list[Path]:
     """A finished generation's previews: its sample grids (one per lineage) or passages."""
     if not gen_dir.is_dir():
         return []
-    return sorted(p for p in gen_dir.iterdir() if p.is_file() and (
-        (p.name.startswith("grid") and p.suffix == ".png") or (p.name.startswith("passages") and p.suffix == ".json")))
+    return sorted(p for p in gen_dir.iterdir() if p.is_file() and Layout.is_preview(p))
 
 
 class Tracking:
@@ -161,11 +161,11 @@ class Tracking:
     # ------------------------------------------------------------------ state
     @property
     def state_path(self) -> Path:
-        return self.root / "tracking" / "state.json"
+        return self.store.tracking_dir / "state.json"
 
     def _state(self) -> dict:
         if self.state is None:
-            from ..store import read_json
+            from ..runfolder import read_json
 
             try:
                 self.state = read_json(self.state_path) if self.state_path.exists() else {}
@@ -178,7 +178,7 @@ class Tracking:
         """Write the state file (atomically); ``force=False``: at most every ``STATE_INTERVAL``
         seconds (a state file that lags behind only makes a resume offer generations again,
         which each tracker skips: see the module docstring)."""
-        from ..store import write_json
+        from ..runfolder import write_json
 
         now = time.perf_counter()
         if force or now - self._saved >= STATE_INTERVAL:
@@ -286,7 +286,7 @@ class Tracking:
         every chain) and the plots, when they show generations they were not logged with yet.
         Then end every tracker run.  After a run that failed or was interrupted, only the
         trackers it opened are ended (a run stopped by another's lock touches nothing)."""
-        plots = sorted((self.root / "plots").glob("*.png")) if (self.root / "plots").is_dir() else []
+        plots = sorted(self.store.plots_dir.glob("*.png")) if self.store.plots_dir.is_dir() else []
         for chain, names in self.names.items() if status == "finished" else ():
             for name in names:
                 if name in self.disabled:

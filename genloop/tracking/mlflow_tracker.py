@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from typing import Optional
 
+from ..runfolder import Layout
 from . import TRACKERS, Tracker, import_package
 
 BATCH = 100  # MLflow takes at most 100 params or tags per log_batch call
@@ -34,7 +35,7 @@ class MLflowTracker(Tracker):
         mlflow = import_package("mlflow", "mlflow")
         from mlflow.entities import Param, RunTag
 
-        uri = os.environ.get("MLFLOW_TRACKING_URI") or (self.root / "tracking" / "mlruns").resolve().as_uri()
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or (Layout(self.root).tracking_dir / "mlruns").resolve().as_uri()
         if uri.startswith("file:"):
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         self.client = mlflow.MlflowClient(tracking_uri=uri)
@@ -76,11 +77,11 @@ class MLflowTracker(Tracker):
         ms = int(time.time() * 1000)
         self.client.log_batch(self.run_id, metrics=[self.Metric(k, v, ms, step) for k, v in metrics.items()])
         for f in files:
-            self.client.log_artifact(self.run_id, str(f), f"gen_{step:03d}")
+            self.client.log_artifact(self.run_id, str(f), Layout.gen_name(step))
 
     def log_plots(self, step: int, plots: list) -> None:
         for p in plots:
-            self.client.log_artifact(self.run_id, str(p), "plots")
+            self.client.log_artifact(self.run_id, str(p), Layout.PLOTS)
 
     def close(self, status: str) -> None:
         self.client.set_terminated(self.run_id, status={"finished": "FINISHED", "killed": "KILLED"}.get(status, "FAILED"))

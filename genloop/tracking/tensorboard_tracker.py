@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..runfolder import Layout
 from . import TRACKERS, Tracker, import_package
 
 
@@ -38,7 +39,7 @@ class TensorBoardTracker(Tracker):
         import_package("tensorboard", "tensorboard")
         from torch.utils.tensorboard import SummaryWriter
 
-        self.dir = self.root / "tracking" / "tensorboard" / self.chain
+        self.dir = Layout(self.root).tracking_dir / "tensorboard" / self.chain
         new = not self.state.get("started")
         self.writer = SummaryWriter(str(self.dir), purge_step=None if new else self.first_step, flush_secs=30)
         if new:

@@ -20,6 +20,7 @@ import json
 import os
 import secrets
 
+from ..runfolder import Layout
 from . import TRACKERS, Tracker, import_package
 
 
@@ -31,7 +32,7 @@ class WandbTracker(Tracker):
         wandb = self.wandb = import_package("wandb", "wandb")
         run_id = self.state.get("run_id") or secrets.token_hex(4)
         folder = self.root.resolve().name
-        directory = self.root / "tracking"
+        directory = Layout(self.root).tracking_dir
         directory.mkdir(parents=True, exist_ok=True)
         settings = wandb.Settings(silent=True, console="off", x_disable_stats=True, disable_git=True,
                                   save_code=False)

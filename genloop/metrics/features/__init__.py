@@ -77,14 +77,14 @@ def features_of(ctx, extractor: FeatureExtractor, images: np.ndarray, *, persist
     if persist and ctx.cache_dir is not None:
         path = Path(ctx.cache_dir) / f"features-{extractor.name}-{key}.npz"
         if path.exists():
-            from ...store import load_npz
+            from ...runfolder import load_npz
 
             feats = load_npz(path)["features"]
             log.info("%s features of %d images loaded from %s", extractor.name, len(feats), path)
     if feats is None:
         feats = np.ascontiguousarray(extractor(images), dtype=np.float32)
         if path is not None:
-            from ...store import save_npz
+            from ...runfolder import save_npz
 
             save_npz(path, features=feats)
     memo[key] = feats

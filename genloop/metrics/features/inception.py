@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...config import ConfigError, opt
-from ...store import sha256_file
+from ...runfolder import sha256_file
 from ...utils import chunks
 from . import EXTRACTORS, FeatureExtractor
 

@@ -1,6 +1,6 @@
 """How far a run folder has got (``genloop status RUN_DIR``, ``genloop.status``).
 
-Read through ``store`` without the writer's lock, so it works while a run is
+Read through ``RunStore`` without the writer's lock, so it works while a run is
 writing the folder (it may then see a generation that finishes a moment later).
 Per chain: generations finished / planned, its state (``done``, ``pending``, or
 the status of its last failure from ``FAILED.json``: ``failed``, ``diverged``,
@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from .store import RunStore, describe_holder, holder_alive, lock_holder
+from .lock import describe_holder, holder_alive, lock_holder
+from .store import RunStore
 
 # Columns of a metric row that identify or time it (not shown as the row's headline numbers).
 _ID = ("chain", "seed", "generation")
@@ -44,7 +45,7 @@ def _planned(store: RunStore, chains: list[dict]) -> dict[str, Optional[int]]:
     if all(v is not None for v in out.values()):
         return out
     try:
-        from .loading import expand
+        from ..loading import expand
 
         legacy = {c.id: c.config.loop.generations for c in expand(store.read_config())}
     except Exception:  # noqa: BLE001 - an unreadable config: planned counts unknown
@@ -64,61 +65,55 @@ def _writer(root: Path) -> dict:
     return out
 
 
-def run_status(run_dir: Union[str, Path]) -> dict:
-    """The state of a run folder as a dict (what ``genloop status --json`` prints)."""
-    from .config import ConfigError
-
-    store = RunStore(Path(run_dir))
-    if not store.config_path.exists():
-        raise ConfigError(f"{store.root}: not a genloop run folder (no config.yaml)")
-    chains = store.chains()
-    planned = _planned(store, chains)
-    writer = _writer(store.root)
-    started = writer.get("started_unix") if writer["state"] == "running" else None
-    rows_out, recent, seconds = [], 0, []
-    for ch in chains:
-        cid = ch["id"]
-        # one read of the chain's rows.jsonl (only its last row parsed) and one stat per generation
-        # folder, not a read of the log per generation
-        logged, last_logged = store.log_brief(cid)
-        done = 0
-        times, last = [], None
-        while True:
-            if done in logged:
-                t, row = logged[done], last_logged if last_logged and last_logged.get("generation") == done else None
-            else:
-                if not store.has_folder(cid, done):
-                    break
+def _chain_progress(store: RunStore, ch: dict, started: Optional[float]) -> tuple[int, list, Optional[dict], int]:
+    """(generations finished, their seconds, the last row, how many finished since ``started``)
+    of one chain: one read of its rows.jsonl (only its last row parsed) and one stat per
+    generation folder, not a read of the log per generation."""
+    cid = ch["id"]
+    logged, last_logged = store.log_brief(cid)
+    done, recent = 0, 0
+    times, last = [], None
+    while True:
+        if done in logged:
+            t, row = logged[done], last_logged if last_logged and last_logged.get("generation") == done else None
+        else:
+            if not store.has_folder(cid, done):
+                break
+            try:
+                row = store.load_gen_metrics(cid, done)
+            except (FileNotFoundError, ValueError):
+                row = None
+            t = _number(row.get("total_seconds")) if row else None
+            if started is not None:
                 try:
-                    row = store.load_gen_metrics(cid, done)
-                except (FileNotFoundError, ValueError):
-                    row = None
-                t = _number(row.get("total_seconds")) if row else None
-                if started is not None:
-                    try:
-                        if (store.gen_dir(cid, done) / "DONE").stat().st_mtime >= started:
-                            recent += 1
-                    except FileNotFoundError:
-                        pass
-            done += 1
-            if row is not None:
-                last = row
-            if t is not None and not math.isnan(t):
-                times.append(t)
-        seconds += times
-        failure = store.failure(cid)
-        plan = planned.get(cid)
-        state = "done" if plan is not None and done >= plan else (failure or {}).get("status", "pending")
-        entry = {"id": cid, "varied": ch.get("varied", {}), "seed": ch.get("seed"), "finished": done,
-                 "planned": plan, "state": state,
-                 "seconds_per_generation": sum(times) / len(times) if times else None, "last_row": last}
-        if failure:
-            entry["failure"] = {k: failure.get(k) for k in ("status", "error", "attempts", "time")}
-        rows_out.append(entry)
-    finished = sum(c["finished"] for c in rows_out)
-    total = sum(c["planned"] for c in rows_out if c["planned"] is not None)
-    remaining = sum(max(0, c["planned"] - c["finished"]) for c in rows_out if c["planned"] is not None)
-    mean = sum(seconds) / len(seconds) if seconds else None
+                    if store.done_path(cid, done).stat().st_mtime >= started:
+                        recent += 1
+                except FileNotFoundError:
+                    pass
+        done += 1
+        if row is not None:
+            last = row
+        if t is not None and not math.isnan(t):
+            times.append(t)
+    return done, times, last, recent
+
+
+def _chain_entry(store: RunStore, ch: dict, plan: Optional[int], done: int, times: list,
+                 last: Optional[dict]) -> dict:
+    cid = ch["id"]
+    failure = store.failure(cid)
+    state = "done" if plan is not None and done >= plan else (failure or {}).get("status", "pending")
+    entry = {"id": cid, "varied": ch.get("varied", {}), "seed": ch.get("seed"), "finished": done,
+             "planned": plan, "state": state,
+             "seconds_per_generation": sum(times) / len(times) if times else None, "last_row": last}
+    if failure:
+        entry["failure"] = {k: failure.get(k) for k in ("status", "error", "attempts", "time")}
+    return entry
+
+
+def _eta(chains: list[dict], writer: dict, started: Optional[float], recent: int, remaining: int,
+         mean: Optional[float]) -> tuple[Optional[float], Optional[str]]:
+    """(ETA in seconds, what it is based on) of the generations left (see the module docstring)."""
     eta, basis = None, None
     if remaining == 0:
         eta, basis = 0.0, "finished"
@@ -128,16 +123,40 @@ def run_status(run_dir: Union[str, Path]) -> dict:
         basis = f"rate of this run: {recent} generation(s) in {elapsed:.0f} s"
     elif mean is not None:
         workers = writer.get("workers") if writer["state"] == "running" else 1
-        unfinished = sum(1 for c in rows_out if c["planned"] is not None and c["finished"] < c["planned"])
+        unfinished = sum(1 for c in chains if c["planned"] is not None and c["finished"] < c["planned"])
         par = max(1, min(int(workers) if isinstance(workers, int) else unfinished, unfinished))
         eta = remaining * mean / par
         basis = f"generations left x {mean:.1f} s per generation" + (f" / {par} workers" if par > 1 else
                                                                      " (one chain at a time)")
+    return eta, basis
+
+
+def run_status(run_dir: Union[str, Path]) -> dict:
+    """The state of a run folder as a dict (what ``genloop status --json`` prints)."""
+    from ..config import ConfigError
+
+    store = RunStore(Path(run_dir))
+    if not store.config_path.exists():
+        raise ConfigError(f"{store.root}: not a genloop run folder (no {store.CONFIG})")
+    chains = store.chains()
+    planned = _planned(store, chains)
+    writer = _writer(store.root)
+    started = writer.get("started_unix") if writer["state"] == "running" else None
+    rows_out, recent, seconds = [], 0, []
+    for ch in chains:
+        done, times, last, new = _chain_progress(store, ch, started)
+        recent += new
+        seconds += times
+        rows_out.append(_chain_entry(store, ch, planned.get(ch["id"]), done, times, last))
+    finished = sum(c["finished"] for c in rows_out)
+    total = sum(c["planned"] for c in rows_out if c["planned"] is not None)
+    remaining = sum(max(0, c["planned"] - c["finished"]) for c in rows_out if c["planned"] is not None)
+    mean = sum(seconds) / len(seconds) if seconds else None
+    eta, basis = _eta(rows_out, writer, started, recent, remaining, mean)
     return {"run_dir": str(store.root), "writer": writer, "chains": rows_out,
             "generations": {"finished": finished, "planned": total, "remaining": remaining},
             "seconds_per_generation": mean, "eta_seconds": eta, "eta_basis": basis,
             "failures": [{"chain": c["id"], **c["failure"]} for c in rows_out if "failure" in c]}
-
 
 def _duration(s: Optional[float]) -> str:
     if s is None:
