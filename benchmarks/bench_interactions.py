@@ -1,11 +1,12 @@
 """Benchmark of the interaction models with the analytic ``gaussian`` generator:
 a 200-generation chain on 1-D Gaussian data (``data.name=gaussian``, 125 points:
 100 train / 25 test, N(0, 1)) under every interaction model, 20 seeds each,
-run in memory by ``genloop.loop.experiment.simulate`` (the runner's generation
-code without the run folder).  Reports the time per model, the total, and the
+run in memory by ``genloop.loop.run_in_memory`` (the chain runner of ``genloop.run``
+without the run folder; called ``simulate`` when the output below was recorded).  Reports the time per model, the total, and the
 final generation's variance ratio var(samples) / var(real train) (mean, sd and
 median over seeds) and Fréchet distance; plus the per-generation overhead of
-the real runner (``Experiment``, with its run folder) on one 200-generation chain.
+the run folder (``genloop.run``, from the prepared folder to the written tables) on one
+200-generation chain.
 
 Applicability to unlabelled 1-D data: every model runs; two options are adapted:
 - ``curate`` with ``curate_threshold`` needs the domain classifier, i.e. labelled
@@ -63,7 +64,7 @@ import numpy as np  # noqa: E402
 
 from genloop.loading import from_dict, load_raw  # noqa: E402
 from genloop.data import load_real  # noqa: E402
-from genloop.loop.experiment import simulate  # noqa: E402
+from genloop.loop import run_in_memory  # noqa: E402
 
 MODELS = [
     ("replace", []),
@@ -88,7 +89,7 @@ def run_model(name: str, extra: list[str], args) -> dict:
     cfg = from_dict(load_raw(None, base(args) + [f"loop.interaction={name}", *extra]))
     real = load_real(cfg.data)
     t = time.perf_counter()
-    finals = [simulate(dataclasses.replace(cfg, seed=s), real)[-1] for s in range(args.seeds)]
+    finals = [run_in_memory(dataclasses.replace(cfg, seed=s), real)[-1] for s in range(args.seeds)]
     dt = time.perf_counter() - t
     vr = [r["variance_ratio"] for r in finals]
     out = {"model": name, "options": " ".join(e.split(".", 1)[1] for e in extra), "seconds": dt,
@@ -102,19 +103,18 @@ def run_model(name: str, extra: list[str], args) -> dict:
 
 
 def runner_overhead(args) -> tuple[float, float]:
-    """Seconds of one chain through the real runner (run folder, fsync) and in memory."""
-    from genloop.loop import Experiment
+    """Seconds of one chain through ``genloop.run`` (run folder, fsync; from the prepared
+    folder to the written tables, no report) and in memory."""
+    import genloop
 
     raw = load_raw(None, base(args) + ["loop.interaction=replace"])
+    started: list = []
     with tempfile.TemporaryDirectory() as d:
-        exp = Experiment(raw, Path(d) / "run")
-        exp.prepare()  # data, reference rows
-        t = time.perf_counter()
-        exp.run_chain(exp.chains[0])
-        exp.write_tables()
-        runner = time.perf_counter() - t
+        genloop.run(raw, Path(d) / "run", report=False,
+                    on_reference=lambda refs: started.append(time.perf_counter()))  # data, reference rows ready
+        runner = time.perf_counter() - started[0]
     t = time.perf_counter()
-    simulate(from_dict(raw))
+    run_in_memory(from_dict(raw))
     return runner, time.perf_counter() - t
 
 
@@ -151,7 +151,7 @@ def main() -> None:
     runner, memory = runner_overhead(args)
     g = args.generations
     print(f"one replace chain through the runner (run folder, durable writes): {runner:.2f} s "
-          f"= {runner / g * 1e3:.1f} ms per generation; in memory (simulate): {memory:.2f} s = "
+          f"= {runner / g * 1e3:.1f} ms per generation; in memory (run_in_memory): {memory:.2f} s = "
           f"{memory / g * 1e3:.2f} ms per generation")
 
 

@@ -60,21 +60,35 @@ from pathlib import Path
 import torch
 
 
+class _FirstGeneration(Exception):
+    """Stops the run once its first chain's first generation is saved."""
+
+
 def one_generation(preset: str, overrides: list[str]) -> dict:
+    """The row of the first chain's generation 0 of ``preset`` through ``genloop.run``, with
+    the seconds it took to prepare the run folder and the preset's chain count."""
+    import genloop
     from genloop.loading import load_raw
     from genloop.reference import preset_path
-    from genloop.loop import Experiment
 
     raw = load_raw(preset_path(preset), overrides + ["loop.generations=1"])
     out = Path(tempfile.mkdtemp(prefix=f"bench_{preset}_"))
-    exp = Experiment(raw, out)
+    seen: dict = {"chains": 0}
     t0 = time.perf_counter()
-    exp.prepare()
-    prep = time.perf_counter() - t0
-    exp.run_chain(exp.chains[0])
-    row = exp.store.metric_rows()[0]
-    row["prepare_seconds"] = prep
-    row["chains"] = len(exp.chains)
+
+    def first(row: dict) -> None:
+        seen["row"] = row
+        raise _FirstGeneration
+
+    try:
+        genloop.run(raw, out, report=False, on_start=lambda exp, changed: seen.update(chains=len(exp.chains)),
+                    on_reference=lambda refs: seen.update(prepare_seconds=time.perf_counter() - t0),
+                    on_generation=first)
+    except _FirstGeneration:
+        pass
+    row = dict(seen["row"])
+    row["prepare_seconds"] = seen["prepare_seconds"]
+    row["chains"] = seen["chains"]
     return row
 
 

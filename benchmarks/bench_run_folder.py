@@ -5,7 +5,8 @@ Gaussian generator (1-D N(0, 1), 100 train points: the ``theory`` preset's data 
 generator) through ``genloop run`` in a subprocess (``store.samples=last``,
 ``store.checkpoints=last``; everything included: start-up, the run folder, the tables,
 plots and the HTML report), against the same 140 chains run in memory by
-``genloop.loop.experiment.simulate``.  Targets: <= 60 s, within 3x of ``simulate``.
+``genloop.loop.run_in_memory`` (the same chain runner without a run folder; the results
+below were recorded when it was called ``simulate``).  Targets: <= 60 s, within 3x of it.
 
 Part 2 (``--part ray``): a 1,000-chain analytic sweep (``-p theory`` with
 ``loop.interaction=replace``, 1,000 seeds, ``--generations`` generations) on a local Ray
@@ -111,7 +112,7 @@ def run_cli(args: list[str]) -> tuple[float, float, int, str]:
 def part_cli(generations: int, seeds: int, tmp: Path, workers: int) -> None:
     from genloop.loading import expand, load_raw
     from genloop.reference import preset_path
-    from genloop.loop.experiment import simulate
+    from genloop.loop import run_in_memory
 
     over = [f"loop.interaction={MODELS}", f"seeds={list(range(seeds))}", f"loop.generations={generations}", *OPTIONS]
     out = tmp / "cli"
@@ -119,7 +120,7 @@ def part_cli(generations: int, seeds: int, tmp: Path, workers: int) -> None:
     chains = expand(load_raw(preset_path("theory"), over))
     t0, c0 = time.perf_counter(), time.process_time()
     for ch in chains:
-        simulate(ch.config)
+        run_in_memory(ch.config)
     sim, sim_cpu = time.perf_counter() - t0, time.process_time() - c0
     n = len(chains) * generations
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
@@ -127,7 +128,7 @@ def part_cli(generations: int, seeds: int, tmp: Path, workers: int) -> None:
     print(f"7 models x {seeds} seeds x {generations} generations = {len(chains)} chains, {n} generations")
     print(f"genloop run --workers {workers} (whole command, report included): {dt:.1f} s wall = "
           f"{1000 * dt / n:.2f} ms per generation; {cpu:.1f} s CPU")
-    print(f"simulate (in memory, this process, one core): {sim:.1f} s wall = {1000 * sim / n:.2f} ms per generation; "
+    print(f"run_in_memory (this process, one core): {sim:.1f} s wall = {1000 * sim / n:.2f} ms per generation; "
           f"{sim_cpu:.1f} s CPU")
     print(f"ratio (wall): {dt / sim:.2f}x; run folder: {files} files, {size / 1e6:.1f} MB")
     print("last lines:", *text.strip().splitlines()[-4:], sep="\n  ")

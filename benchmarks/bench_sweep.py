@@ -92,6 +92,14 @@ def children_cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
+class _Prepared(Exception):
+    """Raised once the warm run folder is prepared: its cache is all the modes need."""
+
+
+def _stop_prepared(refs: list) -> None:
+    raise _Prepared
+
+
 def run_mode(m: str, base: Path, warm: Path, overrides: list[str]):
     """One `genloop run` of mode ``m`` in a fresh folder with the warm cache; None if it failed."""
     from genloop.loop.experiment import TIME_COLUMNS
@@ -128,9 +136,9 @@ def main() -> int:
 
     import torch
 
+    import genloop
     from genloop.loading import load_raw
     from genloop.reference import preset_path
-    from genloop.loop import Experiment
 
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     for m in modes:
@@ -148,9 +156,13 @@ def main() -> int:
 
     warm = base / "warm"
     t = time.perf_counter()
-    exp = Experiment(raw, warm, force=True)
-    exp.prepare()
-    n_chains = len(exp.chains)
+    chains: list = []
+    try:  # genloop.run up to the prepared folder (classifier and reference rows), then stop
+        genloop.run(raw, warm, force=True, report=False, on_start=lambda exp, changed: chains.extend(exp.chains),
+                    on_reference=_stop_prepared)
+    except _Prepared:
+        pass
+    n_chains = len(chains)
     print(f"classifier + reference (once per run folder, then cached): {time.perf_counter() - t:.1f}s", flush=True)
 
     results: dict[str, dict] = {}

@@ -362,11 +362,11 @@ def part_cuda_tests(rec: Recorder, args: argparse.Namespace) -> None:
 
 @contextlib.contextmanager
 def _record_steps():
-    """Wrap the optimizer step that genloop's diffusion generator calls, recording (time, loss)
+    """Wrap the optimizer step of genloop's training loop (the diffusion generator's here), recording (time, loss)
     of every step (the GPU synchronised first); the generator's own code is what runs."""
-    import genloop.generators.diffusion as gd
+    import genloop.generators.training as gt
 
-    original = gd.optimizer_step
+    original = gt.optimizer_step
     records: list = []
 
     def step(loss, *a, **kw):
@@ -375,11 +375,11 @@ def _record_steps():
         records.append((time.perf_counter(), v))
         return v
 
-    gd.optimizer_step = step
+    gt.optimizer_step = step
     try:
         yield records
     finally:
-        gd.optimizer_step = original
+        gt.optimizer_step = original
 
 
 def _step_stats(records: list, t0: float, warmup: int) -> dict:

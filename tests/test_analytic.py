@@ -25,7 +25,7 @@ from genloop.config import ConfigError
 from genloop.loading import from_dict, load_raw
 from genloop.data import ImageSet, RealData, load_real
 from genloop.generators import GenContext, build_generator
-from genloop.loop.experiment import TIME_COLUMNS, simulate
+from genloop.loop import TIME_COLUMNS, run_in_memory
 from genloop.metrics import MetricContext, build_metrics
 from genloop.runfolder import RunStore, load_npz, load_weights, read_csv
 
@@ -49,8 +49,8 @@ def _fitted(cfg, seeds, generations):
     mu, var = np.zeros((len(seeds), generations)), np.zeros((len(seeds), generations))
     for i, s in enumerate(seeds):
         out = []
-        simulate(dataclasses.replace(base, seed=s), _real_1d(s), metrics=False,
-                 on_generation=lambda r: out.append(r.generators[0].state_dict()))
+        run_in_memory(dataclasses.replace(base, seed=s), _real_1d(s), metrics=False,
+                      on_generation=lambda r: out.append(r.generators[0].state_dict()))
         mu[i] = [float(st["all.mean"][0]) for st in out]
         var[i] = [float(st["all.cov"][0, 0]) for st in out]
     return mu, var
@@ -270,7 +270,7 @@ def _results(path):
             for r in read_csv(path / "metrics.csv")]
 
 
-def test_experiment_gaussian_chain_matches_theory_and_simulate(tmp_path):
+def test_experiment_gaussian_chain_matches_theory_and_run_in_memory(tmp_path):
     raw = load_raw(None, GAUSS + ["loop.generations=30"])
     run(raw, tmp_path / "run", report=False)
     store = RunStore(tmp_path / "run")
@@ -287,8 +287,8 @@ def test_experiment_gaussian_chain_matches_theory_and_simulate(tmp_path):
         assert np.all(prov["origin"] == g - 1) and np.array_equal(prov["index"], np.arange(200))
     assert prev.dtype == np.float32 and prev.shape == (200, 1, 1, 1)
     assert rows[-1]["variance_ratio"] < rows[0]["variance_ratio"]
-    # The in-memory simulation gives the runner's numbers.
-    sim = simulate(from_dict(raw))
+    # The in-memory entry (run_in_memory) gives the run folder's numbers.
+    sim = run_in_memory(from_dict(raw))
     for a, b in zip(rows, sim):
         for k, v in b.items():
             if k not in TIME_COLUMNS:

@@ -22,7 +22,7 @@ from genloop.data import RealData, TokenSet, load_real
 from genloop.data.categorical import OFFSET, Categorical, gini_simpson, tokenizer
 from genloop.generators import GenContext, build_generator
 from genloop.loading import from_dict, load_raw
-from genloop.loop.experiment import simulate
+from genloop.loop import run_in_memory
 from genloop.metrics import METRICS, MetricContext
 
 
@@ -49,7 +49,7 @@ def _chains(interaction, seeds, generations, n=20, k=6):
     for i, s in enumerate(seeds):
         real = _real(np.random.default_rng([s, 5]).integers(0, k, n), k)
         d0[i] = gini_simpson(real.truth.frequencies(real.train.tokens))
-        rows = simulate(dataclasses.replace(base, seed=s), real)
+        rows = run_in_memory(dataclasses.replace(base, seed=s), real)
         out[i] = [r["model_gini_simpson"] for r in rows]
     return out, d0
 

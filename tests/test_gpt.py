@@ -12,7 +12,7 @@ from genloop.loading import from_dict, load_raw
 from genloop.data.text import BOS
 from genloop.generators.decoding import generate
 from genloop.generators import gpt as gpt_gen
-from genloop.loop.experiment import TIME_COLUMNS, simulate
+from genloop.loop import TIME_COLUMNS, run_in_memory
 from genloop.models.gpt import GPT, KVCache
 from genloop.runfolder import RunStore, load_npz, read_csv
 
@@ -85,7 +85,7 @@ def test_cached_generation_equals_generation_by_recomputation():
 
 
 def test_gpt_learns_and_generates_text():
-    rows = simulate(from_dict(load_raw(None, TINY + ["train.steps=120", "loop.generations=1"])))
+    rows = run_in_memory(from_dict(load_raw(None, TINY + ["train.steps=120", "loop.generations=1"])))
     r = rows[0]
     assert r["train_loss"] < math.log(13) - 0.2  # below a uniform guess over the 13 ids it may emit
     assert math.isfinite(r["ppl_test"]) and math.isfinite(r["kl_truth"]) and r["distinct_1"] > 0
@@ -132,7 +132,7 @@ def test_gpt_resumes_inside_a_generation_from_its_training_checkpoint(tmp_path, 
 
 
 def test_ecosystem_of_an_ngram_and_a_gpt_lineage():
-    rows = simulate(from_dict(load_raw(None, TINY + ["loop.interaction=ecosystem",
-                                                     "loop.lineages=[{name: ngram, order: 2}, {name: gpt}]"])))
+    rows = run_in_memory(from_dict(load_raw(None, TINY + ["loop.interaction=ecosystem",
+                                                          "loop.lineages=[{name: ngram, order: 2}, {name: gpt}]"])))
     assert len(rows) == 2 and {"ppl_test_l0", "ppl_test_l1", "distinct_2"} <= set(rows[1])
     assert rows[1]["pool_lineage_0"] == pytest.approx(0.5, abs=0.02)

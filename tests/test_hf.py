@@ -51,12 +51,12 @@ def test_bpe_round_trip_specials_and_cache(tmp_path):
 
 
 def test_bpe_text_source_end_to_end(tmp_path):
-    from genloop.loop.experiment import simulate
+    from genloop.loop import run_in_memory
 
     (tmp_path / "c.txt").write_text(CORPUS, encoding="utf-8")
-    rows = simulate(from_dict(load_raw(None, [f"data.root={tmp_path / 'c.txt'}", "data.name=text", "data.tokenizer=bpe",
-                                              "data.vocab_size=300", "data.block_size=16", "generator.name=ngram",
-                                              "generator.order=2", "metrics.names=[text]", "loop.generations=2"])))
+    rows = run_in_memory(from_dict(load_raw(None, [f"data.root={tmp_path / 'c.txt'}", "data.name=text", "data.tokenizer=bpe",
+                                                   "data.vocab_size=300", "data.block_size=16", "generator.name=ngram",
+                                                   "generator.order=2", "metrics.names=[text]", "loop.generations=2"])))
     assert len(rows) == 2 and math.isfinite(rows[1]["ppl_test"]) and rows[1]["vocab"] > 10
 
 
@@ -152,11 +152,11 @@ def test_cached_generation_equals_recomputation_and_log_probs(tiny):
 
 
 def test_fine_tunes_and_samples_in_the_loop_the_shumailov_way(tiny):
-    from genloop.loop.experiment import simulate
+    from genloop.loop import run_in_memory
 
-    rows = simulate(from_dict(load_raw(None, _args(tiny, "decode.beams=2", "decode.repetition_penalty=3.0",
-                                                         "decode.prompt_tokens=12", "decode.keep_prompt=false",
-                                                         "train.steps=30", "train.lr=3e-3"))))
+    rows = run_in_memory(from_dict(load_raw(None, _args(tiny, "decode.beams=2", "decode.repetition_penalty=3.0",
+                                                              "decode.prompt_tokens=12", "decode.keep_prompt=false",
+                                                              "train.steps=30", "train.lr=3e-3"))))
     assert len(rows) == 2
     # the random model's perplexity on the real test text is about the vocabulary size (300);
     # fine-tuned on the (very repetitive) corpus it falls far below

@@ -39,8 +39,8 @@ class _FakeScorer:
             m = torch.from_numpy(images.reshape(len(images), -1).mean(1) / 255.0).float()
             return torch.stack([4 * m, 4 * (1 - m), torch.zeros_like(m)], 1)
 
-    def filter_classifier(self):
-        return self._Clf()
+    def __init__(self):
+        self.shared = {"curate_filter": self._Clf()}  # where curate keeps its filter's classifier
 
     def classifier(self):
         raise AssertionError("a filter used the metric's judge")
@@ -388,14 +388,15 @@ def test_unknown_generator_in_a_lineage_is_reported_before_work():
 def test_curation_filter_and_metric_judge_are_distinct_models(tmp_path):
     """The curate filter's classifier and the accuracy judge are different objects with
     different weights (another seed), each cached under its own file."""
+    from genloop.loop.interactions import filter_classifier
     from genloop.metrics import MetricContext
 
     real = _real()
     cfg = from_dict(load_raw(None, ["metrics.classifier.steps=30", "metrics.classifier.width=16"]))
     ctx = MetricContext(config=cfg, real=real, device=torch.device("cpu"), cache_dir=tmp_path, seed=0)
-    judge, filt = ctx.classifier(), ctx.filter_classifier()
+    judge, filt = ctx.classifier(), filter_classifier(ctx)
     assert judge is not filt and judge.net is not filt.net
-    assert ctx.filter_classifier() is filt and ctx.classifier() is judge  # each trained once
+    assert filter_classifier(ctx) is filt and ctx.classifier() is judge  # each trained once
     a, b = judge.net.state_dict(), filt.net.state_dict()
     assert a.keys() == b.keys() and any(not torch.equal(a[k], b[k]) for k in a)
     assert len(list(tmp_path.glob("classifier-*.safetensors"))) == 2

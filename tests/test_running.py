@@ -8,11 +8,9 @@ import pytest
 from genloop import run
 from genloop import cli
 from genloop.loading import expand, from_dict, load_raw
-from genloop.loop import Experiment
-from genloop.loop.experiment import TIME_COLUMNS
+from genloop.loop import TIME_COLUMNS, run_in_memory
 from genloop.loop.sharing import config_key
 from genloop.reference import preset_path
-from genloop.sweep import run_sweep
 from genloop import utils
 
 GAUSS = ["data.name=gaussian", "data.count=250", "generator.name=gaussian",
@@ -35,19 +33,15 @@ class _Stop(Exception):
     pass
 
 
-def _chain_by_chain(raw, out):
-    """The reference: every chain to its end before the next (the order of earlier versions)."""
-    exp = Experiment(raw, out, share_models=False)
-    exp.prepare()
-    for ch in exp.chains:
-        exp.run_chain(ch)
-    exp.write_tables()
-    return _results(exp.store.metric_rows())
+def _chain_by_chain(raw):
+    """The reference: every chain to its end before the next (the order of earlier versions),
+    each in memory (``run_in_memory``: every model trained in its chain)."""
+    return _results([{"chain": ch.id, **ch.varied, **row} for ch in expand(raw) for row in run_in_memory(ch.config)])
 
 
 def test_chains_run_generation_by_generation_with_the_same_numbers(tmp_path):
     raw = load_raw(None, GAUSS)
-    reference = _chain_by_chain(raw, tmp_path / "ref")
+    reference = _chain_by_chain(raw)
     order = []
     rows = run(raw, tmp_path / "run", report=False, on_generation=lambda r: order.append((r["chain"], r["generation"])))
     ids = [c.id for c in expand(raw)]
@@ -69,7 +63,7 @@ def test_chains_run_generation_by_generation_with_the_same_numbers(tmp_path):
     resumed = []
     rows = run(more, tmp_path / "cut", report=False, on_generation=lambda r: resumed.append((r["chain"], r["generation"])))
     assert resumed == [(ids[1], 1), (ids[2], 1)] + [(cid, g) for g in (2, 3) for cid in ids]
-    assert _results(rows) == _chain_by_chain(more, tmp_path / "ref4")
+    assert _results(rows) == _chain_by_chain(more)
 
 
 def test_sharing_key_leaves_out_sampling_options_only():
@@ -91,16 +85,16 @@ def test_sharing_key_leaves_out_sampling_options_only():
 
 def test_chains_that_differ_in_guidance_share_generation_0_with_identical_numbers(tmp_path):
     raw = load_raw(preset_path("default"), DDPM)
-    reference = _chain_by_chain(raw, tmp_path / "ref")  # every model trained in its chain
+    reference = _chain_by_chain(raw)  # every model trained in its chain
 
     # stopped after the first generation (its model kept for the others), then resumed
-    exp = Experiment(raw, tmp_path / "shared", on_generation=lambda r: (_ for _ in ()).throw(_Stop()))
     with pytest.raises(_Stop):
-        run_sweep(exp)
+        run(raw, tmp_path / "shared", report=False, on_generation=lambda r: (_ for _ in ()).throw(_Stop()))
     models = list((tmp_path / "shared" / "cache" / "models").glob("g0000_*.safetensors"))
     assert len(models) == 1
-    exp = Experiment(raw, tmp_path / "shared")
-    rows = run_sweep(exp)
+    started = []
+    rows = run(raw, tmp_path / "shared", report=False, on_start=lambda exp, changed: started.append(exp))
+    exp = started[0]
     assert exp.shared.loaded == 2  # generation 0 of the other two chains: loaded, not trained
     assert _results(rows) == reference
     by = {(r["chain"], r["generation"]): r for r in rows}

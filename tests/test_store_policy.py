@@ -12,7 +12,7 @@ from genloop import run
 from genloop.config import ConfigError
 from genloop.loading import expand, from_dict, load_raw
 from genloop.reference import preset_path
-from genloop.loop.experiment import TIME_COLUMNS, simulate
+from genloop.loop import TIME_COLUMNS, run_in_memory
 from genloop.runfolder import RunStore, read_csv
 from genloop.sweep import _LocalBackend, _Job, gpu_slots, resolve_gpus
 
@@ -41,7 +41,7 @@ def test_samples_last_and_none_give_the_numbers_of_every_and_keep_only_that(tmp_
     base = GAUSS + ["loop.generations=12", f"loop.interaction={interaction}", "seeds=[0,1]"]
     run(load_raw(None, base), tmp_path / "every", report=False)
     ref = _results(tmp_path / "every")
-    sim = simulate(from_dict(load_raw(None, GAUSS + ["loop.generations=12", f"loop.interaction={interaction}"])))
+    sim = run_in_memory(from_dict(load_raw(None, GAUSS + ["loop.generations=12", f"loop.interaction={interaction}"])))
     assert [r["variance_ratio"] for r in ref[:12]] == pytest.approx([r["variance_ratio"] for r in sim], rel=1e-12)
     for mode in ("last", "none"):
         out = tmp_path / mode
@@ -154,7 +154,7 @@ def test_local_workers_each_get_their_own_cuda_visible_devices(tmp_path, monkeyp
     finally:
         pool.shutdown()
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "5,7"  # the parent's own is untouched
-    import genloop.sweep.gpus as sweep
+    import genloop.sweep as sweep
 
     monkeypatch.setattr(sweep, "cuda_devices", lambda: ["0", "1"])
     raw = load_raw(None, GAUSS + ["loop.generations=2", "seeds=[0,1,2]"])

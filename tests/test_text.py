@@ -15,7 +15,7 @@ from genloop.data.text import (BOS, UNK, CharTokenizer, WordTokenizer, get_token
 from genloop.data.zipf import ZipfMarkov
 from genloop.generators.decoding import adjust_logits, beam_search, generate
 from genloop.generators.ngram import KneserNey
-from genloop.loop.experiment import TIME_COLUMNS, simulate
+from genloop.loop import TIME_COLUMNS, run_in_memory
 from genloop.metrics import text as tm
 from genloop.runfolder import RunStore, read_csv
 
@@ -334,7 +334,7 @@ def test_context_only_prompts_keep_the_new_tokens():
     assert {tuple(r) for r in outs[True][:, :4]} <= {tuple(r) for r in real.tokens[:, :4]}
     assert np.array_equal(outs[False][:, 0], outs[True][:, 4])
     with pytest.raises(ConfigError, match="decode.keep_prompt: false .* gpt models only data.block_size"):
-        simulate(_cfg(["generator.name=gpt", "decode.prompt_tokens=4", "decode.keep_prompt=false", "train.steps=1"]))
+        run_in_memory(_cfg(["generator.name=gpt", "decode.prompt_tokens=4", "decode.keep_prompt=false", "train.steps=1"]))
 
 
 # --------------------------------------------------------------------------- metrics (hand-computed)
@@ -403,7 +403,7 @@ def test_kl_to_truth_grows_under_replace_and_stays_bounded_under_accumulate(seed
     over = ["data.count=150", "loop.generations=8", "data.words=20"]
     kl = {}
     for inter in ("replace", "accumulate"):
-        kl[inter] = np.array([[r["kl_truth"] for r in simulate(_cfg(over + [f"loop.interaction={inter}", f"seed={s}"]))]
+        kl[inter] = np.array([[r["kl_truth"] for r in run_in_memory(_cfg(over + [f"loop.interaction={inter}", f"seed={s}"]))]
                               for s in seeds])
     rep, acc = kl["replace"].mean(0), kl["accumulate"].mean(0)
     assert rep[-1] > 2 * rep[0] and np.all(np.diff(rep) > 0)  # grows every generation on average
@@ -429,32 +429,32 @@ def test_kl_to_truth_grows_under_replace_and_stays_bounded_under_accumulate(seed
     ["decode.beams=2", "decode.prompt_tokens=4"],
 ])
 def test_every_interaction_model_runs_on_text(extra):
-    rows = simulate(_cfg(extra))
+    rows = run_in_memory(_cfg(extra))
     assert len(rows) == 3 and all(math.isfinite(r["ppl_test"] if "ppl_test" in r else r["ppl_test_l0"]) for r in rows)
     assert all(0 < r["distinct_1"] <= 1 for r in rows)
 
 
 def test_curate_on_text_keeps_the_lowest_perplexity_blocks_under_its_filter():
     cfg = _cfg(["loop.interaction=curate", "loop.curate_top_fraction=0.5"])
-    rows = simulate(cfg)
+    rows = run_in_memory(cfg)
     assert rows[1]["curate_kept_fraction"] == pytest.approx(0.5, abs=0.01)
     assert rows[1]["curate_score_kept"] > rows[1]["curate_score_all"]
     with pytest.raises(ConfigError, match="curate_top_fraction"):
-        simulate(_cfg(["loop.interaction=curate"]))
+        run_in_memory(_cfg(["loop.interaction=curate"]))
 
 
 def test_learned_text_detector_finds_generated_text():
     """A unigram model's blocks against the order-2 chain's: the hashed n-gram features tell them apart
     (measured: recall 0.79, false-positive rate 0.21)."""
-    rows = simulate(_cfg(["loop.interaction=detect", "loop.detector=learned", "generator.order=1",
-                          "data.count=400", "data.block_size=48"]))
+    rows = run_in_memory(_cfg(["loop.interaction=detect", "loop.detector=learned", "generator.order=1",
+                               "data.count=400", "data.block_size=48"]))
     assert rows[1]["detect_recall"] > 0.7 and rows[1]["detect_false_positive_rate"] < 0.3
 
 
 def test_ngram_needs_text_data():
     with pytest.raises(ValueError, match="text source"):
-        simulate(from_dict(load_raw(None, ["data.name=gaussian", "generator.name=ngram", "metrics.names=[]",
-                                           "loop.generations=1", "generator.conditional=false"])))
+        run_in_memory(from_dict(load_raw(None, ["data.name=gaussian", "generator.name=ngram", "metrics.names=[]",
+                                                "loop.generations=1", "generator.conditional=false"])))
 
 
 # --------------------------------------------------------------------------- run folder, resume, report

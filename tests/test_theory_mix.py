@@ -11,7 +11,7 @@ import pytest
 
 from genloop.data import ImageSet, RealData
 from genloop.loading import from_dict, load_raw
-from genloop.loop.experiment import simulate
+from genloop.loop import run_in_memory
 from genloop.theory import (gaussian_mix_first_order, gaussian_mix_fixed_point, gaussian_mix_moments,
                             gini_simpson_accumulate, gini_simpson_replace)
 
@@ -31,8 +31,8 @@ def _fits(fresh):
         x = rng.standard_normal((total, 1, 1, 1)).astype(np.float32)
         real = RealData(ImageSet(x), ImageSet(x[:10]))
         out = []
-        simulate(dataclasses.replace(cfg, seed=s), real, metrics=False,
-                 on_generation=lambda res: out.append(res.generators[0].state_dict()))
+        run_in_memory(dataclasses.replace(cfg, seed=s), real, metrics=False,
+                      on_generation=lambda res: out.append(res.generators[0].state_dict()))
         mean = np.array([float(st["all.mean"][0]) for st in out])
         var = np.array([float(st["all.cov"][0, 0]) for st in out])
         if fresh:

@@ -36,7 +36,7 @@ import torch
 from ..config import opt
 from ..data import ImageSet
 from ..data.vectors import as_vectors
-from . import GENERATORS, GenContext
+from . import GENERATORS, GenContext, Needs
 
 _POOLED = -1  # key of the model fitted on all points
 
@@ -81,6 +81,11 @@ class _Analytic:
         self.models: dict[int, object] = {}
         self.x: Optional[np.ndarray] = None
         self.dtype = None
+
+    @classmethod
+    def needs(cls, config) -> Needs:
+        """The class labels when ``generator.conditional`` is on (one model per class)."""
+        return Needs(labels=config.generator.conditional)
 
     # ------------------------------------------------------------------ fitting
     def fit(self, train: ImageSet) -> dict:
@@ -160,6 +165,14 @@ class _Analytic:
 @GENERATORS.register("gaussian")
 class GaussianGenerator(_Analytic):
     """N(mean, cov) with the maximum-likelihood mean and covariance (divisor n)."""
+
+    @classmethod
+    def theory_columns(cls, config, process: str, real) -> list[str]:
+        """``variance_ratio`` under ``replace`` when one Gaussian is fitted to every point
+        (unconditional, or data without labels): its expectation ((n-1)/n)^(g+1) is
+        ``genloop.report.theory``'s."""
+        one_model = not (config.generator.conditional and real.train.labelled)
+        return ["variance_ratio"] if process == "replace" and one_model else []
 
     def _fit_one(self, x: np.ndarray):
         mean = x.mean(0)

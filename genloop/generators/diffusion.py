@@ -40,9 +40,8 @@ from ..data import ImageSet
 from ..diffusion import SAMPLERS, make_schedule, sample_loop
 from ..models import build_network
 from ..utils import chunks, progress_bar, to_model, to_uint8
-from . import GENERATORS, GenContext, TrainingDiverged
-from .training import (fit_result, load_training_state, optimizer_step, save_checkpoint, start_training,
-                       training_state)
+from . import GENERATORS, GenContext, Needs, TrainingDiverged
+from .training import TrainingRun, ema_update, total_steps, train_loop
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +67,9 @@ def autocast_dtype(device: torch.device, precision: str) -> Optional[torch.dtype
 
 @GENERATORS.register("ddpm")
 class DiffusionGenerator:
+    # read only when sampling: chains that differ only in these share trained models (genloop.loop.sharing)
+    sampling_keys = ("generator.guidance_scale", "sampler", "decode")
+
     def __init__(self, ctx: GenContext) -> None:
         self.ctx = ctx
         g = ctx.config.generator
@@ -98,23 +100,28 @@ class DiffusionGenerator:
             return contextlib.nullcontext()
         return torch.autocast("cuda", dtype=self.amp)
 
+    @classmethod
+    def needs(cls, config) -> Needs:
+        """Class labels when ``generator.conditional``; a validation set and score when
+        selecting checkpoints (``train.select_every``, on ``train.select_features``)."""
+        t = config.train
+        return Needs(labels=config.generator.conditional, validation=bool(t.select_every), features=t.select_features)
+
     # ------------------------------------------------------------------ training
-    def _state(self, opt: torch.optim.Optimizer, step: int, gen: torch.Generator, losses: list) -> dict:
-        tensors = training_state(self.net, opt, step, gen, losses)
-        tensors.update({f"ema.{k}": v for k, v in self.ema.state_dict().items()})
+    def _extra_state(self) -> dict:
+        """The training state beyond the network and optimiser: the EMA and the best EMA weights so far."""
+        tensors = {f"ema.{k}": v for k, v in self.ema.state_dict().items()}
         if self._best is not None:
             tensors.update({f"best.{k}": v for k, v in self._best["ema"].items()})
             tensors["best_score"] = torch.tensor(self._best["score"], dtype=torch.float64)
             tensors["best_step"] = torch.tensor(self._best["step"], dtype=torch.int64)
         return tensors
 
-    def _load_state(self, tensors: dict, opt: torch.optim.Optimizer, gen: torch.Generator, losses: list) -> int:
-        step = load_training_state(tensors, self.net, opt, gen, losses, self.ctx.device)
+    def _load_extra(self, tensors: dict) -> None:
         self.ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
         if "best_score" in tensors:
             self._best = {"ema": {k[5:]: v for k, v in tensors.items() if k.startswith("best.")},
                           "score": float(tensors["best_score"]), "step": int(tensors["best_step"])}
-        return step
 
     def _validation_set(self) -> Optional[ImageSet]:
         """The validation images of checkpoint selection, or None when not selecting:
@@ -148,20 +155,16 @@ class DiffusionGenerator:
                   self._best["score"], self._best["step"])
         return score
 
-    def fit(self, train: ImageSet) -> dict:
-        ctx, tcfg, g = self.ctx, self.ctx.config.train, self.cfg
-        dev = ctx.device
-        gen = torch.Generator().manual_seed(ctx.seed)
-        self._best = None
-        val = self._validation_set()  # never taken out of ``train``: every training image is used
+    def _loss_fn(self, train: ImageSet, gen: torch.Generator):
+        """``loss(step, batch_size)``: a batch of ``train`` (random flips with ``train.hflip``),
+        a timestep and noise per image, labels dropped to the null label with probability
+        ``generator.label_dropout``, and the (Min-SNR weighted) noise-prediction error."""
+        tcfg, g, dev = self.ctx.config.train, self.cfg, self.ctx.device
         x_all = to_model(train.images)
         y_all = torch.from_numpy(train.labels) if (self.conditional and train.labels is not None) else None
-        sp, n = ctx.state_path, len(x_all)
-        fingerprint = lambda: self._fingerprint(train)  # noqa: E731 - computed only when a state is read or written
-        opt, losses, start, bs, steps, t0, bar = start_training(self.net, ctx, n, fingerprint,
-                                                                lambda tensors, opt, losses: self._load_state(tensors, opt, gen, losses))
-        loss_val = float("nan")
-        for step in range(start, steps):
+        n = len(x_all)
+
+        def loss(step: int, bs: int) -> torch.Tensor:
             idx = torch.randint(0, n, (bs,), generator=gen)
             x0 = x_all[idx]
             if tcfg.hflip:  # random horizontal flips (natural images only)
@@ -186,26 +189,31 @@ class DiffusionGenerator:
             err = err.flatten(1).mean(1)
             if self._weights is not None:
                 err = err * self._weights[t]
-            loss_val = optimizer_step(err.mean(), step, steps, opt, self.net, tcfg, ctx.desc)
-            self._ema_update(step)
-            losses.append(loss_val)
-            bar.update(1)
-            if step % 50 == 0:
-                bar.set_postfix(loss=f"{loss_val:.4f}")
-            done = step + 1
-            if val is not None and (done % tcfg.select_every == 0 or done == steps):
+            return err.mean()
+
+        return loss
+
+    def fit(self, train: ImageSet) -> dict:
+        ctx, tcfg = self.ctx, self.ctx.config.train
+        gen = torch.Generator().manual_seed(ctx.seed)
+        self._best = None
+        val = self._validation_set()  # never taken out of ``train``: every training image is used
+
+        def validate(done: int, run: TrainingRun) -> None:
+            if val is not None and (done % tcfg.select_every == 0 or done == run.steps):
                 self.net.eval()
-                bar.set_postfix(loss=f"{loss_val:.4f}", val_kid=f"{self._validate(val, done):.4f}")
+                run.bar.set_postfix(loss=f"{run.loss:.4f}", val_kid=f"{self._validate(val, done):.4f}")
                 self.net.train()
-            save_checkpoint(sp, tcfg, done, steps, lambda: self._state(opt, done, gen, losses), fingerprint)
-        bar.close()
-        self.net.eval()
-        out = {**fit_result(losses, loss_val, steps, start, t0), "train_images": n}
+
+        out = train_loop(self._loss_fn(train, gen), self.net, ctx, len(train), lambda: self._fingerprint(train),
+                         rng=gen, extra_state=self._extra_state, load_extra=self._load_extra,
+                         after_update=self._ema_update, after_step=validate)
+        out["train_images"] = len(train)
         if val is not None and self._best is not None:
             self.ema.load_state_dict(self._best["ema"])
             out.update({"ckpt_step": float(self._best["step"]), "ckpt_val_kid": self._best["score"]})
             log.info("%s: kept the EMA weights of step %d (validation KID %.5f) of %d steps", ctx.desc,
-                     self._best["step"], self._best["score"], steps)
+                     self._best["step"], self._best["score"], total_steps(tcfg, len(train)))
         return out
 
     def _fingerprint(self, train: ImageSet) -> str:
@@ -214,16 +222,8 @@ class DiffusionGenerator:
         return digest(train.images[:: max(len(train) // 64, 1)], len(train), self.ctx.seed,
                       self.cfg.__dict__, self.ctx.config.train.__dict__)
 
-    @torch.no_grad()
     def _ema_update(self, step: int) -> None:
-        if self.cfg.ema_decay <= 0:
-            self.ema.load_state_dict(self.net.state_dict())
-            return
-        decay = min(self.cfg.ema_decay, (1.0 + step) / (10.0 + step))
-        # theta_ema <- decay * theta_ema + (1 - decay) * theta, every tensor in one foreach call
-        torch._foreach_lerp_(list(self.ema.parameters()), list(self.net.parameters()), 1.0 - decay)
-        for be, b in zip(self.ema.buffers(), self.net.buffers()):
-            be.copy_(b)
+        ema_update(self.ema, self.net, self.cfg.ema_decay, step)
 
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()

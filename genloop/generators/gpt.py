@@ -30,8 +30,7 @@ from ..data.text import BOS
 from ..models.gpt import GPT, KVCache
 from . import GENERATORS, GenContext
 from .decoding import context_length, generate_blocks
-from .training import (fit_result, load_training_state, optimizer_step, save_checkpoint, start_training,
-                       training_state)
+from .training import train_loop
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +61,7 @@ class GPTGenerator:
         torch.manual_seed(self.ctx.seed)  # initialisation
         self.net = GPT(vocab, self.ctx.shape[0], g.width, g.depth, g.heads, g.dropout).to(self.ctx.device)
 
-    # ------------------------------------------------------------------ training state
-    def _state(self, opt: torch.optim.Optimizer, step: int, gen: torch.Generator, losses: list) -> dict:
-        return training_state(self.net, opt, step, gen, losses)
-
-    def _load_state(self, tensors: dict, opt: torch.optim.Optimizer, gen: torch.Generator, losses: list) -> int:
-        return load_training_state(tensors, self.net, opt, gen, losses, self.ctx.device)
-
+    # ------------------------------------------------------------------ training
     def _fingerprint(self, train: TokenSet) -> str:
         from ..utils import digest
 
@@ -83,29 +76,18 @@ class GPTGenerator:
             raise ConfigError(f"decode.keep_prompt: false with decode.prompt_tokens={dec.prompt_tokens} needs "
                               f"{context_length(dec, self.ctx.shape[0])} positions; gpt models only data.block_size "
                               f"({self.ctx.shape[0]}): set decode.keep_prompt=true")
-        ctx, tcfg = self.ctx, self.ctx.config.train
-        dev = ctx.device
+        ctx = self.ctx
         self.train = train
         self._build(train.vocab_size)
         gen = torch.Generator().manual_seed(ctx.seed)
         x_all = torch.from_numpy(train.tokens.astype(np.int64))
-        sp, n = ctx.state_path, len(x_all)
-        fingerprint = lambda: self._fingerprint(train)  # noqa: E731 - computed only when a state is read or written
-        opt, losses, start, bs, steps, t0, bar = start_training(self.net, ctx, n, fingerprint,
-                                                                lambda tensors, opt, losses: self._load_state(tensors, opt, gen, losses))
-        loss_val = float("nan")
-        for step in range(start, steps):
-            idx = torch.randint(0, n, (bs,), generator=gen)
-            y = x_all[idx]
-            logits = self.net(inputs(y).to(dev))
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.to(dev).reshape(-1))
-            loss_val = optimizer_step(loss, step, steps, opt, self.net, tcfg, ctx.desc)
-            losses.append(loss_val)
-            bar.update(1)
-            save_checkpoint(sp, tcfg, step + 1, steps, lambda: self._state(opt, step + 1, gen, losses), fingerprint)
-        bar.close()
-        self.net.eval()
-        return fit_result(losses, loss_val, steps, start, t0)
+
+        def loss(step: int, bs: int) -> torch.Tensor:
+            y = x_all[torch.randint(0, len(x_all), (bs,), generator=gen)]
+            logits = self.net(inputs(y).to(ctx.device))
+            return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.to(ctx.device).reshape(-1))
+
+        return train_loop(loss, self.net, ctx, len(x_all), lambda: self._fingerprint(train), rng=gen)
 
     # ------------------------------------------------------------------ scoring and sampling
     @torch.no_grad()

@@ -58,7 +58,7 @@ from ..data.text import BOS, SPECIALS, PretrainedTokenizer
 from ..loading import register_validator
 from . import GENERATORS, GenContext
 from .decoding import Tokens, context_length, generate_blocks
-from .training import fit_result, optimizer_step, save_checkpoint, start_training, training_state
+from .training import train_loop
 
 log = logging.getLogger(__name__)
 
@@ -241,20 +241,6 @@ class HFCausalLMGenerator:
         if left:
             raise ValueError(f"training state lacks {len(left)} tensors of the model (e.g. {left[0]})")
 
-    def _state(self, opt: torch.optim.Optimizer, step: int, losses: list) -> dict:
-        return training_state(self.model, opt, step, None, losses, weights=self._weights())
-
-    def _load_state(self, tensors: dict, opt: torch.optim.Optimizer, losses: list) -> int:
-        self._load_weights({k[4:]: v.to(self.ctx.device) for k, v in tensors.items() if k.startswith("net.")})
-        params = list(self.model.parameters())
-        for k, v in tensors.items():
-            if k.startswith("opt."):
-                _, i, key = k.split(".", 2)
-                opt.state[params[int(i)]][key] = v.to(self.ctx.device) if key != "step" else v
-        torch.set_rng_state(tensors["rng"])
-        losses.extend(tensors["recent_losses"].tolist())
-        return int(tensors["step"])
-
     def _fingerprint(self, train: TokenSet) -> str:
         from ..utils import digest
 
@@ -276,7 +262,7 @@ class HFCausalLMGenerator:
     def fit(self, train: TokenSet) -> dict:
         if not isinstance(train, TokenSet):
             raise ConfigError(f"generator.name: {NAME} models text; data.name must be a text source (e.g. text)")
-        ctx, tcfg = self.ctx, self.ctx.config.train
+        ctx = self.ctx
         self.train = train
         self._load(train)
         limit = getattr(self.model.config, "max_position_embeddings", None) or getattr(self.model.config, "n_positions", None)
@@ -286,24 +272,18 @@ class HFCausalLMGenerator:
                               f"+ <bos>) needs {need} positions; the model has {limit}")
         dev = ctx.device
         x_all = torch.from_numpy(train.tokens.astype(np.int64))
-        sp, n = ctx.state_path, len(x_all)
-        fingerprint = lambda: self._fingerprint(train)  # noqa: E731 - computed only when a state is read or written
-        opt, losses, start, bs, steps, t0, bar = start_training(self.model, ctx, n, fingerprint,
-                                                                lambda tensors, opt, losses: self._load_state(tensors, opt, losses))
-        loss_val = float("nan")
-        for step in range(start, steps):
+        n = len(x_all)
+
+        def loss(step: int, bs: int) -> torch.Tensor:
             y = x_all[torch.from_numpy(self.batch_index(step, n, bs, ctx.seed))]
             logits = self.model(input_ids=self.inputs(y).to(dev), use_cache=False).logits
             target = (y - OFFSET).masked_fill(y < OFFSET, -100).to(dev)  # <unk> is not learned
-            loss = F.cross_entropy(logits[..., : self.vocab].reshape(-1, self.vocab).float(), target.reshape(-1),
+            return F.cross_entropy(logits[..., : self.vocab].reshape(-1, self.vocab).float(), target.reshape(-1),
                                    ignore_index=-100)
-            loss_val = optimizer_step(loss, step, steps, opt, self.model, tcfg, ctx.desc)
-            losses.append(loss_val)
-            bar.update(1)
-            save_checkpoint(sp, tcfg, step + 1, steps, lambda: self._state(opt, step + 1, losses), fingerprint)
-        bar.close()
-        self.model.eval()
-        return fit_result(losses, loss_val, steps, start, t0)
+
+        # torch's global random state is the training state's rng (the model's dropout draws from it)
+        return train_loop(loss, self.model, ctx, n, lambda: self._fingerprint(train), weights=self._weights,
+                          load_weights=lambda w: self._load_weights({k: v.to(dev) for k, v in w.items()}))
 
     # ------------------------------------------------------------------ scoring and sampling
     @torch.no_grad()

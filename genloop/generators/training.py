@@ -1,18 +1,23 @@
-"""The training-loop bookkeeping the network generators share (``ddpm``, ``gpt``).
+"""The training loop the network generators share (``ddpm``, ``gpt``, ``hf-causal-lm``).
 
-A generator owns its loss; around it these helpers do the rest the same way for
-every network: how many steps (``total_steps``), the learning rate of a step
-(``lr_at``), one optimiser step with the divergence check and gradient clipping
-(``optimizer_step``), the resumable training state (``training_state``,
-``load_training_state``, ``resume_step``, ``save_checkpoint``: network, optimiser,
-rng, step and recent losses, with a fingerprint of the data and settings) and the
-``fit`` result (``fit_result``).
+A generator owns its loss: ``loss_fn(step, batch_size)`` draws the step's batch and
+returns its loss.  ``train_loop`` does the rest the same way for every network: AdamW
+(``make_optimizer``), how many steps (``total_steps``), the learning rate of a step
+(``lr_at``: warm-up, then cosine / linear decay / constant), one optimiser step with the
+divergence check and gradient clipping (``optimizer_step``), an EMA update where the
+generator keeps one (``ema_update``), the progress bar, and the resumable training state
+(``training_state``, ``load_training_state``, ``resume_step``, ``save_checkpoint``:
+network, optimiser, rng, step and recent losses, with a fingerprint of the data and
+settings, written as safetensors with a checksum every ``train.checkpoint_every``
+steps).  A run killed inside a generation resumes at its last checkpoint with the
+same numbers.  ``fit``'s numbers come from ``fit_result``.
 """
 from __future__ import annotations
 
 import logging
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -55,12 +60,27 @@ def make_optimizer(net: torch.nn.Module, lr: float, weight_decay: float) -> torc
     return torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay, fused=fused or None)
 
 
+@dataclass
+class TrainingRun:
+    """One generation's training as it goes: the optimiser, the recent losses, the step
+    this run starts at (after a resume), the batch size, the step bound, the start time,
+    the progress bar and the last step's loss."""
+
+    opt: torch.optim.Optimizer
+    losses: list
+    start: int
+    batch_size: int
+    steps: int
+    t0: float
+    bar: Any
+    loss: float = float("nan")
+
+
 def start_training(net: torch.nn.Module, ctx: Any, n: int, fingerprint: Callable[[], str],
-                   load: Callable[[dict, torch.optim.Optimizer, list], int]) -> tuple:
+                   load: Callable[[dict, torch.optim.Optimizer, list], int]) -> TrainingRun:
     """The AdamW optimiser (``train.lr``, ``train.weight_decay``), resumed (``resume_step``:
     ``load(tensors, opt, losses)`` restores a matching training state), and ``net`` in training
-    mode.  Returns (optimiser, recent losses, the step to start at, batch size, steps, start
-    time, progress bar) of a run over ``n`` training items."""
+    mode: the ``TrainingRun`` over ``n`` training items."""
     from ..utils import progress_bar
 
     tcfg = ctx.config.train
@@ -71,7 +91,65 @@ def start_training(net: torch.nn.Module, ctx: Any, n: int, fingerprint: Callable
     steps = total_steps(tcfg, n)
     net.train()
     bar = progress_bar(steps, f"{ctx.desc} train", ctx.progress, initial=start, unit="step")
-    return opt, losses, start, bs, steps, time.perf_counter(), bar
+    return TrainingRun(opt, losses, start, bs, steps, time.perf_counter(), bar)
+
+
+def train_loop(loss_fn: Callable[[int, int], torch.Tensor], net: torch.nn.Module, ctx: Any, n: int,
+               fingerprint: Callable[[], str], *, rng: Optional[torch.Generator] = None,
+               weights: Optional[Callable[[], dict]] = None, load_weights: Optional[Callable[[dict], None]] = None,
+               extra_state: Optional[Callable[[], dict]] = None, load_extra: Optional[Callable[[dict], None]] = None,
+               after_update: Optional[Callable[[int], None]] = None,
+               after_step: Optional[Callable[[int, TrainingRun], None]] = None) -> dict:
+    """Train ``net`` on ``n`` items (``ctx``: a ``GenContext``) for ``total_steps`` steps;
+    returns ``fit_result``'s numbers.  Each step: ``loss_fn(step, batch_size)``, then
+    ``optimizer_step``, ``after_update(step)`` (e.g. the EMA), the progress bar,
+    ``after_step(done, run)`` (e.g. validation) and the checkpoint of the full training
+    state to ``ctx.state_path``.  The state holds ``weights()`` (default: ``net``'s state
+    dict; read back by ``load_weights``), the optimiser, ``rng``'s state (None: torch's
+    global one), the step, the recent losses and ``extra_state()`` (read back by
+    ``load_extra``); a matching state at ``ctx.state_path`` is resumed first."""
+    tcfg = ctx.config.train
+
+    def state(run: TrainingRun, done: int) -> dict:
+        tensors = training_state(net, run.opt, done, rng, run.losses, weights() if weights else None)
+        tensors.update(extra_state() if extra_state else {})
+        return tensors
+
+    def load(tensors: dict, opt: torch.optim.Optimizer, losses: list) -> int:
+        step = load_training_state(tensors, net, opt, rng, losses, ctx.device, load_weights)
+        if load_extra is not None:
+            load_extra(tensors)
+        return step
+
+    run = start_training(net, ctx, n, fingerprint, load)
+    for step in range(run.start, run.steps):
+        run.loss = optimizer_step(loss_fn(step, run.batch_size), step, run.steps, run.opt, net, tcfg, ctx.desc)
+        if after_update is not None:
+            after_update(step)
+        run.losses.append(run.loss)
+        run.bar.update(1)
+        if step % 50 == 0:
+            run.bar.set_postfix(loss=f"{run.loss:.4f}")
+        done = step + 1
+        if after_step is not None:
+            after_step(done, run)
+        save_checkpoint(ctx.state_path, tcfg, done, run.steps, lambda: state(run, done), fingerprint)
+    run.bar.close()
+    net.eval()
+    return fit_result(run.losses, run.loss, run.steps, run.start, run.t0)
+
+
+@torch.no_grad()
+def ema_update(ema: torch.nn.Module, net: torch.nn.Module, decay: float, step: int) -> None:
+    """The EMA of ``net``'s weights after ``step``: theta_ema <- d theta_ema + (1 - d) theta with
+    the warm-up decay d = min(``decay``, (1 + step) / (10 + step)); ``decay`` <= 0 copies them."""
+    if decay <= 0:
+        ema.load_state_dict(net.state_dict())
+        return
+    d = min(decay, (1.0 + step) / (10.0 + step))
+    torch._foreach_lerp_(list(ema.parameters()), list(net.parameters()), 1.0 - d)  # every tensor in one call
+    for be, b in zip(ema.buffers(), net.buffers()):
+        be.copy_(b)
 
 
 def optimizer_step(loss: torch.Tensor, step: int, steps: int, opt: torch.optim.Optimizer, net: torch.nn.Module,
@@ -106,16 +184,25 @@ def training_state(net: torch.nn.Module, opt: torch.optim.Optimizer, step: int, 
     return tensors
 
 
-def load_training_state(tensors: dict, net: torch.nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator,
-                        losses: list, device: torch.device) -> int:
-    """Restore ``training_state``'s parts into ``net``, ``opt``, ``gen`` and ``losses``; returns the step."""
-    net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+def load_training_state(tensors: dict, net: torch.nn.Module, opt: torch.optim.Optimizer,
+                        gen: Optional[torch.Generator], losses: list, device: torch.device,
+                        load_weights: Optional[Callable[[dict], None]] = None) -> int:
+    """Restore ``training_state``'s parts into ``net`` (or through ``load_weights``), ``opt``,
+    ``gen`` (None: torch's global rng) and ``losses``; returns the step."""
+    weights = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
+    if load_weights is None:
+        net.load_state_dict(weights)
+    else:
+        load_weights(weights)
     params = list(net.parameters())
     for k, v in tensors.items():
         if k.startswith("opt."):
             _, i, key = k.split(".", 2)
             opt.state[params[int(i)]][key] = v.to(device) if key != "step" else v
-    gen.set_state(tensors["rng"])
+    if gen is not None:
+        gen.set_state(tensors["rng"])
+    else:
+        torch.set_rng_state(tensors["rng"])
     losses.extend(tensors["recent_losses"].tolist())
     return int(tensors["step"])
 

@@ -1,8 +1,9 @@
 """Run an experiment: expand the config grid into chains, run each chain's
-generations (one generation: ``genloop.loop.generation``) into the run folder,
-resume after a crash, and keep the run folder's tables current.  Runs start at
-``genloop.run`` (the CLI, the sweep's backends, tests and benchmarks all go
-through it and ``genloop.sweep.run_sweep``).
+generations (``genloop.loop.chain``; one generation: ``genloop.loop.generation``) into
+the run folder, resume after a crash, and keep the run folder's tables current.  Runs
+start at ``genloop.run`` (the CLI, the sweep's backends, tests and benchmarks all go
+through it and ``genloop.sweep.run_sweep``; ``genloop.loop.run_in_memory`` runs a chain
+on the same runner without a folder).
 
 Resume: a generation counts as finished when its ``DONE`` marker exists
 (written last, atomically).  A chain restarts at its first unfinished
@@ -20,37 +21,32 @@ can run chains side by side, generation by generation; chains that differ only i
 sampling options share a generation's trained model when it trains on identical data
 (``genloop.loop.sharing``).  Neither changes a number.
 
-Extend, never redo: a folder made with another config is continued when the new
-config only raises ``loop.generations``, adds seeds or adds values to a grid key
-(every chain of the folder is still a chain of the new config, with as many
-generations or more); finished chains and generations are kept and keep their
-chain ids (matched by their resolved config, ``chain_key``), new chains get new
-ids.  Any other change is refused naming the keys that differ.
+Extend, never redo: a folder made with another config is continued when the new config
+only extends it (``genloop.loop.identity``); any other change is refused naming the keys
+that differ.
 """
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
-import numpy as np
-
-from ..config import Config, ConfigError
-from ..data import ImageSet, RealData, load_real
-from ..grid import make_grid
-from ..loading import Chain, NON_IDENTITY_SECTIONS, dump_yaml, expand, get_path, identity_diff, to_dict
+from ..config import Config
+from ..data import RealData, load_real
+from ..loading import Chain, dump_yaml, expand, identity_diff, to_dict
 from ..metrics import MetricContext, build_metrics
-from ..runfolder import (LOCK_NAME, RUN_FOLDER_ENTRIES, TEMP_FILE, DamagedFile, Layout, NotARunFolder, RunStore,
-                         clean_temp_files, folder_kind, json_bytes, npz_bytes, weights_bytes, write_csv, write_files,
-                         write_json)
+from ..runfolder import (LOCK_NAME, RUN_FOLDER_ENTRIES, TEMP_FILE, DamagedFile, NotARunFolder, RunStore,
+                         clean_temp_files, folder_kind, write_csv, write_files, write_json)
 from ..utils import digest, resolve_device
-# TIME_COLUMNS and simulate are re-exported: callers import them from here too.
-from .generation import TIME_COLUMNS, GenerationResult, lineage_file_suffix, run_generation, simulate  # noqa: F401
-from .interactions import INTERACTIONS, History
+from .chain import ChainRunner, KeptSamples
+from .generation import TIME_COLUMNS, GenerationResult  # noqa: F401  (TIME_COLUMNS: callers import it from here too)
+from .identity import EXTENDABLE, RunFolderMismatch, adopt_ids, chain_key, extension_problem  # noqa: F401
+from .interactions import INTERACTIONS
+from .outputs import RowLog, generation_files, kept_arrays
 from .sharing import SharedModels, config_key
+from .theory import theory_columns
 
 log = logging.getLogger(__name__)
 
@@ -58,180 +54,6 @@ log = logging.getLogger(__name__)
 # and always at the end of a chain, so that long chains of fast generations do not spend
 # their time rewriting tables.
 TABLE_INTERVAL = 2.0
-
-# Rows of generations without a folder (store.samples / store.checkpoints not every) are
-# appended to the chain's rows.jsonl at most this often (seconds; always at a chain's end).
-LOG_INTERVAL = 2.0
-
-# Kept samples of finished generations are cached in memory up to this many bytes per chain
-# (the accumulating interaction models read every earlier generation each generation).
-SAMPLE_CACHE_BYTES = 512 << 20
-
-
-def theory_columns(cfg: Config) -> list[str]:
-    """Metric columns of ``cfg``'s chains with a closed-form expectation the report draws
-    (``genloop.report.theory``): ``variance_ratio`` for a Gaussian refitted by maximum
-    likelihood on its own n samples each generation (``replace``)."""
-    if (cfg.generator.name == "gaussian" and cfg.loop.interaction == "replace" and not cfg.loop.lineages
-            and cfg.loop.sample_count is None and (not cfg.generator.conditional or cfg.data.name == "gaussian")
-            and "variance_ratio" in cfg.metrics.names):
-        return ["variance_ratio"]
-    return []
-
-
-class MissingSamples(LookupError):
-    """A generation's kept samples are needed but were not kept (store.samples last/none)."""
-
-    def __init__(self, generation: int) -> None:
-        super().__init__(f"the samples of generation {generation} were not kept")
-        self.generation = generation
-
-
-PASSAGES = 8  # generated passages kept as text per generation (text data)
-
-
-def _image_preview(samples: ImageSet, d: Path, suffix: str) -> dict:
-    if samples.images.dtype != np.uint8:
-        return {}
-    import io
-
-    from PIL import Image
-
-    grid = make_grid(samples.images, samples.labels, samples.num_classes)
-    buf = io.BytesIO()
-    Image.fromarray(grid[..., 0] if grid.shape[2] == 1 else grid).save(buf, format="PNG")
-    return {d / Layout.grid_name(suffix): buf.getvalue()}
-
-
-def _text_preview(samples: Any, d: Path, suffix: str) -> dict:
-    return {d / Layout.passages_name(suffix): json_bytes(samples.texts(PASSAGES))}
-
-
-# What a generation folder shows of its samples, by data kind: a grid (images), passages (text).
-PREVIEWS: dict[str, Callable[[Any, Path, str], dict]] = {"images": _image_preview, "tokens": _text_preview}
-
-
-def preview_files(samples: Any, d: Path, suffix: str) -> dict:
-    """Preview files (path -> bytes) of a generation's samples (written with the others, recorded in DONE)."""
-    return PREVIEWS[samples.kind](samples, d, suffix)
-
-
-class KeptSamples:
-    """A chain's kept samples of finished generations, as ``History`` reads them
-    (``kept(generation, lineage)``): those this process made and the folder does not
-    keep (``remember``) from memory, the others from the run folder
-    (``RunStore.kept_sample_arrays``), cached up to ``SAMPLE_CACHE_BYTES`` in ``cache``
-    (shared by the chains of an experiment, which run side by side, generation by
-    generation).  Raises ``MissingSamples`` for samples that were not kept."""
-
-    def __init__(self, store: RunStore, chain: str, real: RealData, cache: Optional[dict] = None) -> None:
-        self.store, self.chain, self.real = store, chain, real
-        self.cache: dict[tuple[str, int], dict] = {} if cache is None else cache
-        self.memory: dict[tuple[int, int], ImageSet] = {}
-
-    def remember(self, generation: int, kept: list) -> None:
-        self.memory.update({(generation, lin): k for lin, k in enumerate(kept)})
-
-    def __call__(self, generation: int, lineage: int = 0) -> ImageSet:
-        if (generation, lineage) in self.memory:
-            return self.memory[(generation, lineage)]
-        slot = (self.chain, generation)
-        if slot not in self.cache:
-            arrays = self.store.kept_sample_arrays(self.chain, generation)
-            if arrays is None:
-                raise MissingSamples(generation)
-            while self.cache and sum(a.nbytes for z in self.cache.values() for a in z.values()) > SAMPLE_CACHE_BYTES:
-                self.cache.pop(next(iter(self.cache)))
-            self.cache[slot] = arrays
-        # a set of the real data's kind
-        return self.real.train.from_arrays(RunStore.lineage_arrays(self.cache[slot], lineage))
-
-
-class RowLog:
-    """Rows of a chain's generations that keep no folder, appended to its ``rows.jsonl`` in
-    batches (``flush_if_due``: at most every ``LOG_INTERVAL`` seconds, and at the chain's
-    last generation); with ``store.samples=last`` the newest kept samples are written to
-    ``resume_samples.npz`` with the rows that need them."""
-
-    def __init__(self, store: RunStore, chain: str) -> None:
-        self.store, self.chain = store, chain
-        self.pending: list[dict] = []
-        self.newest: Optional[tuple[int, dict]] = None  # (generation, arrays) of the newest kept samples
-        self.last_flush = time.perf_counter()
-
-    def add(self, row: dict, kept_arrays: Optional[dict] = None) -> None:
-        self.pending.append(row)
-        if kept_arrays is not None:
-            self.newest = (row["generation"], kept_arrays)
-
-    def flush(self) -> None:
-        if not self.pending:
-            return
-        if self.newest is not None and self.newest[0] == self.pending[-1]["generation"]:
-            self.store.save_resume_samples(self.chain, *self.newest)
-        self.store.append_rows(self.chain, self.pending)
-        self.pending.clear()
-
-    def flush_if_due(self, final: bool) -> None:
-        if self.pending and (final or time.perf_counter() - self.last_flush >= LOG_INTERVAL):
-            self.flush()
-            self.last_flush = time.perf_counter()
-
-
-class RunFolderMismatch(ConfigError):
-    """The run folder was made with a different config."""
-
-
-EXTENDABLE = "only raising loop.generations, adding seeds or adding values to a grid key continue a run folder"
-
-
-def chain_key(chain: Chain) -> str:
-    """What identifies a chain's results in a run folder across runs: a hash of its resolved
-    config less ``loop.generations`` (unless that is a grid key), so that a chain keeps its
-    identity (and id) when generations, seeds or grid values are added."""
-    d = to_dict(chain.config)
-    for section in NON_IDENTITY_SECTIONS:  # store.*, sweep.*: how a run is kept or spread, not what it computes
-        d.pop(section, None)
-    if "loop.generations" not in chain.varied:
-        d["loop"].pop("generations", None)
-    return digest(d)
-
-
-def _values(raw: dict, key: str) -> list:
-    try:
-        v = get_path(raw, key)
-    except (KeyError, TypeError):
-        return []
-    return [] if v is None else v if isinstance(v, list) else [v]
-
-
-def extension_problem(old_raw: dict, new_raw: dict, new_chains: list[Chain], changed: list[str]) -> Optional[str]:
-    """None when ``new_raw`` extends the run folder made with ``old_raw`` (every old chain is
-    a new chain with as many generations or more, and its earlier generations would not
-    change); else what is refused, naming the keys that differ."""
-    try:
-        old_chains = expand(old_raw)
-    except (ConfigError, KeyError, TypeError, ValueError):
-        return f"keys that differ: {', '.join(changed)}"
-    new_by_key = {chain_key(c): c for c in new_chains}
-    missing = False
-    for oc in old_chains:
-        nc = new_by_key.get(chain_key(oc))
-        if nc is None:
-            missing = True
-            continue
-        og, ng = oc.config.loop.generations, nc.config.loop.generations
-        if ng < og:
-            return f"keys that differ: loop.generations ({og} -> {ng}: a run folder can gain generations, not lose them)"
-        if ng != og:
-            why = INTERACTIONS.get(nc.config.loop.interaction).generations_matter(nc.config)
-            if why:
-                return f"keys that differ: loop.generations ({why})"
-    if missing:
-        grown = [k for k in changed if all(v in _values(new_raw, k) for v in _values(old_raw, k))
-                 and k != "loop.generations"]
-        return f"keys that differ: {', '.join([k for k in changed if k not in grown] or changed)}"
-    return None
 
 
 class Experiment:
@@ -267,38 +89,9 @@ class Experiment:
         self._sample_cache: dict = {}  # (chain, generation) -> kept sample arrays, for every chain (KeptSamples)
         self._damage: Optional[DamagedFile] = None  # a damaged chains.json (reported by folder_change)
         try:
-            self._adopt_ids()
+            adopt_ids(self.chains, self.store)  # chains of the folder keep their ids
         except DamagedFile as exc:
             self._damage = exc
-
-    def _adopt_ids(self) -> None:
-        """Chains already in the run folder keep their ids (found by ``chain_key``); chains
-        new to it are numbered after the folder's (``c<N>_<settings>``)."""
-        old = self.store.chains()
-        if not old:
-            return
-        keys = [c.get("key") for c in old]
-        if None in keys:  # chains.json written before keys were recorded: they follow config.yaml
-            try:
-                legacy = expand(self.store.read_config())
-            except Exception:  # noqa: BLE001 - an unreadable old config: nothing to adopt
-                return
-            if [c.id for c in legacy] != [c.get("id") for c in old]:
-                return
-            keys = [chain_key(c) for c in legacy]
-        by_key: dict[str, list[str]] = {}
-        for k, c in zip(keys, old):
-            by_key.setdefault(k, []).append(c["id"])
-        taken = {c["id"] for c in old}
-        numbers = [int(m.group(1)) for m in (re.match(r"c(\d+)", i) for i in taken) if m]
-        nxt = max(numbers, default=-1) + 1
-        for ch in self.chains:  # chains of the folder keep their ids; new ones are numbered after them
-            ids = by_key.get(chain_key(ch))
-            if ids:
-                ch.id = ids.pop(0)
-            else:
-                ch.id = re.sub(r"^c\d+", f"c{nxt:02d}", ch.id)
-                nxt += 1
 
     def folder_change(self) -> list[str]:
         """The keys in which the config differs from the run folder's (empty for a new folder or
@@ -357,16 +150,27 @@ class Experiment:
             if made:  # leave nothing of a start that failed (the same command then starts afresh)
                 self._start_over()
             raise
-        from ..runfolder import write_text
+        self._write_chain_list()
+        self.verify()
+        refs = self._reference_rows()
+        write_csv(self.store.reference_csv, refs)
+        if self.on_reference is not None:
+            self.on_reference(refs)
 
-        write_text(self.store.config_path, dump_yaml(self.raw))
+    def _write_chain_list(self) -> None:
+        """``config.yaml`` and ``chains.json`` (per chain: id, settings, seed, generations, key,
+        label and the metric columns with a closed-form expectation)."""
+        from ..runfolder import write_text
         from .summary import setting_label
 
-        write_json(self.store.chains_path, [{"id": c.id, "varied": c.varied, "seed": c.config.seed,
-                                           "generations": c.config.loop.generations, "key": chain_key(c),
-                                           "setting": setting_label({k: v for k, v in c.varied.items() if k != "seed"}),
-                                           "theory": theory_columns(c.config)} for c in self.chains])
-        self.verify()
+        write_text(self.store.config_path, dump_yaml(self.raw))
+        write_json(self.store.chains_path,
+                   [{"id": c.id, "varied": c.varied, "seed": c.config.seed, "generations": c.config.loop.generations,
+                     "key": chain_key(c), "setting": setting_label({k: v for k, v in c.varied.items() if k != "seed"}),
+                     "theory": theory_columns(c.config, self.real_for(c.config))} for c in self.chains])
+
+    def _reference_rows(self) -> list[dict]:
+        """One reference row per data and metrics setting: the real test set scored as a generation."""
         refs = []
         for ch in self.chains:
             key = self._metric_key(ch.config)
@@ -388,9 +192,7 @@ class Experiment:
                 log.info("reference: real test set (%d) vs real training set (%d); fd/kid/prdc of the reference and "
                          "of every generation at n = %d per side (metrics.equal_n, %d draws when subsampled)",
                          len(real.test), len(real.train), int(n_eval[0]), ch.config.metrics.draws)
-        write_csv(self.store.reference_csv, refs)
-        if self.on_reference is not None:
-            self.on_reference(refs)
+        return refs
 
     def _start_over(self) -> None:
         """Remove what genloop wrote in the run folder (``RUN_FOLDER_ENTRIES`` and temp files; all
@@ -475,53 +277,31 @@ class Experiment:
             pass
 
     def iter_chain(self, chain: Chain):
-        """Run (or resume) one chain, yielding each generation's number once it is saved, so
-        that a caller can run several chains generation by generation (``genloop.sweep``).
-        What each generation writes follows ``store.samples`` and ``store.checkpoints`` (see
-        ``genloop.runfolder.store``); rows of generations without a folder are logged in batches.  A
-        resume that needs samples that were not kept recomputes the chain in memory from
-        generation 0 (logged), never uses other data.  Every number of a generation derives
-        from (the chain's seed, the generation), so the order in which chains run does not
-        change any of them."""
+        """Run (or resume) one chain (``ChainRunner``), yielding each generation's number once
+        it is saved, so that a caller can run several chains generation by generation
+        (``genloop.sweep``).  What each generation writes follows ``store.samples`` and
+        ``store.checkpoints`` (see ``genloop.runfolder.store``); rows of generations without a folder
+        are logged in batches.  A resume that needs samples that were not kept recomputes the
+        chain in memory from generation 0 (logged), never uses other data.  Every number of a
+        generation derives from (the chain's seed, the generation), so the order in which
+        chains run does not change any of them."""
         cfg = chain.config
         real = self.real_for(cfg)
-        interaction = INTERACTIONS.get(cfg.loop.interaction)(cfg, real)
-        device = resolve_device(cfg.device)
         metrics = self.metrics_for(cfg)
         metric_ctx = self._metric_ctx.get(self._metric_key(cfg))  # once per chain (hashing the config is not free)
-        nl = len(interaction.lineages())
         kept = KeptSamples(self.store, chain.id, real, self._sample_cache)
-        history = History(real, kept, nl)
+        runner = ChainRunner(cfg, real, resolve_device(cfg.device), metrics, metric_ctx, kept, label=chain.id,
+                             progress=self.progress, fit=self._fit_for(chain),
+                             state_path=lambda lin: self.store.train_state_path(chain.id, lin))
         rows = RowLog(self.store, chain.id)
-        fit = self._fit_for(chain)
         start = self.store.finished_generations(chain.id)
         if start:
             log.info("chain %s: generations 0..%d already finished, resuming at %d", chain.id, start - 1, start)
-        replay_until = 0  # generations below this are recomputed in memory only (their results are stored)
-        g = start
+        def save(g: int, res: GenerationResult) -> None:
+            self._save_generation(chain, g, res, runner.lineages, rows)
+
         try:
-            while g < cfg.loop.generations:
-                replaying = g < replay_until
-                try:
-                    res = run_generation(cfg, interaction, history, g, real, device, metrics, metric_ctx,
-                                         state_path=lambda lin: self.store.train_state_path(chain.id, lin),
-                                         progress=self.progress and not replaying, desc=f"{chain.id} gen {g}",
-                                         fit=None if replaying else fit)
-                except MissingSamples as exc:
-                    if replay_until or g == 0:
-                        raise
-                    log.warning("chain %s: generation %d needs the samples of generation %d, which were not kept "
-                                "(store.samples=%s); recomputing generations 0..%d in memory (same seeds, same numbers)",
-                                chain.id, g, exc.generation, cfg.store.samples, g - 1)
-                    replay_until, g = g, 0
-                    continue
-                if cfg.store.samples != "every" or replaying:
-                    kept.remember(g, res.kept)
-                if not replaying:
-                    self._save_generation(chain, g, res, nl, rows)
-                g += 1
-                if not replaying:
-                    yield g - 1
+            yield from runner.generations(start, save, remember=cfg.store.samples != "every")
         finally:
             rows.flush()  # finished generations are kept whatever stops the chain
             for k in [k for k in self._sample_cache if k[0] == chain.id]:
@@ -572,13 +352,13 @@ class Experiment:
         final = g == cfg.loop.generations - 1
         with_samples = cfg.store.samples == "every" or (cfg.store.samples == "last" and final)
         with_model = cfg.store.checkpoints == "every" or (cfg.store.checkpoints == "last" and final)
-        files = self._generation_files(chain, g, res, row, nl, with_samples, with_model)
+        files = generation_files(store, chain.id, g, res, row, nl, with_samples, with_model)
         if files:
             rows.flush()  # logged rows first: a folder never stands after a gap
             write_files(files)  # all durable before the DONE marker
             store.mark_done(chain.id, g, files)  # records each file's size and SHA-256
         else:
-            rows.add(row, self._kept_arrays(res, nl) if cfg.store.samples == "last" else None)
+            rows.add(row, kept_arrays(res, nl) if cfg.store.samples == "last" else None)
         for lin in range(nl):
             sp = store.train_state_path(chain.id, lin)
             if sp.exists():
@@ -589,37 +369,6 @@ class Experiment:
         rows.flush_if_due(final)
         if self.keep_tables:
             self.write_tables(force=False)
-
-    @staticmethod
-    def _kept_arrays(res: GenerationResult, nl: int) -> dict:
-        if nl == 1:
-            return res.kept[0].arrays()
-        parts = [k.arrays() for k in res.kept]
-        arrays = {name: np.concatenate([p[name] for p in parts]) for name in parts[0] if all(name in p for p in parts)}
-        arrays["lineage"] = np.concatenate([np.full(len(k), lin, dtype=np.int64) for lin, k in enumerate(res.kept)])
-        return arrays
-
-    def _generation_files(self, chain: Chain, g: int, res: GenerationResult, row: dict, nl: int,
-                          with_samples: bool, with_model: bool) -> dict:
-        """The files of generation ``g``'s folder (path -> bytes); empty when it keeps none."""
-        d = self.store.gen_dir(chain.id, g)
-        files: dict = {}
-        if with_samples:
-            pool = res.pool
-            files[d / Layout.SAMPLES] = npz_bytes(**self._kept_arrays(res, nl))
-            files[d / Layout.PROVENANCE] = npz_bytes(origin=pool.origin, lineage=pool.lineage, index=pool.index)
-        for lin, (gen, samples) in enumerate(zip(res.generators, res.samples)):
-            suffix = lineage_file_suffix(lin)
-            if with_model:
-                state = gen.state_dict()
-                if state:
-                    meta = {"generation": g, "chain": chain.id, **({"lineage": lin} if nl > 1 else {})}
-                    files[d / Layout.model_name(suffix)] = weights_bytes(state, meta)
-            if with_samples and len(samples):  # a grid (images) or passages (text)
-                files.update(preview_files(samples, d, suffix))
-        if files:
-            files[d / Layout.METRICS_JSON] = json_bytes(row)
-        return files
 
     def write_tables(self, force: bool = True) -> None:
         """Rewrite metrics.csv, metrics.jsonl and summary.csv (mean, std, 95% CI over seeds).

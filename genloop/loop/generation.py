@@ -5,8 +5,13 @@
 3. ``score``           the metric columns of the samples;
 4. ``generation_row``  the pool's, the fits' and the selections' columns.
 
-``run_generation`` chains them and adds the timing columns; the run folder's runner
-(``Experiment.run_chain``) saves what it returns, ``simulate`` keeps it in memory.
+``run_generation`` chains them and adds the timing columns; the chain runner
+(``genloop.loop.chain``) runs it generation after generation, and the run folder
+(``Experiment.iter_chain``) or ``run_in_memory`` keeps what it returns.
+
+Each generator gets what its class declares it needs (``genloop.generators.needs_of``):
+the data's class labels, and a validation set (the real test split) with the
+metrics' validation score; the loop never asks which generator it runs.
 
 All randomness of generation ``g`` derives from (``cfg.seed``, ``g``): the interaction's
 rng (shared, in this order, by the pool, the labels and every lineage's selection) and
@@ -20,18 +25,17 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
 
 from ..config import Config
-from ..data import ImageSet, RealData, concat_sets, load_real
-from ..generators import GenContext, build_generator
-from ..metrics import MetricContext, build_metrics
+from ..data import ImageSet, RealData, concat_sets
+from ..generators import GenContext, build_generator, needs_of
+from ..metrics import MetricContext, validation_score
 from ..runfolder import Layout
-from ..utils import resolve_device
-from .interactions import INTERACTIONS, History, Interaction, Pool, lineage_config
+from .interactions import History, Interaction, Pool, lineage_config
 
 # Per-generation columns that measure time, not results (excluded when comparing runs).
 TIME_COLUMNS = ("train_seconds", "sample_seconds", "score_seconds", "total_seconds")
@@ -110,6 +114,20 @@ def build_pool(interaction: Interaction, history: History, g: int,
     return pool, [LineagePlan(over, lab, m) for over, (lab, m) in zip(overrides, parts)]
 
 
+def generator_context(lcfg: Config, real: RealData, device: torch.device, seed: int, scorer: Any = None,
+                      state_path: Optional[Path] = None, progress: bool = False, desc: str = "") -> GenContext:
+    """The ``GenContext`` of a generator with config ``lcfg``, holding what its class
+    ``needs``: the class count of labelled data, and the real test split with the
+    metrics' validation score (when ``scorer`` is a metric context)."""
+    needs = needs_of(lcfg)
+    score = None
+    if needs.validation and isinstance(scorer, MetricContext):
+        score = validation_score(scorer, needs.features)
+    return GenContext(config=lcfg, shape=real.train.shape, num_classes=real.train.num_classes if needs.labels else 0,
+                      device=device, seed=seed, state_path=state_path, progress=progress, desc=desc,
+                      select_score=score, validation=real.test if needs.validation else None, real_train=real.train)
+
+
 def fit_and_sample(cfg: Config, interaction: Interaction, pool: Pool, g: int, lineage: int, plan: LineagePlan,
                    lineages: int, rng: np.random.Generator, real: RealData, device: torch.device, scorer: Any = None,
                    state_path: Optional[Callable[[int], Path]] = None, progress: bool = False,
@@ -121,12 +139,9 @@ def fit_and_sample(cfg: Config, interaction: Interaction, pool: Pool, g: int, li
     ``genloop.loop.sharing``)."""
     lcfg = lineage_config(cfg, plan.overrides, lineage)
     ta = time.perf_counter()
-    gctx = GenContext(config=lcfg, shape=real.train.shape,
-                      num_classes=real.train.num_classes if lcfg.generator.conditional else 0, device=device,
-                      seed=lineage_seed(cfg.seed, g, lineage), state_path=state_path(lineage) if state_path else None,
-                      progress=progress, desc=desc + (f" lineage {lineage}" if lineages > 1 else ""),
-                      select_score=_select_score(scorer, lcfg),
-                      validation=real.test if lcfg.train.select_every else None, real_train=real.train)
+    gctx = generator_context(lcfg, real, device, lineage_seed(cfg.seed, g, lineage), scorer,
+                             state_path(lineage) if state_path else None, progress,
+                             desc + (f" lineage {lineage}" if lineages > 1 else ""))
     gen = build_generator(gctx)
     fitted = gen.fit(pool.data) if fit is None else fit(gen, lcfg, pool.data, g, lineage, gctx.seed)
     tb = time.perf_counter()
@@ -207,42 +222,3 @@ def run_generation(cfg: Config, interaction: Interaction, history: History, g: i
                 "total_seconds": time.perf_counter() - t0})
     return GenerationResult(pool, [lr.generator for lr in lineages], [lr.samples for lr in lineages],
                             [lr.kept for lr in lineages], row)
-
-
-def _select_score(scorer: Any, cfg: Config) -> Optional[Callable[[np.ndarray, np.ndarray], float]]:
-    """The validation KID for ``train.select_every`` (None when off or without a metric context);
-    one per (context, features), so a chain extracts each validation split's features once."""
-    if not cfg.train.select_every or not isinstance(scorer, MetricContext):
-        return None
-    from ..metrics.image_metrics import ValidationKID
-
-    slot = f"validation_kid:{cfg.train.select_features or cfg.metrics.features}"
-    if slot not in scorer.shared:
-        scorer.shared[slot] = ValidationKID(scorer, cfg.train.select_features)
-    return scorer.shared[slot]
-
-
-def simulate(cfg: Config, real: Optional[RealData] = None, metrics: Union[bool, list] = True,
-             device: Optional[torch.device] = None,
-             on_generation: Optional[Callable[[GenerationResult], None]] = None) -> list[dict]:
-    """Run one chain in memory (no run folder): the same generations, numbers and
-    columns as ``Experiment.run_chain`` (less the chain id, the varied settings and
-    the timing columns' values), for fast generators (``gaussian``, ``gmm``, ``kde``) and tests.  ``metrics``: True for
-    ``cfg.metrics.names``, False for none, or a list of (name, metric) pairs.
-    ``on_generation(result)`` sees every generation's ``GenerationResult``."""
-    real = real if real is not None else load_real(cfg.data)
-    device = device or resolve_device(cfg.device)
-    interaction = INTERACTIONS.get(cfg.loop.interaction)(cfg, real)
-    ctx = MetricContext(config=cfg, real=real, device=device, seed=cfg.data.split_seed)  # also the select() scorer
-    metric_list = build_metrics(ctx) if metrics is True else (metrics or [])
-    kept: dict[tuple[int, int], Any] = {}
-    history = History(real, lambda g, lin=0: kept[(g, lin)], len(interaction.lineages()))
-    rows = []
-    for g in range(cfg.loop.generations):
-        res = run_generation(cfg, interaction, history, g, real, device, metric_list, ctx)
-        for lin, k in enumerate(res.kept):
-            kept[(g, lin)] = k
-        rows.append({"seed": cfg.seed, "generation": g, **res.row})
-        if on_generation is not None:
-            on_generation(res)
-    return rows

@@ -12,17 +12,16 @@ random state after training, and sampling draws from its own seeded stream).
 The training key is a hash of
 
 * the chain's resolved config less what cannot change the fit: the generator's
-  sampling-time keys (``SAMPLING_KEYS``, or a generator class's ``sampling_keys``), the
-  ``metrics`` section, ``name``, ``seeds``, ``store``, ``sweep``, ``plugins``,
-  ``loop.generations`` and ``loop.sample_count``.  With ``train.select_every`` the
-  validation samples use the sampler, the guidance and the metric features, so nothing
-  of those is left out then;
+  sampling-time keys (its class's ``sampling_keys``), the ``metrics`` section, ``name``,
+  ``seeds``, ``store``, ``sweep``, ``plugins``, ``loop.generations`` and
+  ``loop.sample_count``.  A generator that validates while it trains (``needs`` asks for
+  a validation score) samples and scores then, so nothing of those is left out;
 * the generator's seed (``lineage_seed(seed, generation, lineage)``), the lineage, the
   resolved device and the torch thread count;
 * the training data themselves (every array of the generation's training pool).
 
 Only generators that can load their trained state (``load_state_dict``) and name their
-sampling-time keys take part (``ddpm``); the others always train.  A model is kept only
+sampling-time keys take part; the others always train.  A model is kept only
 while another chain of the run with the same config key has not finished that
 generation; ``prune`` removes kept models every chain is past.  ``Experiment(...,
 share_models=False)`` (``genloop run --no-share``) trains every model in its chain.
@@ -37,7 +36,7 @@ from typing import Any, Optional
 import torch
 
 from ..config import Config
-from ..generators import GENERATORS
+from ..generators import GENERATORS, needs_of
 from ..loading import to_dict
 from ..generators.training import read_meta
 from ..runfolder import Layout, load_weights, save_weights
@@ -45,25 +44,19 @@ from ..utils import digest
 
 log = logging.getLogger(__name__)
 
-# generator.name -> config keys (dotted; a section name stands for the whole section) that
-# are read only when sampling.  A generator class may say the same with ``sampling_keys``.
-SAMPLING_KEYS: dict[str, tuple[str, ...]] = {
-    "ddpm": ("generator.guidance_scale", "sampler", "decode"),
-}
-
 # Keys that never reach a generator's fit.
 NOT_TRAINING = ("name", "seeds", "store", "sweep", "plugins", "metrics", "loop.generations", "loop.sample_count")
 
 
 def sampling_keys(cfg: Config) -> Optional[tuple[str, ...]]:
-    """The sampling-time keys of ``cfg``'s generator, or None when it cannot share a model."""
+    """The sampling-time keys of ``cfg``'s generator (its class's ``sampling_keys``: config keys,
+    dotted, a section name standing for the whole section, read only when sampling), or None
+    when it cannot share a model."""
     try:
         cls = GENERATORS.get(cfg.generator.name)
     except KeyError:
         return None
     keys = getattr(cls, "sampling_keys", None)
-    if keys is None:
-        keys = SAMPLING_KEYS.get(cfg.generator.name)
     if keys is None or not callable(getattr(cls, "load_state_dict", None)):
         return None
     return tuple(keys)
@@ -85,7 +78,7 @@ def training_config(cfg: Config) -> Optional[dict]:
     if keys is None:
         return None
     d = to_dict(cfg)
-    if cfg.train.select_every:  # validation samples: sampler, guidance and metric features shape the fit
+    if needs_of(cfg).validation:  # validation samples: sampler, guidance and metric features shape the fit
         dropped = tuple(k for k in NOT_TRAINING if k != "metrics")
     else:
         dropped = NOT_TRAINING + keys

@@ -11,7 +11,7 @@ their own files and know nothing of images.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -45,23 +45,19 @@ class MetricContext:
             self.shared["classifier"] = DomainClassifier.trained(self)
         return self.shared["classifier"]
 
-    def filter_classifier(self):
-        """The classifier of the curation filter (``loop.interaction: curate``): the judge's
-        recipe trained from another seed (``seed + FILTER_SEED_OFFSET``: other initial weights
-        and batches), so the filter is never the model that then measures accuracy.
-        Cached in ``cache_dir`` under its own key."""
-        if "filter_classifier" not in self.shared:
-            from .classifier import DomainClassifier
-
-            other = replace(self, seed=self.seed + FILTER_SEED_OFFSET, shared={})
-            self.shared["filter_classifier"] = DomainClassifier.trained(other)
-        return self.shared["filter_classifier"]
-
-
-# The filter's classifier seed is the judge's plus this (any other seed would do).
-FILTER_SEED_OFFSET = 7919
-
 
 def build_metrics(ctx: MetricContext) -> list[tuple[str, Callable[[ImageSet], dict[str, Any]]]]:
     """Instantiate every metric named in ``ctx.config.metrics.names``."""
     return [(name, METRICS.get(name)(ctx)) for name in ctx.config.metrics.names]
+
+
+def validation_score(ctx: MetricContext, features: Optional[str] = None) -> Callable:
+    """The score a generator selects checkpoints by, ``score(real, fake) -> float`` on uint8
+    images, lower is better: the KID on ``features`` (None: ``metrics.features``),
+    one per context and extractor, so a chain extracts each validation set's features once."""
+    slot = f"validation_kid:{features or ctx.config.metrics.features}"
+    if slot not in ctx.shared:
+        from .image_metrics import ValidationKID
+
+        ctx.shared[slot] = ValidationKID(ctx, features)
+    return ctx.shared[slot]

@@ -11,7 +11,7 @@ gaussian``, ``loop.interaction: replace``), has
 data's in expectation, and samples of a fitted Gaussian have its variance).  The
 report draws this curve, labelled "theory", next to the measured mean, for the
 chains that ``chains.json`` marks with ``"theory": ["variance_ratio"]`` (the
-runner decides, ``genloop.loop.experiment.theory_columns``).
+runner asks the components, ``genloop.loop.theory``).
 """
 from __future__ import annotations
 

@@ -189,6 +189,13 @@ class Interaction:
         such an error is one line and leaves nothing behind."""
         return False
 
+    @classmethod
+    def theory_process(cls, config: Config) -> Optional[str]:
+        """The name of the process this model runs with ``config`` when closed-form
+        expectations exist for it (a generator says which of its columns have one,
+        ``theory_columns(config, process, real)``), or None."""
+        return None
+
     def sample_count(self) -> int:
         return self.config.loop.sample_count or len(self.real.train)
 

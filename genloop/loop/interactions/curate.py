@@ -1,6 +1,7 @@
 """``curate``: ``replace`` whose samples enter the history only when a filter scores them high."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -15,6 +16,24 @@ from .base import INTERACTIONS
 from .replace import Replace
 
 
+# The filter's classifier seed is the metric context's plus this (any other seed would do).
+FILTER_SEED_OFFSET = 7919
+
+
+def filter_classifier(scorer):
+    """The classifier of the curation filter: the domain classifier's recipe
+    (``genloop.metrics.classifier``) trained from another seed than the judge that measures
+    accuracy (``scorer.seed + FILTER_SEED_OFFSET``: other initial weights and batches), so the
+    filter is never the model that scores the samples; trained once per metric context
+    (kept in ``scorer.shared``) and cached in its ``cache_dir`` under its own key."""
+    if "curate_filter" not in scorer.shared:
+        from ...metrics.classifier import DomainClassifier
+
+        other = dataclasses.replace(scorer, seed=scorer.seed + FILTER_SEED_OFFSET, shared={})
+        scorer.shared["curate_filter"] = DomainClassifier.trained(other)
+    return scorer.shared["curate_filter"]
+
+
 def _image_curate_score(config: Config, real: RealData) -> Callable:
     """Images: p(label | x) from the filter's own classifier (another seed than the metric's
     judge; max over classes for unlabelled samples of labelled data); unlabelled data: the log-density under a Gaussian fitted
@@ -25,7 +44,7 @@ def _image_curate_score(config: Config, real: RealData) -> Callable:
                 raise ValueError("curate: select() needs the metric context (scorer) for the filter's classifier")
             import torch
 
-            probs = torch.softmax(scorer.filter_classifier().logits(samples.images).float(), 1).numpy()
+            probs = torch.softmax(filter_classifier(scorer).logits(samples.images).float(), 1).numpy()
             if samples.labels is None:
                 return probs.max(1)
             return probs[np.arange(len(samples)), samples.labels]
