@@ -154,7 +154,7 @@ def test_local_workers_each_get_their_own_cuda_visible_devices(tmp_path, monkeyp
     finally:
         pool.shutdown()
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "5,7"  # the parent's own is untouched
-    import genloop.sweep as sweep
+    import genloop.sweep.gpus as sweep
 
     monkeypatch.setattr(sweep, "cuda_devices", lambda: ["0", "1"])
     raw = load_raw(None, GAUSS + ["loop.generations=2", "seeds=[0,1,2]"])
