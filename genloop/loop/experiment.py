@@ -41,7 +41,7 @@ import numpy as np
 from ..config import Config, ConfigError
 from ..data import ImageSet, RealData, load_real
 from ..grid import make_grid
-from ..loading import Chain, NON_IDENTITY_SECTIONS, dump_yaml, expand, get_path, identity_diff, to_dict
+from ..loading import Chain, NON_IDENTITY_SECTIONS, dump_yaml, expand, get_path, identity_dict, identity_diff, to_dict
 from ..metrics import MetricContext, build_metrics
 from ..store import (LOCK_NAME, RUN_FOLDER_ENTRIES, TEMP_FILE, DamagedFile, NotARunFolder, RunStore,
                      clean_temp_files, folder_kind, json_bytes, npz_bytes, weights_bytes, write_csv, write_files,
@@ -189,7 +189,7 @@ def chain_key(chain: Chain) -> str:
     """What identifies a chain's results in a run folder across runs: a hash of its resolved
     config less ``loop.generations`` (unless that is a grid key), so that a chain keeps its
     identity (and id) when generations, seeds or grid values are added."""
-    d = to_dict(chain.config)
+    d = identity_dict(chain.config)
     for section in NON_IDENTITY_SECTIONS:  # store.*, sweep.*: how a run is kept or spread, not what it computes
         d.pop(section, None)
     if "loop.generations" not in chain.varied:

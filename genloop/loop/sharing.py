@@ -38,14 +38,14 @@ import torch
 
 from ..config import Config
 from ..generators import GENERATORS
-from ..loading import to_dict
+from ..loading import identity_dict
 from ..generators.training import read_meta
 from ..store import load_weights, save_weights
 from ..utils import digest
 
 log = logging.getLogger(__name__)
 
-# generator.name -> config keys (dotted; a section name stands for the whole section) that
+# generator.name -> config keys (dotted, in the flat layout of ``identity_dict``; a section name stands for the whole section) that
 # are read only when sampling.  A generator class may say the same with ``sampling_keys``.
 SAMPLING_KEYS: dict[str, tuple[str, ...]] = {
     "ddpm": ("generator.guidance_scale", "sampler", "decode"),
@@ -84,7 +84,7 @@ def training_config(cfg: Config) -> Optional[dict]:
     keys = sampling_keys(cfg)
     if keys is None:
         return None
-    d = to_dict(cfg)
+    d = identity_dict(cfg)  # the flat layout of earlier versions: keys stay the same
     if cfg.train.select_every:  # validation samples: sampler, guidance and metric features shape the fit
         dropped = tuple(k for k in NOT_TRAINING if k != "metrics")
     else:
