@@ -77,7 +77,7 @@ class _Analytic:
     def __init__(self, ctx: GenContext) -> None:
         self.ctx = ctx
         self.cfg = ctx.config.generator
-        self.options = ctx.options  # its own options (GMMOptions, KDEOptions; None for gaussian)
+        self.options = getattr(ctx, "options", None) or ctx.config.generator.options()  # its own options (GMMOptions, KDEOptions; None for gaussian)
         self.conditional = self.cfg.conditional and ctx.num_classes > 0
         self.models: dict[int, object] = {}
         self.x: Optional[np.ndarray] = None

@@ -98,7 +98,7 @@ class DiffusionGenerator:
     def __init__(self, ctx: GenContext) -> None:
         self.ctx = ctx
         g = ctx.config.generator
-        self.cfg = ctx.options if ctx.options is not None else g.group("ddpm")
+        self.cfg = getattr(ctx, "options", None) or g.group("ddpm")
         self.conditional = g.conditional and ctx.num_classes > 0
         self.num_classes = ctx.num_classes if self.conditional else 0
         self.schedule = make_schedule(g.schedule, self.cfg.timesteps, g.options("schedule"))

@@ -60,7 +60,7 @@ class GPTOptions:
 class GPTGenerator:
     def __init__(self, ctx: GenContext) -> None:
         self.ctx = ctx
-        self.cfg = ctx.options if ctx.options is not None else ctx.config.generator.group("gpt")
+        self.cfg = getattr(ctx, "options", None) or ctx.config.generator.group("gpt")
         self.net: Optional[GPT] = None
         self.train: Optional[TokenSet] = None
 

@@ -142,7 +142,7 @@ class HFOptions:
 class HFCausalLMGenerator:
     def __init__(self, ctx: GenContext) -> None:
         self.ctx = ctx
-        self.cfg = ctx.options if ctx.options is not None else ctx.config.generator.group(NAME)
+        self.cfg = getattr(ctx, "options", None) or ctx.config.generator.group(NAME)
         self.model = None
         self.train: Optional[TokenSet] = None
         self.vocab = 0  # the tokenizer's ids (<= the model's embedding rows)

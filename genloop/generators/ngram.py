@@ -202,6 +202,7 @@ class NGramGenerator:
 
     def __init__(self, ctx: GenContext) -> None:
         self.ctx = ctx
+        self.options = getattr(ctx, "options", None) or ctx.config.generator.group("ngram")  # NgramOptions
         self.model: Optional[KneserNey] = None
         self.train: Optional[TokenSet] = None
 
@@ -209,7 +210,7 @@ class NGramGenerator:
         if not isinstance(train, TokenSet):
             raise ValueError("generator.name: ngram models text; data.name must be a text source (shakespeare, text, zipf-markov)")
         self.train = train
-        self.model = KneserNey(self.ctx.options.order, train.vocab_size).fit(train.tokens)
+        self.model = KneserNey(self.options.order, train.vocab_size).fit(train.tokens)
         lp = self.model.log_probs(train.tokens[:2000])
         return {"train_loss": float(-lp.mean())}
 
