@@ -339,7 +339,7 @@ def main() -> int:
                 continue
             import yaml
 
-            fixed = yaml.safe_load(store.config_path.read_text())["generator"]["guidance_scale"]
+            fixed = yaml.safe_load(store.config_path.read_text())["generator"]["ddpm"]["guidance_scale"]
             w = float(c["varied"].get("generator.guidance_scale", fixed))
             chains.append((store, c["id"], w, c.get("seed", 0)))
             print(f"chain w = {w:g} ({folder.name}):")

@@ -150,7 +150,7 @@ def main() -> int:
     overrides = [f"loop.generations={args.generations}", f"seeds={seeds}"]
     raw = load_raw(preset_path("default"), overrides)
     cores = torch.get_num_threads()
-    print(f"bench_sweep: default preset, guidance {raw['generator']['guidance_scale']}, seeds {seeds}, "
+    print(f"bench_sweep: default preset, guidance {raw['generator']['ddpm']['guidance_scale']}, seeds {seeds}, "
           f"{args.generations} generation(s); torch {torch.__version__}, {cores} torch threads, "
           f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}", flush=True)
 

@@ -76,7 +76,7 @@ from .data import DATASETS
 from .data.text import TOKENIZERS
 from .diffusion import SAMPLERS, SCHEDULES
 from .generators import GENERATORS
-from .loading import register_validator
+from .loading import register_name_check
 from .loop.interactions import INTERACTIONS
 from .metrics import METRICS
 from .metrics.features import EXTRACTORS
@@ -137,7 +137,7 @@ def _unknown(key: str, value: str, registry) -> ConfigError:
     return ConfigError(f"{key}: unknown {registry.kind} {value!r} (known: {', '.join(registry.names())})")
 
 
-@register_validator
+@register_name_check
 def check_names(cfg: Config) -> None:
     """Every registry name in ``cfg`` must exist; the error names the key and the known names."""
     checks = [("data.name", cfg.data.name, DATASETS), ("data.tokenizer", cfg.data.tokenizer, TOKENIZERS),

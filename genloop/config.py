@@ -2,16 +2,20 @@
 
 The whole configuration is a tree of dataclasses (``Config``).  Every field
 carries its help text and its allowed values in ``field(metadata=...)`` (``opt``);
-the config reference (``docs/config.md``, ``genloop config --reference``) is
+the config reference (``docs/reference.md``, ``genloop config --reference``) is
 generated from them, so the docs and the checks can never disagree.
 
 This module holds the keys shared by every component of a family (``data.name``,
-``generator.width``, ``loop.generations`` ...).  A component's own keys live next
+``generator.name``, ``loop.generations`` ...).  A component's own keys live next
 to its code, in a small options dataclass it registers with itself
-(``@GENERATORS.register("gmm", options=GMMOptions)``); ``add_options`` adds those
-fields to the family's section, so ``generator.components`` is written and read
-as before.  ``genloop.builtins`` imports every built-in component (and the
-plugins) before any configuration is resolved.
+(``@GENERATORS.register("gmm", options=GMMOptions)``).  In a ``ComponentSection``
+(``generator``) each component's options are a group of their own
+(``generator.gmm.components``, ``generator.mlp.width``), built from its dataclass and
+handed to the component when it is built; the dataclass may check itself (``check()``,
+``check_with(config)``).  The other families still add their components' fields to
+their section (``add_options``: ``data.dim``).  The flat keys of earlier versions are
+read as aliases (``genloop.migrate``).  Built-in components are registered by
+``genloop.builtins`` before any configuration is resolved.
 
 Loading (YAML files, dotted overrides, coercion, grids) is in ``genloop.loading``;
 presets and the reference table in ``genloop.reference``.
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -30,9 +35,19 @@ class ConfigError(ValueError):
 
 
 def opt(default: Any, help: str, *, choices: Optional[tuple] = None, ge: Optional[float] = None,
-        le: Optional[float] = None, gt: Optional[float] = None, lt: Optional[float] = None) -> Any:
-    """A config field with its help text and allowed range."""
+        le: Optional[float] = None, gt: Optional[float] = None, lt: Optional[float] = None,
+        old: Optional[str] = None, overrides: Optional[str] = None) -> Any:
+    """A config field with its help text and allowed range.
+
+    ``old``: the key's name in the flat layout of earlier versions, when it differs from the
+    field's name (``generator.guidance_scale`` is now ``generator.ddpm.guidance_scale``: same
+    name, no ``old`` needed).  ``overrides``: the field holds overrides of that section
+    (``loop.lineages`` overrides ``generator`` keys)."""
     meta = {"help": help, "choices": choices, "ge": ge, "le": le, "gt": gt, "lt": lt}
+    if old is not None:
+        meta["old"] = old
+    if overrides is not None:
+        meta["overrides"] = overrides
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -40,6 +55,149 @@ def opt(default: Any, help: str, *, choices: Optional[tuple] = None, ge: Optiona
 
 def section(cls: type, help: str) -> Any:
     return field(default_factory=cls, metadata={"help": help, "section": True})
+
+
+# --------------------------------------------------------------------------- component options
+
+log = logging.getLogger(__name__)
+
+# section class -> component name -> (its options dataclass, the slot field that names it)
+_GROUPS: dict[type, dict[str, tuple[type, str]]] = {}
+_NOTED: set = set()
+
+
+def note_once(key: str, text: str) -> None:
+    """Log ``text`` (a deprecation note) once per ``key`` in this process."""
+    if key not in _NOTED:
+        _NOTED.add(key)
+        log.warning("%s", text)
+
+
+def old_name(f: dataclasses.Field) -> str:
+    """The flat key an option had before options were grouped by component (its own name unless
+    ``opt(..., old=...)`` says otherwise)."""
+    return f.metadata.get("old") or f.name
+
+
+def add_group(section_cls: type, slot: str, name: str, options_cls: type, owner: str) -> None:
+    """Register ``options_cls`` as the options of component ``name``, named by the field ``slot``
+    of ``section_cls``: its keys are written ``<section>.<name>.<key>``."""
+    if not dataclasses.is_dataclass(options_cls):
+        raise TypeError(f"{owner}: options must be a dataclass of opt(...) fields, got {options_cls!r}")
+    fields = {f.name for f in dataclasses.fields(section_cls)}
+    groups = _GROUPS.setdefault(section_cls, {})
+    if name in fields or name in groups:
+        raise ValueError(f"{owner}: {name!r} is already a key of {section_cls.__name__}; register it under another name")
+    groups[name] = (options_cls, slot)
+
+
+def as_kwargs(options: Any) -> dict:
+    """An options object as keyword arguments (field name -> value); {} for None."""
+    return {} if options is None else {f.name: getattr(options, f.name) for f in dataclasses.fields(options)}
+
+
+def groups_of(section_cls: type) -> dict[str, tuple[type, str]]:
+    """Component name -> (options dataclass, slot) registered for ``section_cls``, sorted by name."""
+    return dict(sorted(_GROUPS.get(section_cls, {}).items()))
+
+
+def active_names(section_cls: type, node: Any) -> list[str]:
+    """The components a section (object or raw mapping) uses: the component of its first slot, and
+    the components of the other slots its options' ``uses`` names (ddpm uses network and schedule).
+    A list in a slot (a grid) counts every value."""
+    get = node.get if isinstance(node, dict) else (lambda k, d=None: getattr(node, k, d))
+    slots = getattr(section_cls, "slots", ())
+    if not slots:
+        return []
+
+    def values(slot: str) -> list:
+        v = get(slot)
+        return [x for x in (v if isinstance(v, list) else [v]) if isinstance(x, str)]
+
+    groups = groups_of(section_cls)
+    out = values(slots[0])
+    for primary in list(out):
+        uses = getattr(groups.get(primary, (None,))[0], "uses", ())
+        out += [v for slot in slots[1:] if slot in uses for v in values(slot)]
+    return list(dict.fromkeys(out))
+
+
+def legacy_owners(section_cls: type) -> dict[str, list[tuple[str, str]]]:
+    """Flat key of the old layout -> [(component, field)] of the groups that own it now."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for comp, (ocls, _) in groups_of(section_cls).items():
+        for f in dataclasses.fields(ocls):
+            out.setdefault(old_name(f), []).append((comp, f.name))
+    return out
+
+
+@dataclasses.dataclass
+class _NoOptions:
+    pass
+
+
+class ComponentSection:
+    """A config section whose ``slots`` fields name components, each component's options a group
+    ``<section>.<component>`` of its own (an instance of the options dataclass it registered).
+
+    ``section.group("mlp")`` (or ``section.mlp``) is a group; ``section.options()`` the options of
+    the component named by the first slot.  Reading a flat key of the old layout
+    (``section.guidance_scale``) still works for code written before, with a note."""
+
+    key = ""  # the section's key in the config (generator)
+    slots: tuple = ()
+
+    def __post_init__(self) -> None:
+        self.__dict__["_groups"] = {n: o() for n, (o, _) in groups_of(type(self)).items()}
+
+    def group(self, name: str) -> Any:
+        groups = self.__dict__.setdefault("_groups", {})
+        if name not in groups:
+            entry = groups_of(type(self)).get(name)
+            if entry is None:
+                raise KeyError(f"{type(self).__name__}: no options registered for {name!r}")
+            groups[name] = entry[0]()
+        return groups[name]
+
+    def set_group(self, name: str, value: Any) -> None:
+        self.__dict__.setdefault("_groups", {})[name] = value
+
+    def groups(self) -> dict[str, Any]:
+        for name in groups_of(type(self)):
+            self.group(name)
+        return dict(sorted(self.__dict__["_groups"].items()))
+
+    def options(self, slot: Optional[str] = None) -> Any:
+        """The options of the component named by ``slot`` (the first slot by default); None when it
+        registered none."""
+        name = getattr(self, slot or self.slots[0])
+        return self.group(name) if name in groups_of(type(self)) else None
+
+    def active(self) -> list[str]:
+        return active_names(type(self), self)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        groups = self.__dict__.get("_groups", {})
+        flat = [c for c in self.active() if any(old_name(f) == name for f in dataclasses.fields(groups_of(type(self)).get(c, (_NoOptions,))[0]))]
+        if (name in groups or name in groups_of(type(self))) and not flat:
+            return self.group(name)
+        for comp in flat:  # a flat key of the old layout, read by code written before
+            opts = self.group(comp)
+            for f in dataclasses.fields(opts):
+                if old_name(f) == name:
+                    section = getattr(type(self), "key", type(self).__name__)
+                    note_once(f"read {section}.{name}", f"{section}.{name} is read from {section}.{comp}.{f.name}; "
+                              f"components now receive their options (ctx.options) or read {section}.{comp}.{f.name}")
+                    return getattr(opts, f.name)
+        raise AttributeError(f"{type(self).__name__} has no key {name!r}")
+
+    def __eq__(self, other: Any) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return (all(getattr(self, f.name) == getattr(other, f.name) for f in dataclasses.fields(self))
+                and self.groups() == other.groups())
 
 
 # --------------------------------------------------------------------------- sections
@@ -56,34 +214,36 @@ class DataConfig:
     split_seed: int = opt(0, "seed of the train/test split (fixed, independent of the run seed)", ge=0)
     count: int = opt(1000, "points or images drawn by synthetic sources (gaussian, shapes) before the train/test split", ge=2)
     test_limit: Optional[int] = opt(None, "use at most this many real test items (images or text blocks; None: all)", ge=1)
-    tokenizer: str = opt("word", "text: tokenizer trained once on the real training text and cached in the run folder (registry `genloop.data.text.TOKENIZERS`): word (lower-cased words, digits and punctuation, newline kept), char, bpe (byte-level BPE, needs the tokenizers package), or pretrained (a saved Hugging Face tokenizer from data.tokenizer_path, not trained; for generator.name=hf-causal-lm)")
+    tokenizer: str = opt("word", "text: tokenizer trained once on the real training text and cached in the run folder (registry `genloop.data.tokenizers.TOKENIZERS`): word (lower-cased words, digits and punctuation, newline kept), char, bpe (byte-level BPE, needs the tokenizers package), or pretrained (a saved Hugging Face tokenizer from data.tokenizer_path, not trained; for generator.name=hf-causal-lm)")
     block_size: int = opt(64, "text: tokens per block; a text data set is blocks of this many tokens, and every sample is one block", ge=2)
     vocab_size: int = opt(8000, "text: most frequent training tokens kept by the tokenizer (the rest map to <unk>); bpe: tokens in all, at least 258 (256 bytes, <bos>, <unk>); not used by pretrained", ge=2)
     min_count: int = opt(1, "text, word tokenizer: keep only tokens seen at least this often in the training text; bpe: merge only pairs seen at least this often", ge=1)
 
 
-@dataclass
-class GeneratorConfig:
-    name: str = opt("ddpm", "generator (registry `genloop.generators`)")
-    network: str = opt("mlp", "denoising network (registry `genloop.models`): mlp (flattened small images) or unet")
-    width: int = opt(256, "hidden width of the MLP / base channels of the U-Net", ge=1)
-    depth: int = opt(4, "residual blocks of the MLP / blocks per resolution of the U-Net", ge=1)
-    channel_mult: list[int] = opt([1, 2, 2], "U-Net channel multipliers per resolution")
+@dataclass(eq=False)
+class GeneratorConfig(ComponentSection):
+    """``generator.name`` picks the generator; ``generator.<component>`` holds each component's
+    options (``generator.ddpm.guidance_scale``, ``generator.mlp.width``, ``generator.gpt.width``).
+    ``generator.network`` and ``generator.schedule`` pick the denoising network and the noise
+    schedule of the generators that use them (ddpm)."""
+
+    key = "generator"
+    slots = ("name", "network", "schedule")
+
+    name: str = opt("ddpm", "generator (registry `genloop.generators`); its options: generator.<name>.<key>")
+    network: str = opt("mlp", "denoising network of a diffusion generator (registry `genloop.models`): mlp (flattened small images), unet or unet_lite; its options: generator.<network>.<key>")
+    schedule: str = opt("linear", "noise schedule of a diffusion generator (registry `genloop.diffusion.SCHEDULES`): linear or cosine; its options: generator.<schedule>.<key>")
     conditional: bool = opt(True, "condition on class labels (needs a labelled dataset)")
-    label_dropout: float = opt(0.1, "probability of replacing the label by the null label in training (classifier-free guidance)", ge=0.0, le=1.0)
-    guidance_scale: float = opt(1.0, "w in eps = (1 + w) eps(x,t,y) - w eps(x,t,null); 0 = plain conditional. s = 1 + w in the other convention", ge=0.0)
-    timesteps: int = opt(1000, "T, number of diffusion steps in training", ge=2)
-    schedule: str = opt("linear", "noise schedule (registry `genloop.diffusion.SCHEDULES`): linear or cosine")
-    beta_start: float = opt(1e-4, "first beta of the linear schedule", gt=0.0, lt=1.0)
-    beta_end: float = opt(0.02, "last beta of the linear schedule", gt=0.0, lt=1.0)
-    loss: str = opt("mse", "noise-prediction loss", choices=("mse", "l1"))
-    loss_weighting: str = opt("none", "per-timestep loss weight: none, or min_snr (Hang et al. 2023, Min-SNR-5: min(SNR_t, 5) / SNR_t for noise prediction)", choices=("none", "min_snr"))
-    ema_decay: float = opt(0.999, "decay of the exponential moving average of weights used for sampling (0: no EMA)", ge=0.0, lt=1.0)
 
 
-@dataclass
-class SamplerConfig:
-    name: str = opt("ddim", "sampler (registry `genloop.diffusion.SAMPLERS`): ddim, ddpm or dpm_solver (DPM-Solver++(2M))")
+@dataclass(eq=False)
+class SamplerConfig(ComponentSection):
+    """``sampler.name`` picks the sampler; ``sampler.<name>`` holds its own options (``sampler.ddim.eta``)."""
+
+    key = "sampler"
+    slots = ("name",)
+
+    name: str = opt("ddim", "sampler (registry `genloop.diffusion.SAMPLERS`): ddim, ddpm or dpm_solver (DPM-Solver++(2M)); its options: sampler.<name>.<key>")
     steps: int = opt(25, "number of denoising steps (DDIM; DDPM always uses all T)", ge=1)
     clip_x0: bool = opt(True, "clip the predicted x_0 to [-1, 1] at every step (improved-diffusion's clip_denoised)")
     batch_size: int = opt(2048, "images denoised at once", ge=1)
@@ -200,6 +360,10 @@ def add_options(section_cls: type, options_cls: type, owner: str) -> None:
     shared key or another component's options is an error."""
     if not dataclasses.is_dataclass(options_cls):
         raise TypeError(f"{owner}: options must be a dataclass of opt(...) fields, got {options_cls!r}")
+    if issubclass(section_cls, ComponentSection):
+        raise ValueError(f"{owner}: {section_cls.__name__} keeps each component's options in a group of their own; "
+                         f"register {options_cls.__name__} with the component (@REGISTRY.register(name, "
+                         f"options={options_cls.__name__})) and read them as {section_cls.key}.<name>.<key>")
     have = {f.name: f for f in dataclasses.fields(section_cls)}
     owners = _OPTION_OWNERS.setdefault(section_cls, {})
     new = []

@@ -7,7 +7,7 @@ registered (``genloop.builtins``, the ``genloop.plugins`` entry points and the
 config's ``plugins``), so a component's own keys (``generator.components``) and
 names are known before anything is resolved.
 
-Grids: a list given where a scalar is expected (``generator.guidance_scale=
+Grids: a list given where a scalar is expected (``generator.ddpm.guidance_scale=
 [1.0,0.1,1e-10]``), or a list of lists where a list is expected, is a sweep
 axis; ``seeds: [0, 1, 2]`` is an axis over ``seed``.  ``expand`` turns a raw
 config into one resolved ``Config`` per point of the grid (one *chain* each).
@@ -29,7 +29,8 @@ from typing import Any, Iterable, Optional, Union
 
 import yaml
 
-from .config import Config, ConfigError
+from .config import ComponentSection, Config, ConfigError, groups_of
+from .migrate import alias_targets, flat_dict, is_alias, new_key, setting_key, translate
 
 
 # --------------------------------------------------------------------------- components
@@ -160,10 +161,11 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
         raise ConfigError(f"{prefix or 'config'}: expected a mapping of keys, got {raw!r}")
     hints = _hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = [k for k in raw if k not in fields]
+    groups = groups_of(cls)
+    unknown = [k for k in raw if k not in fields and k not in groups]
     if unknown:
         key = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
-        raise ConfigError(f"{key}: unknown key (known keys here: {', '.join(fields)})")
+        raise ConfigError(f"{key}: unknown key (known keys here: {', '.join([*fields, *groups])})")
     kwargs = {}
     for name, f in fields.items():
         path = f"{prefix}.{name}" if prefix else name
@@ -180,19 +182,45 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
             else:
                 _check_range(path, value, f.metadata)
             kwargs[name] = value
-    return cls(**kwargs)
+    obj = cls(**kwargs)
+    for name, (ocls, _) in groups.items():
+        if name in raw:
+            obj.set_group(name, _build(ocls, raw[name], f"{prefix}.{name}" if prefix else name))
+    return obj
+
+
+def with_overrides(section: Any, overrides: dict, prefix: str) -> Any:
+    """A copy of ``section`` with ``overrides`` (a mapping of its keys, old flat keys allowed)
+    applied and checked; errors name ``prefix.<key>``."""
+    key = getattr(type(section), "key", "")
+    base = to_dict(section)
+    over = translate({key: dict(overrides)}, {key: base})[key] if key else dict(overrides)
+    merged = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(merged.get(k), dict):
+            merged[k] = {**merged[k], **v}
+        else:
+            merged[k] = v
+    return _build(type(section), merged, prefix)
 
 
 def from_dict(raw: dict) -> Config:
-    """Build and check a resolved ``Config`` (no grid axes) from a nested dict."""
+    """Build and check a resolved ``Config`` (no grid axes) from a nested dict (old flat keys of a
+    component's options are read as their new keys, see ``translate``)."""
     load_components(_plugins_of(raw))
-    cfg = _build(Config, raw, "")
+    cfg = _build(Config, translate(raw), "")
     validate(cfg)
     return cfg
 
 
 def to_dict(cfg: Any) -> dict:
-    return dataclasses.asdict(cfg)
+    """A config (or section, or options object) as a nested dict: fields, then each component's group."""
+    if not dataclasses.is_dataclass(cfg):
+        return copy.deepcopy(cfg)
+    out = {f.name: to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
+    if isinstance(cfg, ComponentSection):
+        out.update({name: to_dict(g) for name, g in cfg.groups().items()})
+    return out
 
 
 def dump_yaml(cfg: Any) -> str:
@@ -201,12 +229,16 @@ def dump_yaml(cfg: Any) -> str:
 
 
 def validate(cfg: Config) -> None:
-    """Cross-field checks that a single field's range cannot express."""
-    g = cfg.generator
-    if g.schedule == "linear" and g.beta_end <= g.beta_start:
-        raise ConfigError(f"generator.beta_end: {g.beta_end} must be larger than generator.beta_start ({g.beta_start})")
-    if cfg.sampler.name == "ddim" and cfg.sampler.steps > g.timesteps:
-        raise ConfigError(f"sampler.steps: {cfg.sampler.steps} exceeds generator.timesteps ({g.timesteps})")
+    """Check a built config in three steps: every registry name it uses exists (the name checks,
+    ``register_name_check``); then each component in use checks its own options (``check()``)
+    and their relation to the shared keys of other sections (``check_with(config)``); then the
+    remaining cross-field checks (``register_validator``)."""
+    for hook in _NAME_CHECKS:
+        hook(cfg)
+    for f in dataclasses.fields(cfg):
+        section = getattr(cfg, f.name)
+        if isinstance(section, ComponentSection):
+            check_components(section, cfg)
     if cfg.decode.prompt_tokens > cfg.data.block_size:
         raise ConfigError(f"decode.prompt_tokens: {cfg.decode.prompt_tokens} is more than data.block_size "
                           f"({cfg.data.block_size}); a sample is one block, its first prompt_tokens real")
@@ -241,12 +273,33 @@ def _check_memory(cfg: Config) -> None:
                           f"more than this machine's {total / 2**30:,.0f} GiB of memory; lower data.count")
 
 
+def check_components(section: ComponentSection, cfg: Config) -> None:
+    """Each component ``section`` uses runs its options' ``check()`` and ``check_with(cfg)``."""
+    for name in section.active():
+        opts = section.group(name) if name in groups_of(type(section)) else None
+        if opts is None:
+            continue
+        if callable(getattr(opts, "check", None)):
+            opts.check()
+        if callable(getattr(opts, "check_with", None)):
+            opts.check_with(cfg)
+
+
 _VALIDATORS: list = []
+_NAME_CHECKS: list = []
 
 
 def register_validator(fn):
-    """Let a layer above add a cross-field check (e.g. registry names) without an import cycle."""
+    """Let a layer above add a cross-field check without an import cycle (run after the name
+    checks and the components' own checks)."""
     _VALIDATORS.append(fn)
+    return fn
+
+
+def register_name_check(fn):
+    """Add a check that the registry names a config uses exist; name checks run first, as a
+    step of their own, so that the components' checks can rely on their names."""
+    _NAME_CHECKS.append(fn)
     return fn
 
 
@@ -281,9 +334,15 @@ def _field_at(path: str) -> tuple[Any, dict]:
     parts = path.split(".")
     for i, part in enumerate(parts):
         fields = {f.name: f for f in dataclasses.fields(cls)}
+        groups = groups_of(cls)
+        if part in groups and part not in fields:
+            if i == len(parts) - 1:
+                return groups[part][0], {}
+            cls = groups[part][0]
+            continue
         if part not in fields:
             where = ".".join(parts[:i]) or "config"
-            raise ConfigError(f"{path}: unknown key (known keys in {where}: {', '.join(fields)})")
+            raise ConfigError(f"{path}: unknown key (known keys in {where}: {', '.join([*fields, *groups])})")
         tp = _hints(cls)[part]
         if i == len(parts) - 1:
             return tp, dict(fields[part].metadata)
@@ -305,7 +364,8 @@ def parse_override(text: str) -> tuple[str, Any]:
     key = key.strip()
     if not key:
         raise ConfigError(f"{text!r}: missing key before '='")
-    _field_at(key)  # unknown keys fail here, with the list of known ones
+    if not is_alias(key):
+        _field_at(key)  # unknown keys fail here, with the list of known ones
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
@@ -367,14 +427,21 @@ def load_raw(files: Union[None, str, Path, list] = None, overrides: Optional[lis
     wanted += list(plugins or [])
     wanted = list(dict.fromkeys(wanted))
     load_components(wanted)
-    raw = defaults() if base is None else copy.deepcopy(base)
+    raw = defaults() if base is None else translate(copy.deepcopy(base))
     for src in sources:
-        raw = deep_merge(raw, src)
-    for text in overrides or []:
-        key, value = parse_override(text)
-        set_path(raw, key, value)
+        raw = deep_merge(raw, translate(src, raw))
+    parsed = [parse_override(text) for text in overrides or []]
+    context = copy.deepcopy(raw)  # old keys resolve by the components the overrides select
+    for key, value in parsed:
+        if not is_alias(key, value):
+            set_path(context, key, value)
+    keys = []
+    for key, value in parsed:
+        for target in alias_targets(key, context, value) or [key]:
+            set_path(raw, target, value)
+            keys.append(target)
     raw["plugins"] = wanted
-    _check_shadowed(raw, [text.partition("=")[0].strip() for text in overrides or []])
+    _check_shadowed(raw, keys)
     # Re-merge to validate the structure of overridden sections too.
     return deep_merge(defaults(), raw)
 
@@ -435,6 +502,9 @@ def grid_axes(raw: dict) -> list[tuple[str, list]]:
                         axes.append((path, value))
                 else:
                     axes.append((path, value))
+        for name, (ocls, _) in groups_of(cls).items():
+            if isinstance(node.get(name), dict):
+                walk(ocls, node[name], f"{prefix}.{name}")
 
     walk(Config, raw, "")
     seeds = raw.get("seeds")
@@ -479,6 +549,7 @@ CHAIN_ID_LENGTH = 100
 def expand(raw: dict) -> list[Chain]:
     """Expand grid axes into chains, each with a checked, resolved ``Config``."""
     load_components(_plugins_of(raw))
+    raw = translate(raw)
     axes = grid_axes(raw)
     chains = []
     keys = [k for k, _ in axes]
@@ -490,7 +561,7 @@ def expand(raw: dict) -> list[Chain]:
             set_path(point, key, value)
             varied[key] = value
         cfg = from_dict(point)
-        varied = {k: get_path(to_dict(cfg), k) for k in keys}
+        varied = {setting_key(k, keys): get_path(to_dict(cfg), k) for k in keys}
         label = "_".join(f"{_short(k)}={format_value(v)}" for k, v in varied.items())
         cid = f"c{i:02d}" + (f"_{label}" if label else "")
         cid = re.sub(r"[^A-Za-z0-9_.=+-]", "", cid)[:CHAIN_ID_LENGTH]  # unique by its c<N> prefix
@@ -505,8 +576,19 @@ NON_IDENTITY_SECTIONS = ("store", "sweep", "plugins", "tracking")
 
 
 def identity_diff(a: dict, b: dict) -> list[str]:
-    """``diff`` without the keys of ``NON_IDENTITY_SECTIONS`` (they change no number)."""
-    return [k for k in diff(a, b) if k.split(".")[0] not in NON_IDENTITY_SECTIONS]
+    """``diff`` of the configs' identities (``flat_dict``: the same for a config in the old flat
+    layout and in the grouped one) without the keys of ``NON_IDENTITY_SECTIONS`` (they change
+    no number)."""
+    load_components()
+    b = translate(b)
+    return [new_key(k, b) for k in diff(flat_dict(translate(a)), flat_dict(b))
+            if k.split(".")[0] not in NON_IDENTITY_SECTIONS]
+
+
+def identity_dict(cfg: Config) -> dict:
+    """What a chain's identity is hashed from: ``to_dict(cfg)`` in the flat layout of earlier
+    versions (``genloop.migrate.flat_dict``), so that hashes do not change with the layout."""
+    return flat_dict(to_dict(cfg))
 
 
 def diff(a: dict, b: dict, prefix: str = "") -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from .config import Config, ConfigError
+from .config import ComponentSection, Config, ConfigError, groups_of
 from .loading import _hints, _is_section, _type_name, load_components
 
 
@@ -50,14 +50,23 @@ def presets() -> dict[str, str]:
 
 
 def reference() -> str:
-    """Markdown table of every key (the shared ones and every registered component's), its
-    type, default and help."""
+    """Markdown table of every key, its type, default and help: each section's shared keys, then
+    (in sections whose components have options of their own) each component's options under
+    ``<section>.<component>``."""
     load_components()
     lines = ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
 
     def walk(cls: type, prefix: str) -> None:
         hints = _hints(cls)
         inst = cls()
+        fields(cls, hints, inst, prefix)
+        if issubclass(cls, ComponentSection):
+            for name, (ocls, slot) in groups_of(cls).items():
+                doc = (ocls.__doc__ or "").strip().splitlines()[0] if ocls.__doc__ else ""
+                lines.append(f"| **{prefix}.{name}** | options of {prefix}.{slot}={name} | | {doc} |")
+                fields(ocls, _hints(ocls), ocls(), f"{prefix}.{name}")
+
+    def fields(cls: type, hints: dict, inst: object, prefix: str) -> None:
         for f in dataclasses.fields(cls):
             path = f"{prefix}.{f.name}" if prefix else f.name
             tp = hints[f.name]

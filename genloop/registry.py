@@ -10,9 +10,11 @@ A component that has options of its own declares them in a small dataclass of
 
     @GENERATORS.register("gmm", options=GMMOptions)
 
-The options join the family's config section (``Registry(..., section=
-GeneratorConfig)``), so users write them as before (``generator.components``) and
-code reads ``cfg.generator.components``; see ``genloop.config.add_options``.
+In a family whose registry names a slot (``Registry("generator", section=GeneratorConfig,
+slot="name")``) the options are the component's own group: users write
+``generator.gmm.components`` and the component receives its ``GMMOptions`` when it is
+built.  The other families still add their components' keys to their section
+(``genloop.config.add_options``: ``data.dim``).
 """
 from __future__ import annotations
 
@@ -25,9 +27,10 @@ class Registry(Generic[T]):
     """Maps names to objects (usually classes or factory functions), and each name to
     its options dataclass (or None)."""
 
-    def __init__(self, kind: str, section: Optional[type] = None) -> None:
+    def __init__(self, kind: str, section: Optional[type] = None, slot: Optional[str] = None) -> None:
         self.kind = kind
         self.section = section  # the config section that a component's options join
+        self.slot = slot  # the field of ``section`` naming the component: options are a group of their own
         self._items: Dict[str, T] = {}
         self._options: Dict[str, Optional[type]] = {}
 
@@ -40,7 +43,11 @@ class Registry(Generic[T]):
         def deco(obj: T) -> T:
             if name in self._items:
                 raise ValueError(f"{self.kind} {name!r} is already registered")
-            if options is not None:
+            if options is not None and self.slot is not None:
+                from .config import add_group
+
+                add_group(self.section, self.slot, name, options, f"{self.kind} {name!r}")
+            elif options is not None:
                 from .config import add_options
 
                 add_options(self.section, options, f"{self.kind} {name!r}")

@@ -14,9 +14,9 @@ TINY = [
     "train.batch_size=64",
     "train.warmup_steps=5",
     "train.checkpoint_every=10",
-    "generator.width=64",
-    "generator.depth=2",
-    "generator.timesteps=100",
+    "generator.mlp.width=64",
+    "generator.mlp.depth=2",
+    "generator.ddpm.timesteps=100",
     "sampler.steps=5",
     "metrics.classifier.steps=150",
 ]

@@ -12,7 +12,7 @@ import pytest
 
 import genloop.builtins  # noqa: F401
 from genloop.cli import main
-from genloop.config import ConfigError, DataConfig, GeneratorConfig, add_options, opt, option_owners
+from genloop.config import ConfigError, DataConfig, GeneratorConfig, add_group, add_options, groups_of, opt, option_owners
 from genloop.loading import dump_yaml, from_dict, load_raw, to_dict
 from genloop.reference import reference
 
@@ -22,36 +22,40 @@ REPO = Path(__file__).resolve().parent.parent
 # --------------------------------------------------------------------------- options
 
 
-def test_component_options_join_their_section_and_keep_the_old_keys():
-    owners = option_owners(GeneratorConfig)
-    assert owners["components"] == ["generator 'gmm'"] and owners["bandwidth"] == ["generator 'kde'"]
+def test_component_options_are_groups_of_their_own_and_the_old_keys_still_work():
+    assert set(groups_of(GeneratorConfig)) >= {"ddpm", "gmm", "kde", "gpt", "mlp", "unet", "linear"}
     assert option_owners(DataConfig)["zipf_exponent"] == ["dataset 'zipf-markov'"]
-    cfg = from_dict(load_raw(None, ["generator.components=7", "data.zipf_exponent=1.5", "generator.order=2"]))
-    assert (cfg.generator.components, cfg.data.zipf_exponent, cfg.generator.order) == (7, 1.5, 2)
+    cfg = from_dict(load_raw(None, ["generator.gmm.components=7", "data.zipf_exponent=1.5", "generator.ngram.order=2"]))
+    assert (cfg.generator.gmm.components, cfg.data.zipf_exponent, cfg.generator.group("ngram").order) == (7, 1.5, 2)
+    old = from_dict(load_raw(None, ["generator.components=7", "generator.order=2"]))  # old keys: aliases
+    assert (old.generator.gmm.components, old.generator.ngram.order) == (7, 2)
     ref = reference()
-    for key in ("generator.components", "generator.covariance_type", "data.bbox_padding", "generator.heads"):
+    for key in ("generator.gmm.components", "generator.gmm.covariance_type", "data.bbox_padding", "generator.gpt.heads",
+                "generator.mlp.width", "generator.gpt.width", "generator.ddpm.guidance_scale"):
         assert f"| `{key}` |" in ref
-    # bounds and choices still checked, with the old one-line messages
-    with pytest.raises(ConfigError, match=r"^generator.components: 0 is out of range \(must be >= 1\)$"):
-        from_dict(load_raw(None, ["generator.components=0"]))
+    # bounds and choices still checked, with one-line messages naming the key
+    with pytest.raises(ConfigError, match=r"^generator.gmm.components: 0 is out of range \(must be >= 1\)$"):
+        from_dict(load_raw(None, ["generator.gmm.components=0"]))
     with pytest.raises(ConfigError, match=r"^generator.componentz: unknown key"):
         load_raw(None, ["generator.componentz=3"])
 
 
 def test_a_resolved_config_yaml_loads_back(tmp_path):
-    raw = load_raw(None, ["generator.name=gmm", "generator.components=2", "data.name=gaussian", "data.dim=3"])
+    raw = load_raw(None, ["generator.name=gmm", "generator.gmm.components=2", "data.name=gaussian", "data.dim=3"])
     path = tmp_path / "config.yaml"
     path.write_text(dump_yaml(raw))
     assert to_dict(from_dict(load_raw(path))) == to_dict(from_dict(raw))
 
 
-def test_an_option_name_taken_twice_is_an_error():
+def test_a_component_name_taken_twice_is_an_error():
     @dataclass
     class Clash:
-        width: int = opt(3, "clashes with the shared generator.width")
+        width: int = opt(3, "a width of its own: fine, it is generator.conditional.width")
 
-    with pytest.raises(ValueError, match="'width' of Clash is already a shared key"):
-        add_options(GeneratorConfig, Clash, "generator 'clash'")
+    with pytest.raises(ValueError, match="'conditional' is already a key of GeneratorConfig"):
+        add_group(GeneratorConfig, "name", "conditional", Clash, "generator 'conditional'")
+    with pytest.raises(ValueError, match=r"register Clash with the component .*generator.<name>.<key>"):
+        add_options(GeneratorConfig, Clash, "generator 'clash'")  # the old way, for a grouped section
 
 
 # --------------------------------------------------------------------------- names before the run folder
@@ -163,7 +167,7 @@ def test_an_installed_package_registers_through_the_entry_point_group(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     assert "shrink: 0.25" in res.stdout and "name: shrink" in res.stdout
     ref = _genloop(["config", "--reference"], env, tmp_path).stdout
-    assert "| `generator.shrink` | float | `1.0` | shrink: factor" in ref
+    assert "| `generator.shrink.shrink` | float | `1.0` | shrink: factor" in ref
 
 
 def test_a_missing_plugin_is_one_line_naming_it(tmp_path, capsys):

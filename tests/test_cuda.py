@@ -24,9 +24,9 @@ CPU = torch.device("cpu")
 
 # paper-mnist's network and schedule (28x28, T = 400, conditional U-Net), narrower and
 # with a short DDIM sampler so that each test takes seconds.
-MNIST_SHAPED = ["data.name=digits", "data.image_size=28", "data.root=null", "generator.guidance_scale=1.0",
-                "generator.width=16", "train.epochs=null", "train.steps=20", "train.batch_size=32",
-                "train.checkpoint_every=0", "sampler.name=ddim", "sampler.steps=10", "sampler.eta=0.0",
+MNIST_SHAPED = ["data.name=digits", "data.image_size=28", "data.root=null", "generator.ddpm.guidance_scale=1.0",
+                "generator.unet.width=16", "train.epochs=null", "train.steps=20", "train.batch_size=32",
+                "train.checkpoint_every=0", "sampler.name=ddim", "sampler.steps=10", "sampler.ddim.eta=0.0",
                 "sampler.clip_x0=true", "sampler.batch_size=64"]
 
 
@@ -108,10 +108,10 @@ def test_every_sampler_runs_on_the_gpu_and_agrees_with_the_cpu(name):
     from genloop.models import build_network
 
     assert name in SAMPLERS.names()
-    cfg = _config("generator.timesteps=50").generator  # DDPM takes every step: 50 keep the CPU's side short
-    schedule = make_schedule(cfg)
+    cfg = _config("generator.ddpm.timesteps=50").generator  # DDPM takes every step: 50 keep the CPU's side short
+    schedule = make_schedule(cfg.schedule, cfg.ddpm.timesteps, cfg.options("schedule"))
     torch.manual_seed(0)
-    net_cpu = build_network("unet", (1, 28, 28), 10, cfg).eval()
+    net_cpu = build_network("unet", (1, 28, 28), 10, cfg.unet).eval()
     net_gpu = copy.deepcopy(net_cpu).to(CUDA)
     y = torch.arange(8) % 10
     outs = {}

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 
-from genloop.config import GeneratorConfig
 from genloop.diffusion import SAMPLERS, NoiseSchedule, cfg_combine, make_schedule, sample_loop
 from genloop.diffusion.schedule import cosine_betas, linear_betas
 
@@ -132,7 +131,9 @@ def test_ddim_with_all_steps_and_eta_one_has_ddpm_variance():
 
 
 def test_make_schedule_from_config():
-    s = make_schedule(GeneratorConfig(timesteps=10, schedule="linear", beta_start=1e-3, beta_end=0.1))
+    from genloop.diffusion.schedule import LinearOptions
+
+    s = make_schedule("linear", 10, LinearOptions(beta_start=1e-3, beta_end=0.1))
     assert s.T == 10 and float(s.betas[-1]) == pytest.approx(0.1)
 
 

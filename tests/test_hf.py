@@ -202,7 +202,7 @@ def test_one_line_errors(tiny, tmp_path):
     from genloop.generators.hf import load_causal_lm
 
     for path, msg in ((tmp_path / "missing", "is not a folder"), (tmp_path, "has no config.json")):
-        with pytest.raises(ConfigError, match=f"generator.model_path: .*{msg}"):
+        with pytest.raises(ConfigError, match=f"generator.hf-causal-lm.model_path: .*{msg}"):
             load_causal_lm(str(path))
     vit = tmp_path / "vit"
     transformers.ViTConfig().save_pretrained(str(vit))
@@ -211,7 +211,7 @@ def test_one_line_errors(tiny, tmp_path):
     assert "\n" not in str(e.value)
     with pytest.raises(ConfigError, match="data.tokenizer: 'word' cannot feed hf-causal-lm"):
         from_dict(load_raw(None, _args(tiny, "data.tokenizer=word")))
-    with pytest.raises(ConfigError, match="generator.model_path: hf-causal-lm needs"):
+    with pytest.raises(ConfigError, match="generator.hf-causal-lm.model_path: hf-causal-lm needs"):
         from_dict(load_raw(None, _args(tiny, "generator.model_path=null")))
     short = tmp_path / "short"
     _tiny_model(short, positions=8)  # the same tokenizer, 8 positions: a block of 12 needs 13 with <bos>
@@ -221,7 +221,7 @@ def test_one_line_errors(tiny, tmp_path):
     other = tmp_path / "other"
     _tiny_model(other, corpus="Completely different words, zebras and quartz.\n" * 30, pad=50)
     gen, real = _generator(tiny, f"generator.model_path={other}")
-    with pytest.raises(ConfigError, match="the run's tokenizer differs from the one in generator.model_path"):
+    with pytest.raises(ConfigError, match="the run's tokenizer differs from the one in generator.hf-causal-lm.model_path"):
         gen.fit(real.train)
 
 
@@ -248,7 +248,7 @@ def test_paper_shumailov_preset_validates_and_fails_in_one_line_without_its_file
     assert main(["run", "-p", "paper-shumailov", "--out", str(tmp_path / "run3"), "--no-progress", "metrics.names=[]",
                  "loop.generations=1", "loop.interaction=replace"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("genloop: error: generator.model_path: models/opt-125m has no config.json") and "\n" not in err
+    assert err.startswith("genloop: error: generator.hf-causal-lm.model_path: models/opt-125m has no config.json") and "\n" not in err
 
 
 # --------------------------------------------------------------------------- decoding = transformers.generate

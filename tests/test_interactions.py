@@ -340,7 +340,7 @@ def test_detect_learned_measures_its_own_error_rates():
 def test_ecosystem_shares_split_the_samples_and_the_pool():
     inter, real = _make("ecosystem", "loop.lineages=[{guidance_scale: 1.0}, {guidance_scale: 0.1}]",
                         "loop.shares=[0.7, 0.3]")
-    assert inter.lineages() == [{"guidance_scale": 1.0}, {"guidance_scale": 0.1}]
+    assert inter.lineages() == [{"ddpm": {"guidance_scale": 1.0}}, {"ddpm": {"guidance_scale": 0.1}}]  # old keys, read as the new ones
     labels, n = inter.sample_labels(1, np.random.default_rng(0))
     parts = inter.split_samples(1, labels, n)
     assert [m for _, m in parts] == [210, 90]
@@ -365,7 +365,7 @@ def test_ecosystem_default_is_two_equal_lineages():
 @pytest.mark.parametrize("overrides, fragment", [
     (["loop.interaction=ecosystem", "loop.lineages=[{guidance_scale: 1.0}, {guidanse: 0.1}]"],
      "loop.lineages[1].guidanse: unknown key"),
-    (["loop.interaction=ecosystem", "loop.lineages=[{guidance_scale: -1}]"], "loop.lineages[0].guidance_scale: -1"),
+    (["loop.interaction=ecosystem", "loop.lineages=[{guidance_scale: -1}]"], "loop.lineages[0].ddpm.guidance_scale: -1"),
     (["loop.interaction=ecosystem", "loop.lineages=[{}, {}]", "loop.shares=[0.5, 0.6]"], "sums to 1.1"),
     (["loop.interaction=ecosystem", "loop.shares=[1.0]"], "loop.shares: [1.0] has 1 entries but there are 2"),
     (["loop.interaction=ecosystem", "loop.lineages=[]"], "loop.lineages: an empty list"),

@@ -30,7 +30,7 @@ def test_cli_run_writes_every_file(tmp_path, tiny_overrides, capsys):
     assert "gen  1" in printed and "acc " in printed and "ce " in printed
     assert (out / "config.yaml").exists()
     saved = yaml.safe_load((out / "config.yaml").read_text())
-    assert saved["generator"]["guidance_scale"] == [1.0, 0.1]
+    assert saved["generator"]["ddpm"]["guidance_scale"] == [1.0, 0.1]
     chains = json.loads((out / "chains.json").read_text())
     assert [c["varied"]["generator.guidance_scale"] for c in chains] == [1.0, 0.1]
     store = RunStore(out)

@@ -113,16 +113,16 @@ def test_min_snr_weights_by_hand():
     from genloop.generators import GenContext, build_generator
 
     cfg = Config()
-    cfg.generator.timesteps = 100
-    cfg.generator.width = 32
-    cfg.generator.depth = 1
-    cfg.generator.loss_weighting = "min_snr"
+    cfg.generator.ddpm.timesteps = 100
+    cfg.generator.mlp.width = 32
+    cfg.generator.mlp.depth = 1
+    cfg.generator.ddpm.loss_weighting = "min_snr"
     gen = build_generator(GenContext(config=cfg, shape=(1, 8, 8), num_classes=10, device=torch.device("cpu"), seed=0))
     ab = gen.schedule.alpha_bar
     for t in (0, 10, 50, 99):
         snr = float(ab[t] / (1 - ab[t]))
         assert float(gen._weights[t]) == pytest.approx(min(snr, 5.0) / snr, rel=1e-6)
     assert float(gen._weights[0]) < 0.01 and float(gen._weights[99]) == pytest.approx(1.0)
-    cfg.generator.loss_weighting = "none"
+    cfg.generator.ddpm.loss_weighting = "none"
     assert build_generator(GenContext(config=cfg, shape=(1, 8, 8), num_classes=10, device=torch.device("cpu"),
                                       seed=0))._weights is None

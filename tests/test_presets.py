@@ -16,7 +16,7 @@ def test_preset_is_valid(name):
 
 
 def test_paper_presets_match_the_paper():
-    guid = [c.config.generator.guidance_scale for c in expand(load_raw(preset_path("paper-mnist")))]
+    guid = [c.config.generator.ddpm.guidance_scale for c in expand(load_raw(preset_path("paper-mnist")))]
     assert guid == [1.0, 0.1, 1e-10]
     for name in ("paper-flowers", "paper-birds"):
         (ch,) = expand(load_raw(preset_path(name)))

@@ -48,7 +48,7 @@ def make_run(root: Path, unfinished_last: bool = True) -> RunStore:
     for i, ch in enumerate(chains):
         gens = GENS - 1 if unfinished_last and i == len(chains) - 1 else GENS
         for g in range(gens):
-            acc = 0.9 - 0.1 * g * (1 + ch.config.generator.guidance_scale) + rng.normal(0, 0.02)
+            acc = 0.9 - 0.1 * g * (1 + ch.config.generator.ddpm.guidance_scale) + rng.normal(0, 0.02)
             row = {"chain": ch.id, "seed": ch.config.seed, "generation": g, **ch.varied,
                    "accuracy": acc, "cross_entropy": 0.3 + 0.2 * g + rng.normal(0, 0.05), "entropy": 0.5 - 0.1 * g,
                    **{f"acc_class_{k}": float(np.clip(acc + rng.normal(0, 0.1), 0, 1)) for k in range(10)},

@@ -257,7 +257,7 @@ def test_kneser_ney_sampler_draws_from_its_distribution():
 
 
 def test_kneser_ney_rejects_key_overflow():
-    with pytest.raises(ValueError, match="generator.order"):
+    with pytest.raises(ValueError, match="generator.ngram.order"):
         KneserNey(6, 9000)
 
 

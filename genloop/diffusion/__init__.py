@@ -8,8 +8,8 @@ combiner of (cond, uncond) predictions (``guidance.py``).
 from ..config import GeneratorConfig, SamplerConfig
 from ..registry import Registry
 
-SCHEDULES: Registry = Registry("noise schedule", section=GeneratorConfig)
-SAMPLERS: Registry = Registry("sampler", section=SamplerConfig)
+SCHEDULES: Registry = Registry("noise schedule", section=GeneratorConfig, slot="schedule")
+SAMPLERS: Registry = Registry("sampler", section=SamplerConfig, slot="name")
 
 from .guidance import cfg_combine  # noqa: E402,F401
 from .schedule import NoiseSchedule, make_schedule  # noqa: E402,F401

@@ -13,7 +13,7 @@ from .schedule import NoiseSchedule
 
 @dataclass
 class DDIMOptions:
-    """Options of the ``ddim`` sampler (``sampler.<key>``)."""
+    """Options of the ``ddim`` sampler (``sampler.ddim.<key>``)."""
 
     eta: float = opt(0.0, "DDIM eta: 0 deterministic, 1 ancestral-like", ge=0.0, le=1.0)
 

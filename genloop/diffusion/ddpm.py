@@ -13,7 +13,7 @@ from .schedule import NoiseSchedule
 
 @dataclass
 class DDPMOptions:
-    """Options of the ``ddpm`` sampler (``sampler.<key>``)."""
+    """Options of the ``ddpm`` sampler (``sampler.ddpm.<key>``)."""
 
     variance: str = opt("posterior", "DDPM reverse-step variance: posterior (beta~_t) or beta (beta_t)", choices=("posterior", "beta"))
 
@@ -32,7 +32,7 @@ class DDPMSampler:
     def __init__(self, schedule: NoiseSchedule, steps: Optional[int] = None, eta: float = 1.0,
                  clip_x0: bool = True, variance: str = "posterior") -> None:
         if variance not in ("posterior", "beta"):
-            raise ValueError(f"sampler.variance: {variance!r} must be 'posterior' or 'beta'")
+            raise ValueError(f"sampler.ddpm.variance: {variance!r} must be 'posterior' or 'beta'")
         self.schedule = schedule
         self.clip_x0 = clip_x0
         self.var = schedule.posterior_variance if variance == "posterior" else schedule.betas

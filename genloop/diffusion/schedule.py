@@ -5,14 +5,31 @@ Notation of the DDPM paper: ``beta_t``, ``alpha_t = 1 - beta_t``,
 """
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
+from typing import Any, Optional
 
 import torch
 
+from ..config import ConfigError, opt
 from . import SCHEDULES
 
 
-@SCHEDULES.register("linear")
+@dataclass
+class LinearOptions:
+    """Options of the ``linear`` schedule (``generator.linear.<key>``)."""
+
+    beta_start: float = opt(1e-4, "linear: first beta", gt=0.0, lt=1.0)
+    beta_end: float = opt(0.02, "linear: last beta", gt=0.0, lt=1.0)
+
+    def check(self) -> None:
+        if self.beta_end <= self.beta_start:
+            raise ConfigError(f"generator.linear.beta_end: {self.beta_end} must be larger than "
+                              f"generator.linear.beta_start ({self.beta_start})")
+
+
+@SCHEDULES.register("linear", options=LinearOptions)
 def linear_betas(timesteps: int, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
     """Linearly spaced betas (DDPM paper, Sec. 4: 1e-4 to 0.02 over T = 1000)."""
     return torch.linspace(beta_start, beta_end, timesteps, dtype=torch.float64)
@@ -61,9 +78,9 @@ class NoiseSchedule:
         return (x_t - self._gather(self.sqrt_one_minus_alpha_bar, t, x_t) * eps) / self._gather(self.sqrt_alpha_bar, t, x_t)
 
 
-def make_schedule(cfg) -> NoiseSchedule:
-    """Build the schedule named by ``generator.schedule`` from a ``GeneratorConfig``."""
-    fn = SCHEDULES.get(cfg.schedule)
-    if cfg.schedule == "linear":
-        return NoiseSchedule(fn(cfg.timesteps, cfg.beta_start, cfg.beta_end))
-    return NoiseSchedule(fn(cfg.timesteps))
+def make_schedule(name: str, timesteps: int, options: Optional[Any] = None) -> NoiseSchedule:
+    """The schedule ``name`` (``generator.schedule``) over ``timesteps`` steps, given its options
+    (``generator.<name>``; None when it registered none)."""
+    fn = SCHEDULES.get(name)
+    kwargs = {f.name: getattr(options, f.name) for f in dataclasses.fields(options)} if options is not None else {}
+    return NoiseSchedule(fn(timesteps, **kwargs))

@@ -1,7 +1,8 @@
 """Generators: anything with ``fit(train)`` and ``sample(labels, n)``.
 
-A generator class is registered in ``GENERATORS`` under ``generator.name`` and
-constructed as ``cls(ctx: GenContext)``.  ``fit`` trains it on an ``ImageSet``;
+A generator class is registered in ``GENERATORS`` under ``generator.name`` (with its
+options dataclass, ``generator.<name>.<key>``) and constructed as ``cls(ctx: GenContext)``;
+``ctx.options`` is its options object.  ``fit`` trains it on an ``ImageSet``;
 ``sample(labels, n)`` returns an ``ImageSet`` of ``n`` images (conditioned on
 ``labels`` when given, else unconditional); ``state_dict()`` returns the
 tensors to save as the generation's checkpoint (safetensors).  ``fit`` and
@@ -28,7 +29,7 @@ from ..config import Config, GeneratorConfig
 from ..data import ImageSet
 from ..registry import Registry
 
-GENERATORS: Registry = Registry("generator", section=GeneratorConfig)
+GENERATORS: Registry = Registry("generator", section=GeneratorConfig, slot="name")
 
 
 class TrainingDiverged(RuntimeError):
@@ -56,6 +57,11 @@ class GenContext:
     select_score: Optional[Callable[[np.ndarray, np.ndarray], float]] = None
     validation: Optional[ImageSet] = None
     real_train: Any = None  # the real training set (text generators draw their prompts from it)
+    options: Any = None  # the generator's own options (``generator.<name>``; from the config when not given)
+
+    def __post_init__(self) -> None:
+        if self.options is None and hasattr(getattr(self.config, "generator", None), "options"):
+            self.options = self.config.generator.options()
 
 
 @dataclass(frozen=True)
@@ -88,4 +94,5 @@ class Generator(Protocol):
 
 
 def build_generator(ctx: GenContext) -> Generator:
+    """The generator named by ``generator.name``, given its options (``ctx.options``)."""
     return GENERATORS.get(ctx.config.generator.name)(ctx)

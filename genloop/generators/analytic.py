@@ -5,9 +5,9 @@ samples shrinks as ``sigma^2 ((n-1)/n)^g``).
 
 - ``gaussian``  mean and covariance by maximum likelihood (divisor n); sample from it.
 - ``gmm``       a Gaussian mixture (scikit-learn ``GaussianMixture``, EM,
-                ``generator.components`` components, ``generator.covariance_type``).
+                ``generator.gmm.components`` components, ``generator.gmm.covariance_type``).
 - ``kde``       a Gaussian kernel density estimate with fixed bandwidth h
-                (``generator.bandwidth``): a sample is a uniformly drawn training
+                (``generator.kde.bandwidth``): a sample is a uniformly drawn training
                 point plus h N(0, I).
 
 Data: float32 vectors (N, D, 1, 1) are modelled as they are; uint8 images
@@ -77,6 +77,7 @@ class _Analytic:
     def __init__(self, ctx: GenContext) -> None:
         self.ctx = ctx
         self.cfg = ctx.config.generator
+        self.options = getattr(ctx, "options", None) or ctx.config.generator.options()  # its own options (GMMOptions, KDEOptions; None for gaussian)
         self.conditional = self.cfg.conditional and ctx.num_classes > 0
         self.models: dict[int, object] = {}
         self.x: Optional[np.ndarray] = None
@@ -205,7 +206,7 @@ class GaussianGenerator(_Analytic):
 
 @dataclass
 class GMMOptions:
-    """Options of the ``gmm`` generator (``generator.<key>``)."""
+    """Options of the ``gmm`` generator (``generator.gmm.<key>``)."""
 
     components: int = opt(4, "gmm: mixture components (per class when conditional; capped at the number of points)", ge=1)
     covariance_type: str = opt("full", "gmm: covariance of each component (scikit-learn covariance_type)", choices=("full", "diag", "spherical", "tied"))
@@ -220,8 +221,8 @@ class GMMGenerator(_Analytic):
 
         if len(x) == 1:  # EM needs two points; one point is a point mass (plus reg_covar)
             return {"weights": np.ones(1), "means": x.copy(), "covariances": 1e-6 * np.eye(x.shape[1])[None], "gm": None}
-        k = min(self.cfg.components, len(x))
-        gm = GaussianMixture(n_components=k, covariance_type=self.cfg.covariance_type, reg_covar=1e-6,
+        k = min(self.options.components, len(x))
+        gm = GaussianMixture(n_components=k, covariance_type=self.options.covariance_type, reg_covar=1e-6,
                              random_state=int(self.ctx.seed % 2**32))
         gm.fit(x)
         covs = _full_covariances(gm.covariances_, gm.covariance_type, k, x.shape[1])
@@ -257,7 +258,7 @@ def _full_covariances(cov: np.ndarray, kind: str, k: int, d: int) -> np.ndarray:
 
 @dataclass
 class KDEOptions:
-    """Options of the ``kde`` generator (``generator.<key>``)."""
+    """Options of the ``kde`` generator (``generator.kde.<key>``)."""
 
     bandwidth: float = opt(0.1, "kde: kernel standard deviation h; a sample is a random training point + h N(0, I) (uint8 images: in [-1, 1] pixel units)", ge=0.0)
 
@@ -272,7 +273,7 @@ class KDEGenerator(_Analytic):
 
     def _sample_one(self, model, m: int, rng: np.random.Generator) -> np.ndarray:
         idx = rng.integers(0, len(model), size=m)
-        return model[idx] + self.cfg.bandwidth * rng.standard_normal((m, model.shape[1]))
+        return model[idx] + self.options.bandwidth * rng.standard_normal((m, model.shape[1]))
 
     def _params(self, model) -> dict[str, np.ndarray]:
-        return {"points": model, "bandwidth": np.array([self.cfg.bandwidth])}
+        return {"points": model, "bandwidth": np.array([self.options.bandwidth])}

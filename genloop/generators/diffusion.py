@@ -4,8 +4,10 @@ guidance (Ho & Salimans 2022).
 
 Training: x_0 ~ data, t ~ U{0..T-1}, eps ~ N(0, I), x_t = q_sample(x_0, t, eps),
 loss = ||eps - eps_theta(x_t, t, y)||^2 (DDPM Eq. 14; or L1; optionally weighted per
-timestep by Min-SNR-5, ``generator.loss_weighting``), with y replaced by
-the null label with probability ``generator.label_dropout``.  An EMA of the
+timestep by Min-SNR-5, ``generator.ddpm.loss_weighting``), with y replaced by
+the null label with probability ``generator.ddpm.label_dropout``.  Its options are
+``DDPMOptions`` (``generator.ddpm.<key>``); its network is ``generator.network`` (options
+``generator.<network>.<key>``) and its noise schedule ``generator.schedule``.  An EMA of the
 weights (warm-up decay min(decay, (1 + s) / (10 + s))) is used for sampling.
 
 The full training state (weights, EMA, AdamW moments, step, random generator)
@@ -32,10 +34,12 @@ import contextlib
 import copy
 import logging
 import math
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 import torch
+from ..config import as_kwargs, opt
 from ..data import ImageSet
 from ..diffusion import SAMPLERS, make_schedule, sample_loop
 from ..models import build_network
@@ -65,7 +69,30 @@ def autocast_dtype(device: torch.device, precision: str) -> Optional[torch.dtype
     return torch.bfloat16 if supported else None
 
 
-@GENERATORS.register("ddpm")
+@dataclass
+class DDPMOptions:
+    """Options of the ``ddpm`` generator (``generator.ddpm.<key>``)."""
+
+    uses = ("network", "schedule")  # it reads generator.network and generator.schedule
+
+    label_dropout: float = opt(0.1, "probability of replacing the label by the null label in training (classifier-free guidance)", ge=0.0, le=1.0)
+    guidance_scale: float = opt(1.0, "w in eps = (1 + w) eps(x,t,y) - w eps(x,t,null); 0 = plain conditional. s = 1 + w in the other convention", ge=0.0)
+    timesteps: int = opt(1000, "T, number of diffusion steps in training", ge=2)
+    loss: str = opt("mse", "noise-prediction loss", choices=("mse", "l1"))
+    loss_weighting: str = opt("none", "per-timestep loss weight: none, or min_snr (Hang et al. 2023, Min-SNR-5: min(SNR_t, 5) / SNR_t for noise prediction)", choices=("none", "min_snr"))
+    ema_decay: float = opt(0.999, "decay of the exponential moving average of weights used for sampling (0: no EMA)", ge=0.0, lt=1.0)
+
+    def check_with(self, config) -> None:
+        """Its sampler (``sampler.*``, the shared keys of the sampler section): DDIM cannot take more
+        steps than the model has timesteps."""
+        from ..config import ConfigError
+
+        if config.sampler.name == "ddim" and config.sampler.steps > self.timesteps:
+            raise ConfigError(f"sampler.steps: {config.sampler.steps} exceeds generator.ddpm.timesteps "
+                              f"({self.timesteps}); lower sampler.steps or raise generator.ddpm.timesteps")
+
+
+@GENERATORS.register("ddpm", options=DDPMOptions)
 class DiffusionGenerator:
     # read only when sampling: chains that differ only in these share trained models (genloop.loop.sharing)
     sampling_keys = ("generator.guidance_scale", "sampler", "decode")
@@ -73,18 +100,18 @@ class DiffusionGenerator:
     def __init__(self, ctx: GenContext) -> None:
         self.ctx = ctx
         g = ctx.config.generator
-        self.cfg = g
+        self.cfg = getattr(ctx, "options", None) or g.group("ddpm")
         self.conditional = g.conditional and ctx.num_classes > 0
         self.num_classes = ctx.num_classes if self.conditional else 0
-        self.schedule = make_schedule(g)
+        self.schedule = make_schedule(g.schedule, self.cfg.timesteps, g.options("schedule"))
         # Min-SNR-gamma (Hang et al. 2023), gamma = 5, for noise prediction: w_t = min(SNR_t, 5) / SNR_t,
         # SNR_t = abar_t / (1 - abar_t); it down-weights the easy low-noise timesteps.
         self._weights: Optional[torch.Tensor] = None
-        if g.loss_weighting == "min_snr":
+        if self.cfg.loss_weighting == "min_snr":
             snr = self.schedule.alpha_bar / (1.0 - self.schedule.alpha_bar)
             self._weights = (snr.clamp(max=5.0) / snr).float().to(ctx.device)
         torch.manual_seed(ctx.seed)  # network initialisation
-        self.net = build_network(g.network, ctx.shape, self.num_classes, g).to(ctx.device)
+        self.net = build_network(g.network, ctx.shape, self.num_classes, g.options("network")).to(ctx.device)
         self.amp = autocast_dtype(torch.device(ctx.device), ctx.config.train.precision)
         # channels-last for the U-Net's convolutions on CUDA (tensor cores); CPU unchanged
         self.memory_format = (torch.channels_last if torch.device(ctx.device).type == "cuda" and g.network == "unet"
@@ -158,7 +185,7 @@ class DiffusionGenerator:
     def _loss_fn(self, train: ImageSet, gen: torch.Generator):
         """``loss(step, batch_size)``: a batch of ``train`` (random flips with ``train.hflip``),
         a timestep and noise per image, labels dropped to the null label with probability
-        ``generator.label_dropout``, and the (Min-SNR weighted) noise-prediction error."""
+        ``generator.ddpm.label_dropout``, and the (Min-SNR weighted) noise-prediction error."""
         tcfg, g, dev = self.ctx.config.train, self.cfg, self.ctx.device
         x_all = to_model(train.images)
         y_all = torch.from_numpy(train.labels) if (self.conditional and train.labels is not None) else None
@@ -220,7 +247,7 @@ class DiffusionGenerator:
         from ..utils import digest
 
         return digest(train.images[:: max(len(train) // 64, 1)], len(train), self.ctx.seed,
-                      self.cfg.__dict__, self.ctx.config.train.__dict__)
+                      self.ctx.config.generator.__dict__, self.ctx.config.train.__dict__)
 
     def _ema_update(self, step: int) -> None:
         ema_update(self.ema, self.net, self.cfg.ema_decay, step)
@@ -233,8 +260,8 @@ class DiffusionGenerator:
         with the configured sampler (``steps`` overrides ``sampler.steps``)."""
         ctx = self.ctx
         scfg = ctx.config.sampler
-        sampler = SAMPLERS.get(scfg.name)(self.schedule, steps=steps or scfg.steps, eta=scfg.eta,
-                                             clip_x0=scfg.clip_x0, variance=scfg.variance)
+        sampler = SAMPLERS.get(scfg.name)(self.schedule, steps=steps or scfg.steps, clip_x0=scfg.clip_x0,
+                                             **as_kwargs(scfg.options()))
         out = []
         pbar = progress_bar(n, f"{ctx.desc} sample", ctx.progress and bar, unit="img", heartbeat=bar)
         for s in chunks(n, scfg.batch_size):

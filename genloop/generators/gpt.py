@@ -1,6 +1,6 @@
 """``gpt``: a small decoder-only transformer trained from scratch on the generation's
-text blocks (``genloop.models.gpt``: ``generator.width``, ``generator.depth``,
-``generator.heads``, ``generator.dropout``).
+text blocks (``genloop.models.gpt``; its options ``GPTOptions``: ``generator.gpt.width``,
+``generator.gpt.depth``, ``generator.gpt.heads``, ``generator.gpt.dropout``).
 
 Training: every block x is read as ``<bos> x_1 .. x_{L-1}`` and predicts
 ``x_1 .. x_L`` (cross-entropy), AdamW with ``train.lr``, warm-up and decay as the
@@ -42,17 +42,24 @@ def inputs(tokens: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class GPTOptions:
-    """Options of the ``gpt`` generator (``generator.<key>``; its size: the shared ``generator.width`` and ``generator.depth``)."""
+    """Options of the ``gpt`` generator (``generator.gpt.<key>``)."""
 
-    heads: int = opt(4, "gpt: attention heads (generator.width must be a multiple)", ge=1)
+    width: int = opt(256, "gpt: embedding width (a multiple of generator.gpt.heads)", ge=1)
+    depth: int = opt(4, "gpt: transformer blocks", ge=1)
+    heads: int = opt(4, "gpt: attention heads (generator.gpt.width must be a multiple)", ge=1)
     dropout: float = opt(0.0, "gpt: dropout of the attention and MLP outputs in training", ge=0.0, lt=1.0)
+
+    def check(self) -> None:
+        if self.width % self.heads:
+            raise ConfigError(f"generator.gpt.width: {self.width} is not a multiple of generator.gpt.heads "
+                              f"({self.heads}); change one of them")
 
 
 @GENERATORS.register("gpt", options=GPTOptions)
 class GPTGenerator:
     def __init__(self, ctx: GenContext) -> None:
         self.ctx = ctx
-        self.cfg = ctx.config.generator
+        self.cfg = getattr(ctx, "options", None) or ctx.config.generator.group("gpt")
         self.net: Optional[GPT] = None
         self.train: Optional[TokenSet] = None
 
@@ -66,7 +73,7 @@ class GPTGenerator:
         from ..utils import digest
 
         return digest(train.tokens[:: max(len(train) // 64, 1)], len(train), self.ctx.seed,
-                      self.cfg.__dict__, self.ctx.config.train.__dict__)
+                      self.ctx.config.generator.__dict__, self.ctx.config.train.__dict__)
 
     def fit(self, train: TokenSet) -> dict:
         if not isinstance(train, TokenSet):

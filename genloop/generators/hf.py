@@ -1,5 +1,5 @@
 """``hf-causal-lm``: fine-tune a pretrained causal language model from a local folder
-(``generator.model_path``, saved with ``save_pretrained``: OPT-125m, GPT-2, ...) with
+(``generator.hf-causal-lm.model_path``, saved with ``save_pretrained``: OPT-125m, GPT-2, ...) with
 Hugging Face ``transformers`` (the optional extra ``genloop[hf]``; imported only here,
 when the generator is built), as Shumailov et al. (Nature 2024) do.
 
@@ -13,7 +13,7 @@ on the real test blocks.  ``fit`` checks that the run's tokenizer is the model
 folder's tokenizer (the same vocabulary) and one the model's embeddings can hold.
 
 Training.  Every generation starts again from the pretrained weights in
-``generator.model_path`` (Shumailov et al. fine-tune the pretrained model each
+``generator.hf-causal-lm.model_path`` (Shumailov et al. fine-tune the pretrained model each
 generation) and trains on the generation's blocks (Shumailov et al.: 64 tokens, lr
 2e-5, 5 epochs: ``data.block_size``, ``train.lr``, ``train.epochs``): every block x is
 read as ``<bos> x_1 .. x_{L-1}`` and predicts ``x_1 .. x_L`` (cross-entropy over the
@@ -33,7 +33,7 @@ tokens (``decode.beams=5``, ``decode.repetition_penalty=3.0``,
 ``decode.prompt_tokens=64``, ``decode.keep_prompt=false``); greedy (``decode.top_k=1``)
 and sampling with temperature / top-k / top-p work the same.  The log-softmax is over
 all the model's rows; the rows beyond the tokenizer (OPT has padding rows) and, with
-``generator.suppress_special`` (default), the tokenizer's special tokens (end of text,
+``generator.hf-causal-lm.suppress_special`` (default), the tokenizer's special tokens (end of text,
 chat-template markers) are suppressed as ``generate(suppress_tokens=...)`` does.
 Otherwise the model's eos ends a sample, which is padded with its pad token.
 The weights are loaded and trained in fp32 (an fp16 folder is converted).
@@ -55,7 +55,6 @@ from ..config import Config, ConfigError, opt
 from ..data import TokenSet
 from ..data.fetch import resolve_model_path
 from ..data.text import BOS, SPECIALS, PretrainedTokenizer
-from ..loading import register_validator
 from . import GENERATORS, GenContext
 from .decoding import Tokens, context_length, generate_blocks
 from .training import train_loop
@@ -64,20 +63,6 @@ log = logging.getLogger(__name__)
 
 NAME = "hf-causal-lm"
 OFFSET = len(SPECIALS)  # genloop id = model token id + OFFSET
-
-
-@register_validator
-def _check_hf(cfg: Config) -> None:
-    """hf-causal-lm needs a model folder and the pretrained tokenizer (files are checked when it runs)."""
-    names = [cfg.generator.name] + [o.get("name") for o in (cfg.loop.lineages or [])]
-    if NAME not in names:
-        return
-    if not cfg.generator.model_path and not any(o.get("model_path") for o in (cfg.loop.lineages or [])):
-        raise ConfigError(f"generator.model_path: {NAME} needs the local folder of a causal LM saved with "
-                          "save_pretrained (e.g. generator.model_path=models/opt-125m)")
-    if cfg.data.tokenizer != "pretrained":
-        raise ConfigError(f"data.tokenizer: {cfg.data.tokenizer!r} cannot feed {NAME}; use data.tokenizer=pretrained "
-                          "with data.tokenizer_path set to the model's folder (the model's own tokenizer)")
 
 
 def _transformers():
@@ -93,31 +78,31 @@ def load_causal_lm(path: Optional[str]):
     """The causal LM saved in folder ``path``, or fetched under the short name ``path``
     (one-line ``ConfigError`` when missing or another kind of model)."""
     if not path:
-        raise ConfigError(f"generator.model_path: {NAME} needs the local folder of a causal LM saved with save_pretrained")
-    root = Path(resolve_model_path(path)).expanduser()
+        raise ConfigError(f"generator.hf-causal-lm.model_path: {NAME} needs the local folder of a causal LM saved with save_pretrained")
+    root = Path(resolve_model_path(path, f"generator.{NAME}.model_path")).expanduser()
     if not root.is_dir():
-        raise ConfigError(f"generator.model_path: {root} is not a folder; save a causal LM there with "
+        raise ConfigError(f"generator.hf-causal-lm.model_path: {root} is not a folder; save a causal LM there with "
                           "model.save_pretrained (e.g. OPT-125m or GPT-2, downloaded by you)")
     if not (root / "config.json").is_file():
-        raise ConfigError(f"generator.model_path: {root} has no config.json; it is not a model saved with save_pretrained")
+        raise ConfigError(f"generator.hf-causal-lm.model_path: {root} has no config.json; it is not a model saved with save_pretrained")
     tr = _transformers()
     try:
         config = tr.AutoConfig.from_pretrained(str(root))
     except (OSError, ValueError, KeyError) as exc:
-        raise ConfigError(f"generator.model_path: {root}/config.json is not a transformers model config "
+        raise ConfigError(f"generator.hf-causal-lm.model_path: {root}/config.json is not a transformers model config "
                           f"({_first_line(exc)})") from None
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
     kind = getattr(config, "model_type", None)
     if kind not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
-        raise ConfigError(f"generator.model_path: {root} holds a {kind!r} model, not a causal language model "
+        raise ConfigError(f"generator.hf-causal-lm.model_path: {root} holds a {kind!r} model, not a causal language model "
                           "(use one such as opt or gpt2)")
     try:
         major, minor = (int(x) for x in tr.__version__.split(".")[:2])
         key = "dtype" if (major, minor) >= (4, 56) else "torch_dtype"  # fp32 weights, whatever the folder holds
         model = tr.AutoModelForCausalLM.from_pretrained(str(root), **{key: torch.float32})
     except (OSError, ValueError, RuntimeError) as exc:
-        raise ConfigError(f"generator.model_path: {root}: the weights cannot be loaded ({_first_line(exc)})") from None
+        raise ConfigError(f"generator.hf-causal-lm.model_path: {root}: the weights cannot be loaded ({_first_line(exc)})") from None
     return model
 
 
@@ -135,17 +120,29 @@ class _Cache:
 
 @dataclass
 class HFOptions:
-    """Options of ``hf-causal-lm`` (``generator.<key>``)."""
+    """Options of ``hf-causal-lm`` (``generator.hf-causal-lm.<key>``)."""
 
     model_path: Optional[str] = opt(None, "hf-causal-lm: a local folder saved with save_pretrained (a causal LM such as OPT-125m or GPT-2), or the short name of a model written by `genloop data fetch` (smollm2)")
     suppress_special: bool = opt(True, "hf-causal-lm: never generate the tokenizer's special tokens (end of text, the chat-template markers of instruct models), as generate(suppress_tokens=...) does; false: they may be generated, and an end-of-sequence token ends a sample, which is then padded")
+
+    def check(self) -> None:
+        """It needs a model folder (its files are checked when it runs)."""
+        if not self.model_path:
+            raise ConfigError(f"generator.{NAME}.model_path: {NAME} needs the local folder of a causal LM saved with "
+                              f"save_pretrained (e.g. generator.{NAME}.model_path=models/opt-125m)")
+
+    def check_with(self, config: Config) -> None:
+        """It reads text through the model's own tokenizer (``data.tokenizer``)."""
+        if config.data.tokenizer != "pretrained":
+            raise ConfigError(f"data.tokenizer: {config.data.tokenizer!r} cannot feed {NAME}; use data.tokenizer=pretrained "
+                              "with data.tokenizer_path set to the model's folder (the model's own tokenizer)")
 
 
 @GENERATORS.register(NAME, options=HFOptions)
 class HFCausalLMGenerator:
     def __init__(self, ctx: GenContext) -> None:
         self.ctx = ctx
-        self.cfg = ctx.config.generator
+        self.cfg = getattr(ctx, "options", None) or ctx.config.generator.group(NAME)
         self.model = None
         self.train: Optional[TokenSet] = None
         self.vocab = 0  # the tokenizer's ids (<= the model's embedding rows)
@@ -166,7 +163,7 @@ class HFCausalLMGenerator:
                               f"{self.cfg.model_path} embeds only {rows}; use the model's own tokenizer")
         theirs = self._folder_vocab()
         if theirs is not None and theirs != tok.backend.get_vocab(with_added_tokens=True):
-            raise ConfigError(f"data.tokenizer_path: the run's tokenizer differs from the one in generator.model_path "
+            raise ConfigError(f"data.tokenizer_path: the run's tokenizer differs from the one in generator.hf-causal-lm.model_path "
                               f"({self.cfg.model_path}); set data.tokenizer_path to the model's folder")
         c = model.config
         bos = c.bos_token_id if c.bos_token_id is not None else c.eos_token_id
@@ -179,7 +176,7 @@ class HFCausalLMGenerator:
 
     def _tokens(self, tok: PretrainedTokenizer, rows: int) -> Tokens:
         """Decoding's special ids (genloop ids): the start token is the model's bos; the rows beyond
-        the tokenizer and, with ``generator.suppress_special``, the special tokens are never
+        the tokenizer and, with ``generator.hf-causal-lm.suppress_special``, the special tokens are never
         generated; otherwise the model's eos ids end a sample and it is padded with its pad id."""
         special = sorted(i for i, t in tok.backend.get_added_tokens_decoder().items() if t.special and i < rows)
         ban = set(range(self.vocab, rows)) | (set(special) if self.cfg.suppress_special else set())
@@ -192,7 +189,7 @@ class HFCausalLMGenerator:
         pad = pad if pad is not None else self.model.config.pad_token_id
         pad = int(pad) if pad is not None and 0 <= int(pad) < rows else (eos[0] if eos else self.bos)
         if self.cfg.suppress_special and special:
-            log.info("%s: %d special tokens never generated (generator.suppress_special): %s", NAME, len(special),
+            log.info("%s: %d special tokens never generated (generator.hf-causal-lm.suppress_special): %s", NAME, len(special),
                      " ".join(tok.backend.id_to_token(i) for i in special[:8]) + (" ..." if len(special) > 8 else ""))
         return Tokens(offset=OFFSET, start=self.bos + OFFSET, suppress=tuple(sorted(i + OFFSET for i in ban)),
                       eos=tuple(e + OFFSET for e in eos), pad=pad + OFFSET)
@@ -245,7 +242,7 @@ class HFCausalLMGenerator:
         from ..utils import digest
 
         return digest(train.tokens[:: max(len(train) // 64, 1)], len(train), self.ctx.seed,
-                      self.cfg.__dict__, self.ctx.config.train.__dict__)
+                      self.ctx.config.generator.__dict__, self.ctx.config.train.__dict__)
 
     @staticmethod
     def batch_index(step: int, n: int, bs: int, seed: int) -> np.ndarray:

@@ -42,7 +42,7 @@ class KneserNey:
 
     def __init__(self, order: int, vocab: int) -> None:
         if vocab ** order >= 2**62:
-            raise ValueError(f"generator.order: {order} with {vocab} tokens overflows the 64-bit n-gram keys "
+            raise ValueError(f"generator.ngram.order: {order} with {vocab} tokens overflows the 64-bit n-gram keys "
                              "(use a smaller order or data.vocab_size)")
         self.n, self.v = order, vocab
         self.levels: list[dict] = []
@@ -191,7 +191,7 @@ class KneserNey:
 
 @dataclass
 class NgramOptions:
-    """Options of the ``ngram`` generator (``generator.<key>``)."""
+    """Options of the ``ngram`` generator (``generator.ngram.<key>``)."""
 
     order: int = opt(3, "ngram: n of the interpolated Kneser-Ney model (context of n-1 tokens)", ge=1, le=8)
 
@@ -202,6 +202,7 @@ class NGramGenerator:
 
     def __init__(self, ctx: GenContext) -> None:
         self.ctx = ctx
+        self.options = getattr(ctx, "options", None) or ctx.config.generator.group("ngram")  # NgramOptions
         self.model: Optional[KneserNey] = None
         self.train: Optional[TokenSet] = None
 
@@ -209,7 +210,7 @@ class NGramGenerator:
         if not isinstance(train, TokenSet):
             raise ValueError("generator.name: ngram models text; data.name must be a text source (shakespeare, text, zipf-markov)")
         self.train = train
-        self.model = KneserNey(self.ctx.config.generator.order, train.vocab_size).fit(train.tokens)
+        self.model = KneserNey(self.options.order, train.vocab_size).fit(train.tokens)
         lp = self.model.log_probs(train.tokens[:2000])
         return {"train_loss": float(-lp.mean())}
 

@@ -14,7 +14,7 @@ import re
 from typing import Optional
 
 from ..config import ConfigError
-from ..loading import Chain, NON_IDENTITY_SECTIONS, expand, get_path, to_dict
+from ..loading import Chain, NON_IDENTITY_SECTIONS, expand, get_path, identity_dict, to_dict
 from ..runfolder import RunStore
 from ..utils import digest
 from .interactions import INTERACTIONS
@@ -31,7 +31,7 @@ def chain_key(chain: Chain) -> str:
     """What identifies a chain's results in a run folder across runs: a hash of its resolved
     config less ``loop.generations`` (unless that is a grid key), so that a chain keeps its
     identity (and id) when generations, seeds or grid values are added."""
-    d = to_dict(chain.config)
+    d = identity_dict(chain.config)
     for section in NON_IDENTITY_SECTIONS:  # store.*, sweep.*: how a run is kept or spread, not what it computes
         d.pop(section, None)
     if "loop.generations" not in chain.varied:

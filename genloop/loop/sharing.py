@@ -37,7 +37,7 @@ import torch
 
 from ..config import Config
 from ..generators import GENERATORS, needs_of
-from ..loading import to_dict
+from ..loading import identity_dict
 from ..generators.training import read_meta
 from ..runfolder import Layout, load_weights, save_weights
 from ..utils import digest
@@ -77,7 +77,7 @@ def training_config(cfg: Config) -> Optional[dict]:
     keys = sampling_keys(cfg)
     if keys is None:
         return None
-    d = to_dict(cfg)
+    d = identity_dict(cfg)  # the flat layout of earlier versions: keys stay the same
     if needs_of(cfg).validation:  # validation samples: sampler, guidance and metric features shape the fit
         dropped = tuple(k for k in NOT_TRAINING if k != "metrics")
     else:

@@ -39,7 +39,7 @@ class Attention(nn.Module):
     def __init__(self, width: int, heads: int, dropout: float) -> None:
         super().__init__()
         if width % heads:
-            raise ValueError(f"generator.width: {width} is not a multiple of generator.heads ({heads})")
+            raise ValueError(f"generator.gpt.width: {width} is not a multiple of generator.gpt.heads ({heads})")
         self.heads = heads
         self.qkv = nn.Linear(width, 3 * width)
         self.proj = nn.Linear(width, width)

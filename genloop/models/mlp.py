@@ -4,11 +4,13 @@ Measured on 2 CPU cores: far cheaper than a conv net of similar quality at 8x8.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
 from torch import nn
 
+from ..config import opt
 from . import NETWORKS
 from .embeddings import Conditioning
 
@@ -27,7 +29,15 @@ class _Block(nn.Module):
         return h + self.fc2(z)
 
 
-@NETWORKS.register("mlp")
+@dataclass
+class MLPOptions:
+    """Options of the ``mlp`` network (``generator.mlp.<key>``)."""
+
+    width: int = opt(256, "mlp: hidden width", ge=1)
+    depth: int = opt(4, "mlp: residual blocks", ge=1)
+
+
+@NETWORKS.register("mlp", options=MLPOptions)
 class MLPDenoiser(nn.Module):
     def __init__(self, shape: tuple[int, int, int], num_classes: int, cfg) -> None:
         super().__init__()

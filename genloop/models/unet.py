@@ -1,15 +1,17 @@
 """A compact conv U-Net denoiser (DDPM-style residual blocks, GroupNorm, SiLU),
-for 28x28 and 64x64 images.  ``generator.width`` is the base channel count,
-``generator.channel_mult`` the multiplier per resolution and
-``generator.depth`` the residual blocks per resolution."""
+for 28x28 and 64x64 images.  ``generator.unet.width`` is the base channel count,
+``generator.unet.channel_mult`` the multiplier per resolution and
+``generator.unet.depth`` the residual blocks per resolution."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
 from torch import nn
 import torch.nn.functional as F
 
+from ..config import opt
 from . import NETWORKS
 from .embeddings import Conditioning
 
@@ -38,7 +40,16 @@ class ResBlock(nn.Module):
         return self.skip(x) + h
 
 
-@NETWORKS.register("unet")
+@dataclass
+class UNetOptions:
+    """Options of the ``unet`` and ``unet_lite`` networks (``generator.unet.<key>``, ``generator.unet_lite.<key>``)."""
+
+    width: int = opt(256, "base channels (channels at the first resolution)", ge=1)
+    depth: int = opt(4, "residual blocks per resolution (down and up path each)", ge=1)
+    channel_mult: list[int] = opt([1, 2, 2], "channel multipliers per resolution")
+
+
+@NETWORKS.register("unet", options=UNetOptions)
 class UNetDenoiser(nn.Module):
     def __init__(self, shape: tuple[int, int, int], num_classes: int, cfg) -> None:
         super().__init__()

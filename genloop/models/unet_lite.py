@@ -5,9 +5,9 @@ instead of one per block, upsampling by nearest neighbour followed by a 1x1 proj
 to the finer level's width (no 3x3 conv at the fine resolution on the coarse width),
 a single middle block, and the time/class embedding as a per-channel scale and shift
 (``h * (1 + s) + b`` after the second norm).  Channels-last memory format is used on
-the CPU, where oneDNN's convolutions run faster with it.  ``generator.width`` is the
-base channel count, ``generator.channel_mult`` the multiplier per resolution and
-``generator.depth`` the residual blocks per resolution (down and up path each).
+the CPU, where oneDNN's convolutions run faster with it.  ``generator.unet_lite.width`` is the
+base channel count, ``generator.unet_lite.channel_mult`` the multiplier per resolution and
+``generator.unet_lite.depth`` the residual blocks per resolution (down and up path each).
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from . import NETWORKS
+from .unet import UNetOptions
 from .embeddings import Conditioning
 
 
@@ -47,7 +48,7 @@ class _Block(nn.Module):
         return self.skip(x) + h
 
 
-@NETWORKS.register("unet_lite")
+@NETWORKS.register("unet_lite", options=UNetOptions)
 class UNetLite(nn.Module):
     def __init__(self, shape: tuple[int, int, int], num_classes: int, cfg) -> None:
         super().__init__()

@@ -12,7 +12,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ...config import Config, ConfigError, GeneratorConfig, LoopConfig
-from ...loading import _build, register_validator, to_dict
+from ...loading import register_validator, to_dict, with_overrides
 from ...data import ImageSet, RealData, concat_sets
 from ...registry import Registry
 
@@ -154,7 +154,7 @@ def lineage_generator(config: Config, overrides: dict, lineage: int) -> Generato
     (checked like any config key; errors name ``loop.lineages[i].key``)."""
     if not overrides:
         return config.generator
-    return _build(GeneratorConfig, {**to_dict(config.generator), **overrides}, f"loop.lineages[{lineage}]")
+    return with_overrides(config.generator, overrides, f"loop.lineages[{lineage}]")
 
 
 def lineage_config(config: Config, overrides: dict, lineage: int) -> Config:

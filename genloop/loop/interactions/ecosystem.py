@@ -6,9 +6,9 @@ from typing import Optional
 
 import numpy as np
 
-from ...config import Config, ConfigError, GeneratorConfig, opt
+from ...config import Config, ConfigError, opt
 from ...data import RealData
-from ...loading import _build, register_validator, to_dict
+from ...loading import check_components, register_validator, with_overrides
 from .base import INTERACTIONS, lineage_generator, proportional_counts
 from .replace import Replace
 
@@ -17,7 +17,7 @@ from .replace import Replace
 class EcosystemOptions:
     """Options of ``ecosystem`` (``loop.<key>``)."""
 
-    lineages: Optional[list[dict]] = opt(None, "ecosystem: one mapping of generator overrides per lineage, e.g. [{guidance_scale: 1.0}, {guidance_scale: 0.1}] (None: two lineages with the base generator)")
+    lineages: Optional[list[dict]] = opt(None, "ecosystem: one mapping of generator overrides per lineage, e.g. [{ddpm: {guidance_scale: 1.0}}, {ddpm: {guidance_scale: 0.1}}] (None: two lineages with the base generator)", overrides="generator")
     shares: Optional[list[float]] = opt(None, "ecosystem: share of the shared pool each lineage contributes, one per lineage, summing to 1 (None: equal)", gt=0.0, le=1.0)
 
 
@@ -55,9 +55,8 @@ def _check_lineages(cfg: Config) -> None:
     if loop.lineages is not None:
         if not loop.lineages:
             raise ConfigError("loop.lineages: an empty list gives no lineage (use null for the default of two)")
-        base = to_dict(cfg.generator)
         for i, over in enumerate(loop.lineages):
-            _build(GeneratorConfig, {**base, **over}, f"loop.lineages[{i}]")
+            check_components(with_overrides(cfg.generator, over, f"loop.lineages[{i}]"), cfg)
     if loop.shares is not None:
         n = len(loop.lineages) if loop.lineages is not None else 2
         if len(loop.shares) != n:
