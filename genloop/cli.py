@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from . import load_builtins
 from .config import ConfigError
 from .loading import expand, load_raw
 from .reference import preset_path, presets, reference
@@ -445,6 +446,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     # The error classes of modules that import torch are looked up only when an error is
     # handled (``_loaded``): `genloop status` does not import torch.
     try:
+        if args.func not in (cmd_status, cmd_presets):  # both read files only: no torch, no components
+            load_builtins()
         return args.func(args)
     except (ConfigError, _loaded("genloop.data", "DataError")) as exc:
         print(f"genloop: error: {exc}", file=sys.stderr)

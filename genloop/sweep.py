@@ -254,9 +254,9 @@ def run_one_chain(raw: dict, out_dir: str, chain_id: str, threads: int,
         from .config import ConfigError
         from .data import DataError
         from .generators import TrainingDiverged
-        from .loading import load_components
+        from .builtins import load as load_builtins
 
-        load_components(raw.get("plugins"))  # built-ins and the config's plugins, before anything is resolved
+        load_builtins(raw.get("plugins"))  # built-ins and the config's plugins, before anything is resolved
         exp = _worker_experiment(raw, out_dir, share_models)
         chain = next((c for c in exp.chains if c.id == chain_id), None)
         if chain is None:

@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from . import SCHEDULES
+from .base import SCHEDULES
 
 
 @SCHEDULES.register("linear")

@@ -22,7 +22,7 @@ from typing import Any, Optional
 
 from ..config import MetricsConfig, add_options, opt
 from ..store import RunStore, read_csv, write_csv
-from .summary import interval, setting_keys, setting_label
+from .grouping import interval, setting_keys, setting_label
 
 DEFAULT_TOLERANCE = 0.1
 

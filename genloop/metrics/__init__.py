@@ -40,7 +40,7 @@ class MetricContext:
     def classifier(self):
         """The domain classifier trained once on the real training set (cached in ``cache_dir``)."""
         if "classifier" not in self.shared:
-            from .classifier import DomainClassifier
+            from .domain_classifier import DomainClassifier
 
             self.shared["classifier"] = DomainClassifier.trained(self)
         return self.shared["classifier"]
@@ -51,7 +51,7 @@ class MetricContext:
         and batches), so the filter is never the model that then measures accuracy.
         Cached in ``cache_dir`` under its own key."""
         if "filter_classifier" not in self.shared:
-            from .classifier import DomainClassifier
+            from .domain_classifier import DomainClassifier
 
             other = replace(self, seed=self.seed + FILTER_SEED_OFFSET, shared={})
             self.shared["filter_classifier"] = DomainClassifier.trained(other)

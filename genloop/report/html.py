@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional, Union
 
 from ..store import RunStore, read_csv, read_json, write_text
-from . import plots
+import genloop.report.plots as plots  # the module, not the package: no import circle
 
 log = logging.getLogger(__name__)
 
