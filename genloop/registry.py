@@ -35,11 +35,6 @@ def mark_builtins_loaded() -> None:
     _builtins_loaded = True
 
 
-def builtins_loaded() -> bool:
-    """Whether every built-in component is registered (``genloop.load_builtins``)."""
-    return _builtins_loaded
-
-
 def require_builtins() -> None:
     """A ``ConfigError`` saying so when the built-ins are not registered yet (a config
     cannot be resolved without their names and keys)."""
