@@ -112,4 +112,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    import genloop
+
+    genloop.load_builtins()  # this script calls genloop.loading and the runner directly
     main()

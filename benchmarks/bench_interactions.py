@@ -156,4 +156,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    import genloop
+
+    genloop.load_builtins()  # this script calls genloop.loading and the runner directly
     main()

@@ -383,4 +383,7 @@ def seed_table(per_seed: dict, cols: list[tuple]) -> None:
 
 
 if __name__ == "__main__":
+    import genloop
+
+    genloop.load_builtins()  # this script calls genloop.loading and the runner directly
     sys.exit(main())

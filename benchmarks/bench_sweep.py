@@ -206,4 +206,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    import genloop
+
+    genloop.load_builtins()  # this script calls genloop.loading and the runner directly
     sys.exit(main())

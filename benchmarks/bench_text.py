@@ -108,7 +108,7 @@ def ngram_speed() -> tuple[float, float, int]:
     """Seconds to fit and to sample an order-3 Kneser-Ney on the Shakespeare training blocks (word tokens)."""
     from genloop.config import DataConfig
     from genloop.data import load_real
-    from genloop.generators.ngram import KneserNey
+    from genloop.models.ngram import KneserNey
 
     real = load_real(DataConfig(name="shakespeare"))
     t = time.perf_counter()

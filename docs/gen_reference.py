@@ -8,11 +8,13 @@ tests/test_docs_site.py fails when the committed page differs from what this wri
 import sys
 from pathlib import Path
 
+import genloop
 from genloop.reference import reference_page
 
 PAGE = Path(__file__).resolve().parent / "reference.md"
 
 if __name__ == "__main__":
+    genloop.load_builtins()
     text = reference_page()
     if "--check" in sys.argv[1:]:
         current = PAGE.read_text() if PAGE.exists() else ""

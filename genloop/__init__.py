@@ -9,6 +9,8 @@ Python API::
     rows = genloop.run("my.yaml", out_dir="runs/y", overrides=["seeds=[0,1,2]"], workers=2)
     rows = genloop.run("my.yaml", out_dir="runs/y", overrides=["seeds=[0,1,2,3]"])  # extends: adds seed 3
     state = genloop.status("runs/y")     # generations finished / planned, failures, ETA
+    scores = genloop.evaluate(real_set, fake_set, features="pixels")   # image metrics outside the loop
+    genloop.load_builtins()              # before using genloop.loading or a registry directly
 
 ``run`` returns the metric rows (one dict per chain and generation) and draws
 the plots and report into the run folder, as ``genloop run`` does.
@@ -20,6 +22,16 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 __version__ = "0.1.0"
+
+
+def load_builtins(plugins: Optional[list[str]] = None) -> None:
+    """Register every built-in component, then the installed ``genloop.plugins`` entry points and
+    the modules in ``plugins`` (each once).  ``run``, ``load_config``, the CLI and every sweep
+    worker call it; call it yourself before the lower-level modules (``genloop.loading``, the
+    registries) when you use them directly."""
+    from .builtins import load
+
+    load(plugins)
 
 
 def run(config: Union[str, Path, dict, list, None] = None, out_dir: Union[str, Path, None] = None,
@@ -55,6 +67,7 @@ def run(config: Union[str, Path, dict, list, None] = None, out_dir: Union[str, P
     config is checked (added to its ``plugins`` key; see docs/adding-a-component.md)."""
     from .loop import Experiment
 
+    load_builtins()
     if out_dir is None:
         out_dir = Path("runs") / _run_name(config, preset)
     raw = _raw_config(config, preset, overrides, plugins)
@@ -138,7 +151,19 @@ def load_config(config: Union[str, Path, dict, list, None] = None, overrides: Op
     from .loading import expand, load_raw
     from .reference import config_sources
 
+    load_builtins()
     return expand(load_raw(config_sources(config, preset), overrides))
+
+
+def evaluate(real: Any, fake: Any, features: str = "inception", **options: Any) -> dict:
+    """Image-quality metrics of the image set ``fake`` against ``real`` outside the loop, as
+    ``genloop eval``: ``{name: value}`` for fd, kid and prdc.  ``options`` are those of
+    ``genloop.metrics.evaluate.evaluate`` (``k``, ``metrics``, ``device``, ``cache_dir`` ...),
+    which this calls once the built-ins are loaded."""
+    load_builtins()
+    from .metrics.evaluate import evaluate as evaluate_sets
+
+    return evaluate_sets(real, fake, features, **options)
 
 
 REAL_PASSAGES = 3  # real text passages per chain the report shows beside each generation's

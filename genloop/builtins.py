@@ -1,20 +1,19 @@
-"""Every built-in component, registered in one place, and the plugins.
+"""Every built-in component, registered in one place.
 
 Importing this module imports each built-in component module once; each registers
 itself (and its options) in its family's registry in one line.  Adding a built-in
 component is one new file plus one import line here; a component of your own lives
 in your own module, named in ``plugins`` (YAML), ``genloop run --plugin``, or an
-installed package's ``genloop.plugins`` entry point.
+installed package's ``genloop.plugins`` entry point (``genloop.plugins``).
 
-``genloop.loading`` calls ``load`` before it resolves any configuration, in the main
-process and in every worker, so that every name and every component's keys are known
-before anything runs; ``check_names`` (a config validator) then checks every name
-the config uses before a run folder is made.
+This module sits above every component and below the entry points: ``genloop.run``,
+``genloop.load_config``, the CLI, every sweep worker and the tests' conftest call
+``load`` (``genloop.load_builtins``) before anything resolves a configuration; no module
+below imports it.  ``check_names`` (a config validator) then checks every name the
+config uses before a run folder is made.
 """
 from __future__ import annotations
 
-import importlib
-import logging
 from typing import Iterable, Optional
 
 # Data sources (DATASETS) and tokenizers (TOKENIZERS).
@@ -81,56 +80,17 @@ from .loop.interactions import INTERACTIONS
 from .metrics import METRICS
 from .metrics.features import EXTRACTORS
 from .models import NETWORKS
+from .plugins import ENTRY_POINT_GROUP, load as load_plugins  # noqa: F401  (ENTRY_POINT_GROUP: as before)
+from .registry import mark_builtins_loaded
 from .tracking import TRACKERS
-
-log = logging.getLogger(__name__)
-
-ENTRY_POINT_GROUP = "genloop.plugins"
-
-_imported: set = set()
-_entry_points_loaded = False
 
 
 def load(plugins: Optional[Iterable[str]] = None) -> None:
-    """Import the installed ``genloop.plugins`` entry points (once) and each module in
-    ``plugins`` (once each).  A module that cannot be imported is a ``ConfigError``
-    naming it."""
-    _load_entry_points()
-    for name in plugins or ():
-        if name in _imported:
-            continue
-        if not isinstance(name, str) or not name:
-            raise ConfigError(f"plugins: {name!r} is not a module name (e.g. mypkg.mymodel)")
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            raise ConfigError(f"plugins: cannot import module {name!r} ({exc}); install it or put its "
-                              "folder on PYTHONPATH") from None
-        except ConfigError:
-            raise
-        except SystemExit as exc:  # a plugin error, not genloop's exit (its code would mean something else)
-            raise ConfigError(f"plugins: module {name!r} called sys.exit({exc.code!r}) while being imported; "
-                              "a plugin must raise an exception instead") from None
-        except Exception as exc:  # a plugin that fails on import: name it, keep the cause
-            raise ConfigError(f"plugins: importing module {name!r} failed: {type(exc).__name__}: {exc}") from exc
-        _imported.add(name)
-        log.info("plugin %s imported", name)
-
-
-def _load_entry_points() -> None:
-    global _entry_points_loaded
-    if _entry_points_loaded:
-        return
-    _entry_points_loaded = True
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            ep.load()
-        except (Exception, SystemExit) as exc:
-            raise ConfigError(f"plugins: entry point {ep.name!r} ({ep.value}) of group {ENTRY_POINT_GROUP} "
-                              f"failed to load: {type(exc).__name__}: {exc}") from exc
-        log.info("plugin entry point %s (%s) loaded", ep.name, ep.value)
+    """Register every built-in component (done once, when this module is imported), then the
+    installed ``genloop.plugins`` entry points and each module in ``plugins``
+    (``genloop.plugins.load``: each once; one that cannot be imported is a ``ConfigError``
+    naming it)."""
+    load_plugins(plugins)
 
 
 def _unknown(key: str, value: str, registry) -> ConfigError:
@@ -157,3 +117,6 @@ def check_names(cfg: Config) -> None:
         for key, reg in (("name", GENERATORS), ("network", NETWORKS), ("schedule", SCHEDULES)):
             if key in over and over[key] not in reg:
                 raise _unknown(f"loop.lineages[{i}].{key}", over[key], reg)
+
+
+mark_builtins_loaded()  # last: every built-in, its options and its validators are registered

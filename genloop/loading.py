@@ -2,10 +2,10 @@
 
 Loading is strict: an unknown key, a wrong type or an out-of-range value
 raises ``ConfigError`` naming the key, the value and what is allowed, before
-any work starts.  Every entry point here first makes sure every component is
-registered (``genloop.builtins``, the ``genloop.plugins`` entry points and the
-config's ``plugins``), so a component's own keys (``generator.components``) and
-names are known before anything is resolved.
+any work starts.  The built-ins are registered first by the entry points
+(``genloop.load_builtins``); every function here then imports the ``genloop.plugins``
+entry points and the config's ``plugins``, so a component's own keys
+(``generator.components``) and names are known before anything is resolved.
 
 Grids: a list given where a scalar is expected (``generator.ddpm.guidance_scale=
 [1.0,0.1,1e-10]``), or a list of lists where a list is expected, is a sweep
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import importlib
 import itertools
 import math
 import os
@@ -31,16 +30,19 @@ import yaml
 
 from .config import ComponentSection, Config, ConfigError, groups_of
 from .migrate import alias_targets, flat_dict, is_alias, new_key, setting_key, translate
+from .plugins import load as load_plugins
+from .registry import require_builtins
 
 
 # --------------------------------------------------------------------------- components
 
 
 def load_components(plugins: Optional[Iterable[str]] = None) -> None:
-    """Register every built-in component, the installed ``genloop.plugins`` entry points and
-    the modules named in ``plugins`` (each imported once).  ``genloop.builtins`` sits above
-    every layer; it is imported by name so that this module stays at the bottom."""
-    importlib.import_module("genloop.builtins").load(plugins)
+    """Import the installed ``genloop.plugins`` entry points and the modules named in ``plugins``
+    (each once), after the built-ins, which the entry points register first
+    (``genloop.load_builtins``); before that, a ``ConfigError`` says so."""
+    require_builtins()
+    load_plugins(plugins)
 
 
 def _plugins_of(node: Any) -> list:

@@ -15,12 +15,35 @@ slot="name")``) the options are the component's own group: users write
 ``generator.gmm.components`` and the component receives its ``GMMOptions`` when it is
 built.  The other families still add their components' keys to their section
 (``genloop.config.add_options``: ``data.dim``).
+
+The registries start empty: ``genloop.load_builtins()`` (``genloop.builtins``) registers
+every built-in component; ``genloop.run``, ``genloop.load_config``, the CLI and every sweep
+worker call it first.  A name looked up before that is refused with a line that says so.
 """
 from __future__ import annotations
 
 from typing import Callable, Dict, Generic, Iterator, Optional, TypeVar
 
 T = TypeVar("T")
+
+NOT_LOADED = ("no components are loaded yet; call genloop.load_builtins() first "
+              "(genloop.run, genloop.load_config and the CLI do)")
+
+_builtins_loaded = False  # set by genloop.builtins once every built-in is registered
+
+
+def mark_builtins_loaded() -> None:
+    global _builtins_loaded
+    _builtins_loaded = True
+
+
+def require_builtins() -> None:
+    """A ``ConfigError`` saying so when the built-ins are not registered yet (a config
+    cannot be resolved without their names and keys)."""
+    if not _builtins_loaded:
+        from .config import ConfigError
+
+        raise ConfigError(NOT_LOADED)
 
 
 class Registry(Generic[T]):
@@ -58,13 +81,11 @@ class Registry(Generic[T]):
         return deco
 
     def get(self, name: str) -> T:
-        if name not in self._items:  # looked up before any config was loaded: register the built-ins
-            import importlib
-
-            importlib.import_module("genloop.builtins")
         try:
             return self._items[name]
         except KeyError:
+            if not _builtins_loaded:
+                raise KeyError(f"unknown {self.kind} {name!r}: {NOT_LOADED}") from None
             raise KeyError(
                 f"unknown {self.kind} {name!r}; known: {', '.join(sorted(self._items))}"
             ) from None

@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-import genloop.builtins  # noqa: F401  (every component registered, as before any run resolves its config)
+import genloop
+
+genloop.load_builtins()  # every component registered, as the entry points do before any config is resolved
 
 torch.set_num_threads(2)
 

@@ -89,7 +89,7 @@ def test_classifier_trains_on_all_real_training_images_whatever_the_limit(tmp_pa
     real = load_real(cfg.data)
     assert len(real.train) == 100 and real.full_train is not None and len(real.full_train) > 1000
     seen = {}
-    import genloop.metrics.classifier as mc
+    import genloop.metrics.domain_classifier as mc
 
     orig = mc.fit_classifier
 

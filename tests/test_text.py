@@ -14,7 +14,7 @@ from genloop.data import DataError, TokenSet, load_real
 from genloop.data.text import (BOS, UNK, CharTokenizer, WordTokenizer, get_tokenizer, split_units, strip_play)
 from genloop.data.zipf import ZipfMarkov
 from genloop.generators.decoding import adjust_logits, beam_search, generate
-from genloop.generators.ngram import KneserNey
+from genloop.models.ngram import KneserNey
 from genloop.loop import TIME_COLUMNS, run_in_memory
 from genloop.metrics import text as tm
 from genloop.runfolder import RunStore, read_csv

@@ -42,6 +42,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     # The error classes of modules that import torch are looked up only when an error is
     # handled (``loaded``): `genloop status` does not import torch.
     try:
+        if args.func not in (folder.cmd_status, config.cmd_presets):  # both read files only: no torch, no components
+            from .. import load_builtins
+
+            load_builtins()
         return args.func(args)
     except (ConfigError, loaded("genloop.data", "DataError")) as exc:
         print(f"genloop: error: {exc}", file=sys.stderr)

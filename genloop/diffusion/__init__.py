@@ -5,12 +5,7 @@ One algorithm per file.  A sampler never owns the network: it exposes
 (``sample_loop``) runs the model.  Classifier-free guidance is a separate
 combiner of (cond, uncond) predictions (``guidance.py``).
 """
-from ..config import GeneratorConfig, SamplerConfig
-from ..registry import Registry
-
-SCHEDULES: Registry = Registry("noise schedule", section=GeneratorConfig, slot="schedule")
-SAMPLERS: Registry = Registry("sampler", section=SamplerConfig, slot="name")
-
-from .guidance import cfg_combine  # noqa: E402,F401
-from .schedule import NoiseSchedule, make_schedule  # noqa: E402,F401
-from .loop import sample_loop  # noqa: E402,F401
+from .base import SAMPLERS, SCHEDULES  # noqa: F401
+from .guidance import cfg_combine  # noqa: F401
+from .schedule import NoiseSchedule, make_schedule  # noqa: F401
+from .loop import sample_loop  # noqa: F401

@@ -7,7 +7,7 @@ from typing import Optional
 import torch
 
 from ..config import opt
-from . import SAMPLERS
+from .base import SAMPLERS
 from .schedule import NoiseSchedule
 
 

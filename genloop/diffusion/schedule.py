@@ -13,7 +13,7 @@ from typing import Any, Optional
 import torch
 
 from ..config import ConfigError, opt
-from . import SCHEDULES
+from .base import SCHEDULES
 
 
 @dataclass

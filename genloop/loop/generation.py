@@ -33,7 +33,8 @@ import torch
 from ..config import Config
 from ..data import ImageSet, RealData, concat_sets
 from ..generators import GenContext, build_generator, needs_of
-from ..metrics import MetricContext, validation_score
+from ..metrics import MetricContext
+from ..metrics.validation import validation_score
 from ..runfolder import Layout
 from .interactions import History, Interaction, Pool, lineage_config
 

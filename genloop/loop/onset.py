@@ -22,7 +22,7 @@ from typing import Any, Optional
 
 from ..config import MetricsConfig, add_options, opt
 from ..runfolder import RunStore, read_csv, write_csv
-from .summary import interval, setting_keys, setting_label
+from .grouping import interval, setting_keys, setting_label
 
 DEFAULT_TOLERANCE = 0.1
 
@@ -95,7 +95,7 @@ def _reference_for(refs: list[dict], varied: dict) -> Optional[dict]:
 
 def onset_rows(store: RunStore) -> list[dict]:
     """One row per chain: its settings, seed and ``onset_<metric>`` (None: never left)."""
-    path = store.reference_csv
+    path = store.root / "reference.csv"
     refs = read_csv(path) if path.exists() else []
     if not refs:
         return []
@@ -118,7 +118,7 @@ def add_onset(store: RunStore, summary: list[dict]) -> list[dict]:
     rows = onset_rows(store)
     if not rows:
         return summary
-    write_csv(store.onset_csv, rows)
+    write_csv(store.root / "onset.csv", rows)
     keys = setting_keys(store.chains(), [])
     metrics = [k for k in rows[0] if k.startswith("onset_")]
     per: dict[str, dict] = {}

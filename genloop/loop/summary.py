@@ -24,8 +24,9 @@ import math
 from pathlib import Path
 from typing import Any, Optional
 
-from ..loading import format_value as _fmt
 from ..runfolder import RunStore, atomic_write, csv_value, jsonable, write_csv
+from .grouping import interval, setting_keys, setting_label  # noqa: F401  (interval: where it was first)
+from .grouping import t_quantile as _t
 
 # Row keys that identify a row rather than measure something.
 ID_COLUMNS = ("chain", "seed", "generation")
@@ -37,47 +38,6 @@ def _number(v: Any) -> Optional[float]:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return None
     return float(v)
-
-
-def setting_label(values: dict) -> str:
-    """``guidance_scale=1, width=64`` (short key names); ``all`` when nothing varies."""
-    return ", ".join(f"{k.split('.')[-1]}={_fmt(v)}" for k, v in values.items()) or "all"
-
-
-def setting_keys(chains: list[dict], rows: list[dict]) -> list[str]:
-    """Varied keys except seed, in chains.json order (or from the rows' columns)."""
-    keys: list[str] = []
-    for ch in chains:
-        for k in ch.get("varied", {}):
-            if k != "seed" and k not in keys:
-                keys.append(k)
-    return keys
-
-
-_T_CACHE: dict[tuple[int, float], float] = {}
-
-
-def _t(level: float, dof: int) -> float:
-    """Student's t quantile (cached: a summary asks for the same few thousand times)."""
-    key = (dof, level)
-    if key not in _T_CACHE:
-        from scipy.stats import t
-
-        _T_CACHE[key] = float(t.ppf(0.5 + level / 2, dof))
-    return _T_CACHE[key]
-
-
-def interval(values: list[float], level: float = 0.95) -> tuple[float, float, float, float]:
-    """(mean, std, low, high) of ``values`` with a Student-t interval at ``level``."""
-    n = len(values)
-    if n == 0:
-        return (math.nan,) * 4
-    mean = math.fsum(values) / n
-    if n < 2:
-        return mean, math.nan, math.nan, math.nan
-    std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
-    half = _t(level, n - 1) * std / math.sqrt(n)
-    return mean, std, mean - half, mean + half
 
 
 def _from_moments(n: int, mean: float, m2: float, level: float = 0.95) -> tuple[float, float, float, float]:

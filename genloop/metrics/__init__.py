@@ -40,7 +40,7 @@ class MetricContext:
     def classifier(self):
         """The domain classifier trained once on the real training set (cached in ``cache_dir``)."""
         if "classifier" not in self.shared:
-            from .classifier import DomainClassifier
+            from .domain_classifier import DomainClassifier
 
             self.shared["classifier"] = DomainClassifier.trained(self)
         return self.shared["classifier"]
@@ -49,15 +49,3 @@ class MetricContext:
 def build_metrics(ctx: MetricContext) -> list[tuple[str, Callable[[ImageSet], dict[str, Any]]]]:
     """Instantiate every metric named in ``ctx.config.metrics.names``."""
     return [(name, METRICS.get(name)(ctx)) for name in ctx.config.metrics.names]
-
-
-def validation_score(ctx: MetricContext, features: Optional[str] = None) -> Callable:
-    """The score a generator selects checkpoints by, ``score(real, fake) -> float`` on uint8
-    images, lower is better: the KID on ``features`` (None: ``metrics.features``),
-    one per context and extractor, so a chain extracts each validation set's features once."""
-    slot = f"validation_kid:{features or ctx.config.metrics.features}"
-    if slot not in ctx.shared:
-        from .image_metrics import ValidationKID
-
-        ctx.shared[slot] = ValidationKID(ctx, features)
-    return ctx.shared[slot]

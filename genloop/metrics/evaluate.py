@@ -54,7 +54,7 @@ def evaluate(real: ImageSet, fake: ImageSet, features: str = "inception", k: int
     for m in metrics:
         if m not in IMAGE_METRICS:
             raise ConfigError(f"evaluate: unknown metric {m!r} (choose from {', '.join(IMAGE_METRICS)})")
-    load_components()  # registers the metrics and the feature extractors
+    load_components()  # the plugins, after the built-ins (genloop.evaluate and the CLI load those)
     from .features import EXTRACTORS
 
     if features not in EXTRACTORS:

@@ -144,7 +144,7 @@ class TextMetrics:
 
     def __init__(self, ctx: MetricContext) -> None:
         from ..data import TokenSet
-        from ..generators.ngram import KneserNey
+        from ..models.ngram import KneserNey
 
         real = ctx.real
         if not isinstance(real.train, TokenSet):

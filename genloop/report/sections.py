@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from ..runfolder import RunStore, read_csv
-from . import plots
+import genloop.report.plots as plots  # the module, not the package: no import circle
 from .html_parts import Raw, esc, figure_html, fmt, table_html
 
 log = logging.getLogger("genloop.report.html")  # the report's warnings, as the page's

@@ -25,7 +25,7 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from . import rows as row_log
+import genloop.runfolder.rows as row_log  # the module, not the package: no import circle
 from .done import check_done, read_done, write_done
 from .errors import DamagedFile
 from .files import load_npz, npz_bytes, read_json, read_json_checked, write_bytes, write_json

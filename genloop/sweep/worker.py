@@ -11,7 +11,6 @@ from typing import Any
 from ..config import ConfigError
 from ..data import DataError
 from ..generators import TrainingDiverged
-from ..loading import load_components
 from ..loop.experiment import Experiment
 from .policy import outcome
 from .threads import limit_threads
@@ -24,7 +23,9 @@ def start_worker(raw: dict, chain_id: str, log_level: int) -> None:
     logs that name the chain; the components (built-ins and the config's plugins)
     registered before anything is resolved."""
     logging.basicConfig(level=log_level, format=f"%(levelname)s %(name)s [{chain_id}]: %(message)s")
-    load_components(raw.get("plugins"))
+    from ..builtins import load as load_builtins
+
+    load_builtins(raw.get("plugins"))
 
 
 def _worker_experiment(raw: dict, out_dir: str, share_models: bool = True) -> Any:

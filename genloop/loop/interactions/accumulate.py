@@ -5,7 +5,7 @@ import numpy as np
 
 from ...config import Config
 from ...data import RealData
-from . import schedule
+import genloop.loop.interactions.schedule as schedule  # the module, not the package: no import circle
 from .base import INTERACTIONS, History, Interaction, Pool, take
 
 

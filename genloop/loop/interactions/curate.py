@@ -74,7 +74,7 @@ def _text_curate_score(config: Config, real: RealData) -> Callable:
     if config.loop.curate_top_fraction is None:
         raise ConfigError("loop.curate_top_fraction: curate on text keeps the lowest-perplexity samples under its "
                           "filter model, which has no natural threshold; set loop.curate_top_fraction (e.g. 0.8)")
-    from ...generators.ngram import KneserNey
+    from ...models.ngram import KneserNey
 
     model = KneserNey(config.loop.curate_order, real.train.vocab_size).fit(real.train.tokens)
     return lambda samples, scorer: model.log_probs(samples.tokens).mean(1)

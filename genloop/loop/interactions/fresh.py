@@ -9,7 +9,7 @@ import numpy as np
 
 from ...config import Config, ConfigError, opt
 from ...data import RealData
-from . import schedule
+import genloop.loop.interactions.schedule as schedule  # the module, not the package: no import circle
 from .base import INTERACTIONS, History, Interaction, Pool, take
 
 log = logging.getLogger(__name__)
