@@ -70,9 +70,9 @@ def test_rerun_refuses_other_config_and_force_starts_over(tmp_path, tiny_overrid
 
 
 @pytest.mark.parametrize("override, fragment", [
-    ("generator.guidance_scale=strong", "generator.guidance_scale"),
+    ("generator.guidance_scale=strong", "generator.ddpm.guidance_scale: 'strong' is not a number"),  # old key: named anew
     ("loop.generations=-1", "loop.generations"),
-    ("generator.label_dropout=2", "generator.label_dropout"),
+    ("generator.ddpm.label_dropout=2", "generator.ddpm.label_dropout: 2.0 is out of range"),
     ("generator.nme=x", "generator.nme: unknown key"),
     ("loop.interaction=nope", "loop.interaction: unknown interaction model 'nope'"),
     ("sampler.name=euler", "sampler.name: unknown sampler 'euler'"),
