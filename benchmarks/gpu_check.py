@@ -594,6 +594,10 @@ def part_hf(rec: Recorder, args: argparse.Namespace) -> None:
     from genloop.loading import from_dict, load_raw
 
     dry = args.dry_run
+    try:
+        import transformers  # noqa: F401
+    except ImportError:
+        raise Skip("transformers is not installed (pip install 'genloop[hf]')") from None
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     text = _corpus()
