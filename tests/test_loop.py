@@ -62,6 +62,7 @@ def test_cli_run_writes_every_file(tmp_path, tiny_overrides, capsys):
 
 def test_rerun_refuses_other_config_and_force_starts_over(tmp_path, tiny_overrides, capsys):
     out = tmp_path / "run"
+    tiny_overrides = tiny_overrides + ["loop.generations=1"]  # one finished generation is enough to refuse
     assert main(["run", "-o", str(out), "--no-progress", *tiny_overrides]) == 0
     rc = main(["run", "-o", str(out), "--no-progress", *tiny_overrides, "train.steps=21"])
     assert rc == 2
