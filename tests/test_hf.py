@@ -395,3 +395,16 @@ def test_smollm2_decoding_equals_generate_on_real_prompts():
                 ref = gen.model.generate(input_ids=inp[i:i + 10], attention_mask=torch.ones_like(inp[i:i + 10]),
                                          do_sample=False, max_new_tokens=64, suppress_tokens=sup, **kw)[:, 65:]
             assert torch.equal(ours, ref), (dec, i)
+
+
+def test_loading_a_model_draws_no_progress_bar_and_leaves_the_setting(tiny, capfd):
+    """transformers' "Loading weights" bar would write carriage returns into a redirected log."""
+    from genloop.generators.hf import load_causal_lm
+
+    logging_ = transformers.utils.logging
+    logging_.enable_progress_bar()
+    capfd.readouterr()
+    load_causal_lm(str(tiny["model"]))
+    out, err = capfd.readouterr()
+    assert "Loading weights" not in out + err and "\r" not in out + err
+    assert logging_.is_progress_bar_enabled()

@@ -41,6 +41,7 @@ The weights are loaded and trained in fp32 (an fp16 folder is converted).
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 from dataclasses import dataclass
@@ -100,10 +101,24 @@ def load_causal_lm(path: Optional[str]):
     try:
         major, minor = (int(x) for x in tr.__version__.split(".")[:2])
         key = "dtype" if (major, minor) >= (4, 56) else "torch_dtype"  # fp32 weights, whatever the folder holds
-        model = tr.AutoModelForCausalLM.from_pretrained(str(root), **{key: torch.float32})
+        with _no_progress_bars(tr):  # genloop reports progress itself; no bar redraws in a redirected log
+            model = tr.AutoModelForCausalLM.from_pretrained(str(root), **{key: torch.float32})
     except (OSError, ValueError, RuntimeError) as exc:
         raise ConfigError(f"generator.hf-causal-lm.model_path: {root}: the weights cannot be loaded ({_first_line(exc)})") from None
     return model
+
+
+@contextlib.contextmanager
+def _no_progress_bars(tr):
+    """transformers' own progress bars ("Loading weights") off while loading, as they were after."""
+    logging_ = tr.utils.logging
+    was = logging_.is_progress_bar_enabled()
+    logging_.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            logging_.enable_progress_bar()
 
 
 def _first_line(exc: BaseException) -> str:
