@@ -97,3 +97,37 @@ def test_oracle_handles_a_single_class():
     images = np.random.default_rng(0).integers(0, 256, (6, 1, 8, 8)).astype(np.uint8)
     o = Oracle(ImageSet(images, np.zeros(6, np.int64), 3))
     assert o.accepts(images, np.zeros(6, np.int64)).all() and not o.accepts(images, np.ones(6, np.int64)).any()
+
+
+def test_text_curation_filter_is_another_model_family_than_the_judge():
+    """The text filter is a log-bilinear model (learnt embeddings), not the Kneser-Ney judge
+    nor its back-off; it learns a bigram language: a deterministic successor gets most of the mass."""
+    from genloop.models.loglinear import LogBilinear
+    from genloop.models.ngram import KneserNey
+
+    rng = np.random.default_rng(0)
+    succ = rng.permutation(np.arange(1, 12))  # token t (1..11) is followed by succ[t - 1]
+    rows = []
+    for _ in range(300):
+        t = [int(rng.integers(1, 12))]
+        for _ in range(11):
+            t.append(int(succ[t[-1] - 1]))
+        rows.append(t)
+    tokens = np.array(rows, dtype=np.int32)
+    model = LogBilinear(2, 12, seed=0).fit(tokens)
+    lp = model.log_probs(tokens)
+    assert lp.shape == tokens.shape and np.exp(lp[:, 1:]).mean() > 0.8  # > 0.8 where uniform gives 1/11
+    assert np.array_equal(lp, LogBilinear(2, 12, seed=0).fit(tokens).log_probs(tokens))  # reproducible
+    shuffled = tokens.copy()
+    rng.shuffle(shuffled.reshape(-1))
+    assert model.log_probs(shuffled).mean() < lp.mean() - 1.0
+
+    from genloop.data import load_real
+    from genloop.loop.interactions.curate import CURATE_SCORES
+
+    cfg = from_dict(load_raw(None, ["data.name=zipf-markov", "data.count=100", "loop.interaction=curate",
+                                    "loop.curate_top_fraction=0.5"]))
+    real = load_real(cfg.data)
+    score = CURATE_SCORES["tokens"](cfg, real)
+    assert not any(isinstance(c.cell_contents, KneserNey) for c in score.__closure__)
+    assert any(isinstance(c.cell_contents, LogBilinear) for c in score.__closure__)

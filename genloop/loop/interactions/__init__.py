@@ -39,9 +39,9 @@ Models (n = size of the real training set, N_s = samples per generation):
                plus n0 - k of generation g-1's samples.  The reserve holds exactly
                (generations - 1) k images unless ``loop.fresh_reserve`` fixes its size
                (then images are reused, oldest first, once it is exhausted).
-- ``curate``   like ``replace``, but samples enter the history only if the filter's
-               classifier (``curate.filter_classifier``: the domain classifier's
-               recipe from another seed, never the judge that measures accuracy) gives
+- ``curate``   like ``replace``, but samples enter the history only if the filter
+               (the image oracle of ``genloop.metrics.oracle``, independent of the
+               judge that measures accuracy) gives
                their conditioning label probability >=
                ``curate_threshold`` (or: the top ``curate_top_fraction`` by that
                probability).  The pool is the kept samples (smaller than n).  Unlabelled
@@ -80,7 +80,7 @@ from .mix import Mix  # noqa: F401
 from .accumulate import Accumulate  # noqa: F401
 from .accumulate_subsample import AccumulateSubsample  # noqa: F401
 from .fresh import Fresh  # noqa: F401
-from .curate import CURATE_SCORES, Curate, filter_classifier  # noqa: F401
+from .curate import CURATE_SCORES, Curate  # noqa: F401
 from .detect import DETECTOR_FEATURES, Detect, detector_features, fit_logistic, learned_detector  # noqa: F401
 from .ecosystem import Ecosystem  # noqa: F401
 from . import schedule  # noqa: F401
