@@ -58,7 +58,8 @@ Models (n = size of the real training set, N_s = samples per generation):
                measured recall and false-positive rate go into the metrics row.
 - ``verify``   samples enter the history only when a verifier with settable false-accept /
                false-reject rates (``loop.verify_false_accept`` / ``_reject``) accepts them
-               against the data's exact truth (``VERIFIERS``); later generations train on the
+               against the data's exact truth (``VERIFIERS``) or, for labelled images, the
+               image oracle's decision (``genloop.metrics.oracle``); later generations train on the
                accepted samples, mixed with real data by the synthetic-fraction schedule.
 
 Every model that mixes real and synthetic data (mix, fresh, accumulate,
