@@ -27,6 +27,7 @@ because the image is ambiguous, not because one copies the other.
 from __future__ import annotations
 
 import logging
+
 import numpy as np
 
 from ..data import ImageSet, RealData
