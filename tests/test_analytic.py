@@ -366,7 +366,7 @@ def test_composition_of_many_generations_is_drawn_as_bands_in_seconds(tmp_path, 
     assert not bars and time.perf_counter() - t0 < 30
 
 
-def test_curate_with_the_domain_classifier_on_digits(tmp_path, tiny_overrides):
+def test_curate_with_the_image_oracle_on_digits(tmp_path, tiny_overrides):
     raw = load_raw(None, tiny_overrides + ["generator.name=gaussian", "loop.interaction=curate",
                                            "loop.curate_threshold=0.5", "loop.generations=2",
                                            "metrics.classifier.steps=40"])
@@ -376,6 +376,7 @@ def test_curate_with_the_domain_classifier_on_digits(tmp_path, tiny_overrides):
     kept = load_npz(RunStore(tmp_path / "run").gen_dir("c00", 0) / "samples.npz")
     assert kept["images"].dtype == np.uint8 and len(kept["images"]) == round(200 * rows[0]["curate_kept_fraction"])
     assert rows[1]["pool_size"] == len(kept["images"]) and 0 <= rows[1]["accuracy"] <= 1
+    assert rows[0]["curate_oracle_accuracy"] > 0.9  # the filter: the image oracle, measured on real test digits
 
 
 def test_detect_learned_and_fresh_end_to_end(tmp_path):

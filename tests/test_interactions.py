@@ -31,19 +31,20 @@ def _fake_history(real, generations, lineages=1):
 
 
 class _FakeScorer:
-    """A MetricContext stand-in whose filter classifier is confident in proportion to the pixel
-    mean; its judge (``classifier``) must never be asked by a filter."""
+    """A MetricContext stand-in whose judge (``classifier``) must never be asked by a filter."""
 
-    class _Clf:
-        def logits(self, images):
-            m = torch.from_numpy(images.reshape(len(images), -1).mean(1) / 255.0).float()
-            return torch.stack([4 * m, 4 * (1 - m), torch.zeros_like(m)], 1)
-
-    def __init__(self):
-        self.shared = {"curate_filter": self._Clf()}  # where curate keeps its filter's classifier
+    shared: dict = {}
 
     def classifier(self):
         raise AssertionError("a filter used the metric's judge")
+
+
+class _FakeFilter:
+    """A curate filter confident in class 0 in proportion to the pixel mean."""
+
+    def probs(self, images):
+        m = torch.from_numpy(images.reshape(len(images), -1).mean(1) / 255.0).float()
+        return torch.softmax(torch.stack([4 * m, 4 * (1 - m), torch.zeros_like(m)], 1), 1).numpy()
 
 
 # Every registered model with its defaults, plus variants of their options.
@@ -274,12 +275,15 @@ def test_curate_threshold_and_top_fraction():
     imgs = np.concatenate([np.full((50, 1, 4, 4), 250, np.uint8), np.full((50, 1, 4, 4), 10, np.uint8)])
     samples = ImageSet(imgs, np.zeros(100, np.int64), 3)  # class 0: confident iff bright
     inter, _ = _make("curate", "loop.curate_threshold=0.9", real=real)
+    inter.score_fn.filter = _FakeFilter()
     kept, stats = inter.select(1, samples, np.random.default_rng(0), _FakeScorer())
     assert len(kept) == 50 and np.all(kept.images == 250) and stats["curate_kept_fraction"] == 0.5
     inter, _ = _make("curate", "loop.curate_top_fraction=0.2", real=real)
+    inter.score_fn.filter = _FakeFilter()
     kept, stats = inter.select(1, samples, np.random.default_rng(0), _FakeScorer())
     assert len(kept) == 20 and np.all(kept.images == 250)
     inter, _ = _make("curate", "loop.curate_threshold=1.0", real=real)
+    inter.score_fn.filter = _FakeFilter()
     kept, _ = inter.select(1, samples, np.random.default_rng(0), _FakeScorer())
     assert len(kept) == 1  # nothing passes: the best sample is kept so the chain can go on
     # The pool of the next generation is the kept samples of the previous one.
@@ -385,18 +389,16 @@ def test_unknown_generator_in_a_lineage_is_reported_before_work():
         from_dict(load_raw(None, ["loop.interaction=ecosystem", "loop.lineages=[{name: gaussian}, {name: gan}]"]))
 
 
-def test_curation_filter_and_metric_judge_are_distinct_models(tmp_path):
-    """The curate filter's classifier and the accuracy judge are different objects with
-    different weights (another seed), each cached under its own file."""
-    from genloop.loop.interactions import filter_classifier
-    from genloop.metrics import MetricContext
+def test_curation_filter_is_the_image_oracle_not_the_judge(tmp_path):
+    """The curate filter on labelled images is the image oracle (logistic regression on
+    gradient histograms, trained on half of the test set), never the metrics' judge or its
+    recipe: the judge is not trained or asked, and each row carries the oracle's rates."""
+    from genloop.metrics.oracle import image_oracle
 
     real = _real()
-    cfg = from_dict(load_raw(None, ["metrics.classifier.steps=30", "metrics.classifier.width=16"]))
-    ctx = MetricContext(config=cfg, real=real, device=torch.device("cpu"), cache_dir=tmp_path, seed=0)
-    judge, filt = ctx.classifier(), filter_classifier(ctx)
-    assert judge is not filt and judge.net is not filt.net
-    assert filter_classifier(ctx) is filt and ctx.classifier() is judge  # each trained once
-    a, b = judge.net.state_dict(), filt.net.state_dict()
-    assert a.keys() == b.keys() and any(not torch.equal(a[k], b[k]) for k in a)
-    assert len(list(tmp_path.glob("classifier-*.safetensors"))) == 2
+    inter, _ = _make("curate", "loop.curate_threshold=0.5", real=real)
+    assert inter.score_fn.filter is image_oracle(real)[0]
+    assert not isinstance(inter.score_fn.filter.model, torch.nn.Module)
+    samples = ImageSet(real.train.images.copy(), real.train.labels.copy(), 3)
+    _, stats = inter.select(1, samples, np.random.default_rng(0), _FakeScorer())  # _FakeScorer: the judge refuses
+    assert {"curate_oracle_accuracy", "curate_oracle_false_accept", "curate_oracle_false_reject"} <= set(stats)

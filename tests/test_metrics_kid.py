@@ -117,3 +117,41 @@ def test_few_distinct_subsets_are_counted(rng, caplog):
     with caplog.at_level(logging.WARNING, logger="genloop.metrics.kid"):
         kid(rng.standard_normal((5, 3)), rng.standard_normal((4, 3)), subsets=20, subset_size=4)
     assert "only 5 distinct subset pairs for 20 subsets" in caplog.text
+
+
+def test_reference_and_generation_kid_std_resample_both_sides_alike(monkeypatch):
+    """The reference row's kid_std and a generation's measure the same spread: the other side
+    (test set or samples) is cut to n and both sides are subsampled in every row.  With a
+    perfect generator (other real digits) the two stds agree on average over seeds; when the
+    reference put the whole test set into every subset its std was about 0.77 of a generation's."""
+    import logging
+
+    import torch
+
+    import genloop
+    import genloop.metrics.image_metrics as im
+    from genloop.data import ImageSet, RealData, load_real
+    from genloop.loading import from_dict, load_raw
+    from genloop.metrics import MetricContext, build_metrics
+
+    genloop.load_builtins()
+    cfg = from_dict(load_raw(None, ["data.name=digits", "metrics.names=[kid]", "metrics.features=pixels",
+                                    "metrics.kid_subsets=50"]))
+    d = load_real(cfg.data)
+    x = ImageSet.concat([d.train, d.test])
+    calls = []
+    real_kid = im.kid
+    monkeypatch.setattr(im, "kid", lambda r, f, **kw: calls.append((len(r), len(f), kw["subset_size"])) or real_kid(r, f, **kw))
+    refs, gens = [], []
+    logging.disable(logging.WARNING)
+    try:
+        for s in range(12):
+            p = np.random.default_rng(s).permutation(len(x))
+            real = RealData(x.subset(p[:800]), x.subset(p[800:1000]))
+            metric = build_metrics(MetricContext(config=cfg, real=real, device=torch.device("cpu"), seed=s))[0][1]
+            refs.append(metric.reference()["kid_std_pixels"])
+            gens.append(metric(x.subset(p[1000:]))["kid_std_pixels"])
+    finally:
+        logging.disable(logging.NOTSET)
+    assert calls[0] == calls[1] == (800, 200, 100)  # same pools and subset size; the 200 vary (subsets of 100)
+    assert 0.85 < np.mean(refs) / np.mean(gens) < 1.18

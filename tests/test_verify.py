@@ -97,13 +97,16 @@ def test_verify_mixes_real_data_by_the_schedule_and_resumes(tmp_path):
         assert float(real_share) == 0.5  # 100 real + 100 of the ~150+ accepted samples
 
 
-def test_data_without_an_exact_truth_is_one_line_before_any_run_folder(tmp_path, capsys):
+def test_data_without_a_truth_or_labels_is_one_line_before_any_run_folder(tmp_path, capsys):
     out = tmp_path / "r"
-    assert main(["run", "-o", str(out), "--no-progress", "data.name=digits", "loop.interaction=verify",
-                 "data.limit=50"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "verify" in err[0] and "digits" in err[0], err
-    assert not out.exists()
+    images = np.random.default_rng(0).integers(0, 256, (60, 1, 8, 8)).astype(np.uint8)
+    np.savez(tmp_path / "plain.npz", images=images)  # images without labels: the oracle cannot judge them
+    for args, words in ((["data.name=npz", f"data.root={tmp_path / 'plain.npz'}"], ("verify", "npz", "labels")),
+                        (["data.name=zipf-markov"], ("verify", "zipf-markov"))):
+        assert main(["run", "-o", str(out), "--no-progress", "loop.interaction=verify", *args]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and all(w in err[0] for w in words), err
+        assert not out.exists()
     assert main(["run", "-o", str(out), "--no-progress", "data.name=categorical", "loop.interaction=verify",
                  "loop.verify_false_accept=1.2"]) == 2
     assert "loop.verify_false_accept: 1.2 is out of range" in capsys.readouterr().err

@@ -13,8 +13,11 @@ training images against ``n`` other images, ``n = min(real training set, real
 held-out set, samples scored)``.  A side larger than ``n`` is subsampled
 without replacement and the figures are averaged over ``metrics.draws``
 draws (drawn from the run's metric seed, ``n`` and the set sizes, so resumed
-and repeated runs draw the same subsets); KID uses subsets of
-``min(kid_subset_size, n)``.  The ``n`` used is the column ``eval_n``
+and repeated runs draw the same subsets).  KID cuts the samples (or the real
+test set) to ``n`` by one such draw and uses subsets of
+``m = min(kid_subset_size, n // 2)`` from it and from the real training set, so
+that both sides vary from subset to subset in every row and ``kid_std`` of a
+generation and of the reference row measure the same spread.  The ``n`` used is the column ``eval_n``
 (``eval_n_<features>``) of every row, the reference row included.
 
 Column names say which features were used: with ``inception`` they are the
@@ -211,11 +214,18 @@ class KIDMetric(_FeatureMetric):
         self.names = (metric_name("kid_mean", self.extractor.name), metric_name("kid_std", self.extractor.name))
 
     def _score(self, fake: np.ndarray) -> dict[str, float]:
-        # KID is unbiased at any N; its subsets are its draws: subsets of min(kid_subset_size, n)
-        # from the whole sets, so the generations and the reference use subsets of one size.
+        # KID is unbiased at any N; its subsets are its draws.  So that kid_std means the same
+        # in every row, the reference included, both sides are resampled alike: the other side
+        # (samples, or the real test set) is cut to n by one fixed draw, and each subset takes
+        # m = min(kid_subset_size, n // 2) rows of it and m of the real training set.  (With
+        # the whole test set in every subset the reference's spread came from the real side only.)
         n = self._n(len(fake))
-        self._check_size(len(self.real) if n is None else n, len(fake) if n is None else n, fake.shape[1])
-        size = self.mcfg.kid_subset_size if n is None else min(self.mcfg.kid_subset_size, n)
+        n_other = len(fake) if n is None else n
+        self._check_size(len(self.real) if n is None else n, n_other, fake.shape[1])
+        if len(fake) > n_other:
+            rng = np.random.default_rng([self.ctx.seed, n_other, len(self.real), len(fake), 0x41D])
+            fake = fake[np.sort(rng.choice(len(fake), n_other, replace=False))]
+        size = max(2, min(self.mcfg.kid_subset_size, min(len(self.real), n_other) // 2))
         mean, std = kid(self.real, fake, subsets=self.mcfg.kid_subsets, subset_size=size,
                         seed=self.ctx.seed, device=self.ctx.device)
         out = {self.names[0]: mean, self.names[1]: std}

@@ -39,9 +39,9 @@ Models (n = size of the real training set, N_s = samples per generation):
                plus n0 - k of generation g-1's samples.  The reserve holds exactly
                (generations - 1) k images unless ``loop.fresh_reserve`` fixes its size
                (then images are reused, oldest first, once it is exhausted).
-- ``curate``   like ``replace``, but samples enter the history only if the filter's
-               classifier (``curate.filter_classifier``: the domain classifier's
-               recipe from another seed, never the judge that measures accuracy) gives
+- ``curate``   like ``replace``, but samples enter the history only if the filter
+               (the image oracle of ``genloop.metrics.oracle``, independent of the
+               judge that measures accuracy) gives
                their conditioning label probability >=
                ``curate_threshold`` (or: the top ``curate_top_fraction`` by that
                probability).  The pool is the kept samples (smaller than n).  Unlabelled
@@ -58,7 +58,8 @@ Models (n = size of the real training set, N_s = samples per generation):
                measured recall and false-positive rate go into the metrics row.
 - ``verify``   samples enter the history only when a verifier with settable false-accept /
                false-reject rates (``loop.verify_false_accept`` / ``_reject``) accepts them
-               against the data's exact truth (``VERIFIERS``); later generations train on the
+               against the data's exact truth (``VERIFIERS``) or, for labelled images, the
+               image oracle's decision (``genloop.metrics.oracle``); later generations train on the
                accepted samples, mixed with real data by the synthetic-fraction schedule.
 
 Every model that mixes real and synthetic data (mix, fresh, accumulate,
@@ -80,7 +81,7 @@ from .mix import Mix  # noqa: F401
 from .accumulate import Accumulate  # noqa: F401
 from .accumulate_subsample import AccumulateSubsample  # noqa: F401
 from .fresh import Fresh  # noqa: F401
-from .curate import CURATE_SCORES, Curate, filter_classifier  # noqa: F401
+from .curate import CURATE_SCORES, Curate  # noqa: F401
 from .detect import DETECTOR_FEATURES, Detect, detector_features, fit_logistic, learned_detector  # noqa: F401
 from .ecosystem import Ecosystem  # noqa: F401
 from . import schedule  # noqa: F401

@@ -1,7 +1,13 @@
-"""``curate``: ``replace`` whose samples enter the history only when a filter scores them high."""
+"""``curate``: ``replace`` whose samples enter the history only when a filter scores them high.
+
+The filter is independent of the metrics' judge: for labelled images it is the image
+oracle (``genloop.metrics.oracle``: another model family, another feature family and
+other real images than the judge's); for text a log-bilinear model
+(``genloop.models.loglinear``: another model family than the Kneser-Ney judge, trained on
+the same real training text).  Each row records the oracle's measured accuracy and error
+rates (``curate_oracle_*``) when it is the filter."""
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -11,44 +17,33 @@ import numpy as np
 from ...config import Config, ConfigError, opt
 from ...data import ImageSet, RealData
 from ...data.vectors import as_vectors
-from ...loading import register_validator
 from .base import INTERACTIONS
 from .replace import Replace
 
 
-# The filter's classifier seed is the metric context's plus this (any other seed would do).
-FILTER_SEED_OFFSET = 7919
-
-
-def filter_classifier(scorer):
-    """The classifier of the curation filter: the domain classifier's recipe
-    (``genloop.metrics.classifier``) trained from another seed than the judge that measures
-    accuracy (``scorer.seed + FILTER_SEED_OFFSET``: other initial weights and batches), so the
-    filter is never the model that scores the samples; trained once per metric context
-    (kept in ``scorer.shared``) and cached in its ``cache_dir`` under its own key."""
-    if "curate_filter" not in scorer.shared:
-        from ...metrics.classifier import DomainClassifier
-
-        other = dataclasses.replace(scorer, seed=scorer.seed + FILTER_SEED_OFFSET, shared={})
-        scorer.shared["curate_filter"] = DomainClassifier.trained(other)
-    return scorer.shared["curate_filter"]
-
-
 def _image_curate_score(config: Config, real: RealData) -> Callable:
-    """Images: p(label | x) from the filter's own classifier (another seed than the metric's
-    judge; max over classes for unlabelled samples of labelled data); unlabelled data: the log-density under a Gaussian fitted
-    to the real training set (needs loop.curate_top_fraction)."""
-    if real.train.labelled:
-        def score(samples: ImageSet, scorer) -> np.ndarray:
-            if scorer is None:
-                raise ValueError("curate: select() needs the metric context (scorer) for the filter's classifier")
-            import torch
+    """Images: p(label | x) from the image oracle (``genloop.metrics.oracle``: logistic
+    regression on gradient histograms, trained on half of the real test set; not the
+    metrics' judge, nor its recipe; max over classes for unlabelled samples of labelled
+    data); unlabelled data: the log-density under a Gaussian fitted to the real training
+    set (needs loop.curate_top_fraction)."""
+    if real.train.labelled and real.train.images.dtype == np.uint8:
+        from ...metrics.oracle import image_oracle
 
-            probs = torch.softmax(filter_classifier(scorer).logits(samples.images).float(), 1).numpy()
+        try:
+            oracle, rates = image_oracle(real)
+        except ValueError as exc:
+            raise ConfigError(f"loop.interaction: curate on data.name {config.data.name!r}: the image oracle that "
+                              f"filters labelled images cannot be built ({exc})") from None
+
+        def score(samples: ImageSet, scorer) -> np.ndarray:
+            probs = score.filter.probs(samples.images)
             if samples.labels is None:
                 return probs.max(1)
             return probs[np.arange(len(samples)), samples.labels]
 
+        score.filter = oracle
+        score.rates = {f"curate_oracle_{k}": v for k, v in rates.items()}
         return score
     if config.loop.curate_top_fraction is None:
         raise ConfigError(f"loop.curate_top_fraction: {config.data.name!r} has no labels, so curate scores samples "
@@ -68,17 +63,20 @@ def _image_curate_score(config: Config, real: RealData) -> Callable:
 
 def _text_curate_score(config: Config, real: RealData) -> Callable:
     """Text: minus the mean negative log-likelihood per token (so the lowest-perplexity blocks
-    score highest) under a Kneser-Ney filter model of order loop.curate_order trained on the
-    real training text; not the text metrics' judge (order metrics.judge_order).  Perplexity
-    has no natural threshold: needs loop.curate_top_fraction."""
+    score highest) under a log-bilinear filter model of order loop.curate_order
+    (``genloop.models.loglinear``) trained on the real training text: another model family
+    than the text metrics' Kneser-Ney judge.  Perplexity has no natural threshold: needs
+    loop.curate_top_fraction."""
     if config.loop.curate_top_fraction is None:
         raise ConfigError("loop.curate_top_fraction: curate on text keeps the lowest-perplexity samples under its "
                           "filter model, which has no natural threshold; set loop.curate_top_fraction (e.g. 0.8)")
-    from ...models.ngram import KneserNey
+    from ...models.loglinear import LogBilinear
 
-    model = KneserNey(config.loop.curate_order, real.train.vocab_size).fit(real.train.tokens)
+    model = LogBilinear(config.loop.curate_order, real.train.vocab_size, seed=FILTER_SEED).fit(real.train.tokens)
     return lambda samples, scorer: model.log_probs(samples.tokens).mean(1)
 
+
+FILTER_SEED = 7919  # the text filter's initial weights and batches (fixed: the same filter for every run seed)
 
 # How curate scores samples, by data kind: factory(config, real) -> score(samples, scorer), higher is better.
 CURATE_SCORES: dict[str, Callable] = {"images": _image_curate_score, "tokens": _text_curate_score}
@@ -88,16 +86,17 @@ CURATE_SCORES: dict[str, Callable] = {"images": _image_curate_score, "tokens": _
 class CurateOptions:
     """Options of ``curate`` (``loop.<key>``)."""
 
-    curate_threshold: float = opt(0.9, "curate: keep a sample when the domain classifier gives its conditioning label at least this probability", ge=0.0, le=1.0)
+    curate_threshold: float = opt(0.9, "curate: keep a sample when the filter (the image oracle) gives its conditioning label at least this probability", ge=0.0, le=1.0)
     curate_top_fraction: Optional[float] = opt(None, "curate: keep this fraction of the samples, the most confident ones, instead of a threshold (needed for unlabelled data)", gt=0.0, le=1.0)
-    curate_order: int = opt(2, "curate on text: n of the Kneser-Ney filter model (trained on the real training text) whose lowest-perplexity samples are kept; differs from the text metrics' judge (metrics.judge_order)", ge=1, le=8)
+    curate_order: int = opt(2, "curate on text: n of the log-bilinear filter model (trained on the real training text) whose lowest-perplexity samples are kept", ge=1, le=8)
 
 
 @INTERACTIONS.register("curate", options=CurateOptions)
 class Curate(Replace):
-    """``replace`` with curated samples: only samples the filter's classifier (another seed
-    than the metric's judge) assigns to their conditioning label with probability >= curate_threshold (or the top
-    curate_top_fraction by that probability) enter the history."""
+    """``replace`` with curated samples: only samples the filter (the image oracle, or a
+    log-bilinear model for text; never the metrics' judge) assigns to their conditioning
+    label with probability >= curate_threshold (or the top curate_top_fraction by that
+    probability) enter the history."""
 
     def __init__(self, config: Config, real: RealData) -> None:
         super().__init__(config, real)
@@ -119,14 +118,7 @@ class Curate(Replace):
             keep = np.flatnonzero(s >= self.config.loop.curate_threshold)
             if not len(keep):  # keep the best one so the chain can go on
                 keep = np.array([int(np.argmax(s))])
-        return samples.subset(keep), {"curate_kept_fraction": len(keep) / len(s),
-                                      "curate_score_kept": float(np.mean(s[keep])), "curate_score_all": float(np.mean(s))}
-
-
-@register_validator
-def _check_curate_order(cfg: Config) -> None:
-    """The curate filter on text must not be the text metrics' judge."""
-    if (cfg.loop.interaction == "curate" and "text" in cfg.metrics.names
-            and cfg.loop.curate_order == cfg.metrics.judge_order):
-        raise ConfigError(f"loop.curate_order: {cfg.loop.curate_order} equals metrics.judge_order; the curate filter "
-                          "must not be the text metrics' judge (choose another order for one of them)")
+        stats = {"curate_kept_fraction": len(keep) / len(s), "curate_score_kept": float(np.mean(s[keep])),
+                 "curate_score_all": float(np.mean(s))}
+        stats.update(getattr(self.score_fn, "rates", {}))
+        return samples.subset(keep), stats

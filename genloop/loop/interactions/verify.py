@@ -10,7 +10,15 @@ Each sample is checked against the exact truth of its data kind (``VERIFIERS``):
 - ``brackets``: the string is in the language (exact membership);
 - ``gaussian``: the sample lies in the region of the true N(mean, std^2 I) that holds
   ``loop.verify_coverage`` of its probability (squared distance from the true mean, in
-  true standard deviations, at most the chi-square quantile with D degrees of freedom).
+  true standard deviations, at most the chi-square quantile with D degrees of freedom);
+- labelled images (``digits``, ``mnist``, labelled folders ...): the image oracle
+  (``genloop.metrics.oracle``), a logistic regression on gradient-orientation histograms
+  trained on half of the real test set, independent of the metrics' judge, accepts the
+  sample as showing its conditioning label (its most probable class, with probability at
+  least ``loop.verify_oracle_threshold``).  For images the oracle's decision *is* the
+  truth the counts below refer to; its own accuracy and error rates on the other half of
+  the test set (real images with their labels and with wrong ones) are in every row as
+  ``verify_oracle_accuracy``, ``verify_oracle_false_reject``, ``verify_oracle_false_accept``.
 
 A valid sample is rejected with probability ``loop.verify_false_reject``, an invalid one
 accepted with probability ``loop.verify_false_accept`` (independent draws from the
@@ -21,7 +29,7 @@ Each generation's row records ``verify_offered``, ``verify_valid`` (valid sample
 valid samples among the accepted ones).  When the verifier accepts fewer samples than the
 schedule's synthetic part, all accepted samples are used and the training set is smaller
 (``pool_size``, ``pool_real`` say so).  A data kind without a verifier is a one-line error
-before the run folder is made.
+before the run folder is made; so are images without labels, or not uint8.
 """
 from __future__ import annotations
 
@@ -43,6 +51,27 @@ def _categorical(config: Config, real: RealData) -> Callable:
 
 def _brackets(config: Config, real: RealData) -> Callable:
     return lambda samples: real.truth.is_valid(samples.tokens)
+
+
+def _image_oracle(config: Config, real: RealData) -> Callable:
+    from ...metrics.oracle import image_oracle
+
+    threshold = config.loop.verify_oracle_threshold
+    try:
+        oracle, rates = image_oracle(real, threshold)
+    except ValueError as exc:
+        raise ConfigError(f"loop.interaction: verify on data.name {config.data.name!r}: the image oracle cannot judge "
+                          f"these data ({exc}); verify needs labelled uint8 images or a source with an exact truth "
+                          f"({', '.join(sorted(VERIFIERS))})") from None
+
+    def valid(samples) -> np.ndarray:
+        if samples.labels is None:
+            raise ValueError("verify: the image oracle judges whether a sample shows its conditioning class, and these "
+                             "samples have no labels; use a class-conditional generator (generator.conditional=true)")
+        return oracle.accepts(samples.images, samples.labels, threshold)
+
+    valid.rates = {f"verify_oracle_{k}": v for k, v in rates.items()}
+    return valid
 
 
 def _gaussian(config: Config, real: RealData) -> Callable:
@@ -70,6 +99,7 @@ class VerifyOptions:
 
     verify_false_accept: float = opt(0.0, "verify: probability that the verifier accepts an invalid sample", ge=0.0, le=1.0)
     verify_false_reject: float = opt(0.0, "verify: probability that the verifier rejects a valid sample", ge=0.0, le=1.0)
+    verify_oracle_threshold: float = opt(0.0, "verify on labelled images: the oracle accepts a sample when its conditioning label is the oracle's most probable class with at least this probability", ge=0.0, le=1.0)
     verify_coverage: float = opt(0.95, "verify on the gaussian source: a sample is valid when it lies in the region of the true distribution holding this much probability", gt=0.0, lt=1.0)
 
 
@@ -85,10 +115,14 @@ class Verify(Mix):
     def __init__(self, config: Config, real: RealData) -> None:
         super().__init__(config, real)
         name = config.data.name
-        if name not in VERIFIERS:
-            raise ConfigError(f"loop.interaction: verify checks samples against an exact truth, which data.name "
-                              f"{name!r} does not have (verifiable: {', '.join(sorted(VERIFIERS))})")
-        self.valid = VERIFIERS[name](config, real)
+        if name in VERIFIERS:
+            self.valid = VERIFIERS[name](config, real)
+        elif real.train.kind == "images":
+            self.valid = _image_oracle(config, real)
+        else:
+            raise ConfigError(f"loop.interaction: verify checks samples against an exact truth or an image oracle, "
+                              f"which data.name {name!r} does not have (verifiable: labelled images, "
+                              f"{', '.join(sorted(VERIFIERS))})")
         if self.supply is None:
             self.supply = schedule.RealSupply(config, real, self.sample_count())
 
@@ -108,4 +142,5 @@ class Verify(Mix):
                  "verify_wrongly_accepted": float((accept & ~valid).sum()),
                  "verify_wrongly_rejected": float((~accept & valid).sum()),
                  "verify_valid_kept": float(valid[accept].mean()) if accept.any() else float("nan")}
+        stats.update(getattr(self.valid, "rates", {}))
         return kept, stats
