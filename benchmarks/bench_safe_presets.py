@@ -11,15 +11,22 @@ version), timing columns aside.
 Command:  python benchmarks/bench_safe_presets.py [PRESET ...] [--out DIR] [--compare DIR]
 (default: the three presets, run folders under a new temporary folder)
 
-RESULTS (2026-12-07, 2 cores shared with other jobs; measured with /usr/bin/time -v around
-the same command, ``nice -n 5 genloop run -p PRESET --threads 1 --no-progress -o DIR``, with
-OMP_NUM_THREADS=1):
+RESULTS (2026-12-07, 2 cores shared with other jobs).  "before": the previous version, measured
+with /usr/bin/time -v around ``nice -n 5 genloop run -p PRESET --threads 1 --no-progress -o DIR``
+(OMP_NUM_THREADS=1); "after": safe-categorical the same way, safe-gaussian and safe-brackets
+with this script (``nice -n 10 python benchmarks/bench_safe_presets.py safe-gaussian
+safe-brackets --compare BEFORE``, which printed the lines below the table):
 
     preset             before: CPU s (wall s, load)     after: CPU s (wall s, load)
     safe-categorical   115.7 (178, load 1.9-5.0)        52.1 (149, load 6-8)
-    safe-gaussian       58.7 (116, load 5.0)             42.3 (88, load 7-8)   [before the row-log change]
-    safe-brackets       88.3 (174, load 5.3)             75.2 (155, load 7-8)  [before the row-log change]
+    safe-gaussian       58.7 (116, load 5.0)             35.1 (126, load 8-10)
+    safe-brackets       88.3 (174, load 5.3)             70.4 (249, load 8-10)
 
+    safe-gaussian      CPU   35.1 s, wall  125.5 s (load average 8.22 7.92 7.31 before, 10.39 8.78 7.70 after); numbers identical to /tmp/hs-runs/basedir/safe-gaussian
+    safe-brackets      CPU   70.4 s, wall  249.4 s (load average 10.39 8.78 7.70 before, 10.14 9.46 8.25 after); numbers identical to /tmp/hs-runs/basedir/safe-brackets
+
+The wall times are those of a machine loaded 4-10 times over its 2 cores; on an idle
+machine a run takes about its CPU seconds plus the disk's fsyncs (not measured idle here).
 metrics.csv, summary.csv and reference.csv identical to the "before" runs (timing columns
 aside) in every case.  Where the time went (cProfile of the CLI): not the models (a
 categorical generation takes about 3 ms) but the report: the redraws while a run goes saved
