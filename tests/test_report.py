@@ -107,6 +107,19 @@ def test_report_is_self_contained_and_has_every_section(run_dir):
         assert (run_dir / "plots" / f"{stem}.pdf").stat().st_size > 0
 
 
+def test_redraw_while_running_writes_only_the_pngs_and_the_last_draw_the_pdfs(run_dir):
+    """The live redraws (``formats=("png",)``) save only what the page shows; a PDF of an
+    earlier draw is removed (it would show an older state) and comes back with the last draw."""
+    write_report(run_dir)
+    pdfs = sorted(p.relative_to(run_dir) for p in (run_dir / "plots").rglob("*.pdf"))
+    assert len(pdfs) >= 5 and {Path("plots/bands/accuracy.pdf"), Path("plots/timing.pdf")} <= set(pdfs)
+    text = write_report(run_dir, formats=("png",)).read_text()
+    assert not list((run_dir / "plots").rglob("*.pdf")) and ">PDF</a>" not in text
+    assert (run_dir / "plots" / "bands" / "accuracy.png").stat().st_size > 0
+    text = write_report(run_dir).read_text()
+    assert sorted(p.relative_to(run_dir) for p in (run_dir / "plots").rglob("*.pdf")) == pdfs and ">PDF</a>" in text
+
+
 def test_cli_report_redraws_and_keeps_the_per_chain_plots(run_dir, capsys):
     assert main(["report", str(run_dir)]) == 0
     assert "report:" in capsys.readouterr().out

@@ -16,8 +16,8 @@ LIVE_REPORT_SHARE = 0.04
 class LiveReport:
     """Redraws ``RUN/report.html`` (its tables first) while a run goes: once when the run
     folder is prepared, after the first finished generation, then throttled by time
-    (``LIVE_REPORT_SECONDS``, ``LIVE_REPORT_SHARE``).  The separate figures of
-    ``RUN/plots`` (PNG and PDF) are drawn once, at the end.  A redraw that fails is
+    (``LIVE_REPORT_SECONDS``, ``LIVE_REPORT_SHARE``).  The redraws save only the PNGs the page shows; the figures'
+    PDFs (and ``plot_run``'s per-chain curves) are drawn once, at the end.  A redraw that fails is
     reported once and not tried again; the run goes on."""
 
     def __init__(self, out: Path) -> None:
@@ -40,7 +40,7 @@ class LiveReport:
         quiet.setLevel(logging.ERROR)
         try:
             self.exp.write_tables()
-            write_report(self.out)
+            write_report(self.out, formats=("png",))  # the PDFs: once, at the end
         except Exception as exc:  # noqa: BLE001 - the report is a view; the run must go on
             self.off = True
             print(f"genloop: the report could not be redrawn while running ({type(exc).__name__}: {exc}); "

@@ -40,7 +40,12 @@ class CategoricalGenerator:
         if len(train) == 0:
             raise ValueError(f"{self.ctx.desc}: cannot fit 'categorical' on an empty training set")
         self.like = train
-        self.blocks, self.counts = np.unique(train.tokens.astype(np.int64), axis=0, return_counts=True)
+        t = train.tokens.astype(np.int64)
+        if t.shape[1] == 1:  # one-token blocks: the same rows, without unique's slow row-wise path
+            values, self.counts = np.unique(t[:, 0], return_counts=True)
+            self.blocks = values[:, None]
+        else:
+            self.blocks, self.counts = np.unique(t, axis=0, return_counts=True)
         p = self.counts / self.counts.sum()
         return {"train_loss": float(-(p * np.log(p)).sum())}  # the ML fit's mean NLL per block
 

@@ -44,7 +44,7 @@ from .chain import ChainRunner, KeptSamples
 from .generation import TIME_COLUMNS, GenerationResult  # noqa: F401  (TIME_COLUMNS: callers import it from here too)
 from .identity import EXTENDABLE, RunFolderMismatch, adopt_ids, chain_key, extension_problem  # noqa: F401
 from .interactions import INTERACTIONS
-from .outputs import RowLog, generation_files, kept_arrays
+from .outputs import RowLog, RowLogs, generation_files, kept_arrays
 from .sharing import SharedModels, config_key
 from .theory import theory_columns
 
@@ -87,6 +87,7 @@ class Experiment:
         self.shared = SharedModels(self.store.cache_dir)
         self._config_keys: dict[str, Optional[str]] = {}
         self._sample_cache: dict = {}  # (chain, generation) -> kept sample arrays, for every chain (KeptSamples)
+        self._row_logs = RowLogs()  # the chains' row logs, flushed together
         self._damage: Optional[DamagedFile] = None  # a damaged chains.json (reported by folder_change)
         try:
             adopt_ids(self.chains, self.store)  # chains of the folder keep their ids
@@ -293,7 +294,7 @@ class Experiment:
         runner = ChainRunner(cfg, real, resolve_device(cfg.device), metrics, metric_ctx, kept, label=chain.id,
                              progress=self.progress, fit=self._fit_for(chain),
                              state_path=lambda lin: self.store.train_state_path(chain.id, lin))
-        rows = RowLog(self.store, chain.id)
+        rows = RowLog(self.store, chain.id, self._row_logs)
         start = self.store.finished_generations(chain.id)
         if start:
             log.info("chain %s: generations 0..%d already finished, resuming at %d", chain.id, start - 1, start)
@@ -303,7 +304,7 @@ class Experiment:
         try:
             yield from runner.generations(start, save, remember=cfg.store.samples != "every")
         finally:
-            rows.flush()  # finished generations are kept whatever stops the chain
+            rows.close()  # finished generations are kept whatever stops the chain
             for k in [k for k in self._sample_cache if k[0] == chain.id]:
                 self._sample_cache.pop(k, None)
         if cfg.store.samples != "every":
@@ -371,7 +372,8 @@ class Experiment:
             self.write_tables(force=False)
 
     def write_tables(self, force: bool = True) -> None:
-        """Rewrite metrics.csv, metrics.jsonl and summary.csv (mean, std, 95% CI over seeds).
+        """Rewrite metrics.csv, metrics.jsonl and summary.csv (mean, std, 95% CI over seeds);
+        ``force``: first append the rows still pending in the chains' row logs.
         ``force=False``: only when due; a rewrite is due ``TABLE_INTERVAL`` seconds after
         the last one, or ten times as long as the last one took (big sweeps spend their
         time on chains, not on rewriting tables)."""
@@ -379,6 +381,9 @@ class Experiment:
         if not force and now < self._tables_due:
             return
         from .summary import write_tables
+
+        if force:  # the rows of every finished generation (the live report's redraw)
+            self._row_logs.flush()
 
         write_tables(self.store)
         spent = time.perf_counter() - now

@@ -12,11 +12,12 @@ import numpy as np
 
 from ..data import ImageSet
 from ..grid import make_grid
-from ..runfolder import Layout, RunStore, json_bytes, npz_bytes, weights_bytes
+from ..runfolder import Layout, RunStore, in_parallel, json_bytes, npz_bytes, weights_bytes
 from .generation import GenerationResult, lineage_file_suffix
 
 # Rows of generations without a folder (store.samples / store.checkpoints not every) are
-# appended to the chain's rows.jsonl at most this often (seconds; always at a chain's end).
+# appended to their chains' rows.jsonl at most this often (seconds; always at a chain's end),
+# all chains' together (``RowLogs``), or ten times as long as the last flush took.
 LOG_INTERVAL = 2.0
 
 PASSAGES = 8  # generated passages kept as text per generation (text data)
@@ -50,15 +51,16 @@ def preview_files(samples: Any, d: Path, suffix: str) -> dict:
 
 class RowLog:
     """Rows of a chain's generations that keep no folder, appended to its ``rows.jsonl`` in
-    batches (``flush_if_due``: at most every ``LOG_INTERVAL`` seconds, and at the chain's
-    last generation); with ``store.samples=last`` the newest kept samples are written to
+    batches (``flush_if_due``: when its ``group`` is due, and at the chain's last
+    generation); with ``store.samples=last`` the newest kept samples are written to
     ``resume_samples.npz`` with the rows that need them."""
 
-    def __init__(self, store: RunStore, chain: str) -> None:
+    def __init__(self, store: RunStore, chain: str, group: Optional["RowLogs"] = None) -> None:
         self.store, self.chain = store, chain
         self.pending: list[dict] = []
         self.newest: Optional[tuple[int, dict]] = None  # (generation, arrays) of the newest kept samples
-        self.last_flush = time.perf_counter()
+        self.group = RowLogs() if group is None else group
+        self.group.logs.add(self)
 
     def add(self, row: dict, kept_arrays: Optional[dict] = None) -> None:
         self.pending.append(row)
@@ -74,9 +76,38 @@ class RowLog:
         self.pending.clear()
 
     def flush_if_due(self, final: bool) -> None:
-        if self.pending and (final or time.perf_counter() - self.last_flush >= LOG_INTERVAL):
+        if final:
             self.flush()
-            self.last_flush = time.perf_counter()
+        else:
+            self.group.flush_if_due()
+
+    def close(self) -> None:
+        """Flush what is pending and leave the group (the chain stops)."""
+        try:
+            self.flush()
+        finally:
+            self.group.logs.discard(self)
+
+
+class RowLogs:
+    """The row logs of the chains that run side by side (an experiment's), flushed together
+    (their fsyncs in parallel: ``in_parallel``) at most every ``LOG_INTERVAL`` seconds, or ten
+    times as long as the last flush took: chains that each finish a generation every few
+    milliseconds would otherwise spend their time waiting on the disk."""
+
+    def __init__(self) -> None:
+        self.logs: set[RowLog] = set()
+        self.due = time.perf_counter() + LOG_INTERVAL
+
+    def flush(self) -> None:
+        in_parallel([log.flush for log in self.logs if log.pending])
+
+    def flush_if_due(self) -> None:
+        now = time.perf_counter()
+        if now < self.due:
+            return
+        self.flush()
+        self.due = time.perf_counter() + max(LOG_INTERVAL, 10 * (time.perf_counter() - now))
 
 
 def kept_arrays(res: GenerationResult, nl: int) -> dict:

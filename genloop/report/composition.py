@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..runfolder import RunStore, read_csv
-from .plots import save_figure
+from .plots import FORMATS, save_figure
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def _mixes_sources(rows: list[dict], cols: list[str]) -> bool:
     return any(sum(_num(r.get(c)) > 0 for c in cols) > 1 for r in rows)
 
 
-def plot_composition(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf"),
+def plot_composition(run_dir: Path, formats: tuple[str, ...] = FORMATS,
                      chains: Optional[list[str]] = None) -> list[Path]:
     """Draw ``RUN/plots/composition_<chain>.<fmt>`` for every chain whose pool mixes
     sources (or for ``chains``); returns every written path (PNG and PDF)."""
@@ -151,8 +151,10 @@ def _stack(ax, rs: list[dict], gens: list[int], mode: str, cols: list[str], cmap
         else:
             color, label = cmap(norm(int(col.rsplit("_", 1)[1]))), None
         top = [b + v for b, v in zip(bottom, vals)]
-        if len(rs) < MAX_BARS:
-            ax.bar(gens, vals, bottom=bottom, width=width, color=color, label=label, linewidth=0)
+        if len(rs) < MAX_BARS:  # the bars of height 0 are invisible: not drawn (a source is mostly absent)
+            nz = [i for i, v in enumerate(vals) if v]
+            ax.bar([gens[i] for i in nz], [vals[i] for i in nz], bottom=[bottom[i] for i in nz], width=width,
+                   color=color, label=label, linewidth=0)
         else:  # one filled band per source instead of a rectangle per generation (200 x 200 bars take minutes)
             ax.fill_between(gens, bottom, top, step="mid", color=color, label=label, linewidth=0)
         bottom = top

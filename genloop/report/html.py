@@ -24,13 +24,14 @@ from typing import Optional, Union
 from ..runfolder import RunStore, read_csv, write_text
 from .generated import PASSAGES_SHOWN, is_text_run, passages_section, samples_section  # noqa: F401 - PASSAGES_SHOWN: read by callers
 from .html_parts import CSS, esc
+from .plots import FORMATS
 from .sections import (composition_section, curves_section, per_class_section, phase_section, planned_generations,
                        reference_section, settings_section, timing_section)
 
 
-def render(run_dir: Union[str, Path], classes: Optional[list[int]] = None) -> str:
-    """The report's HTML text (draws the figures into ``RUN/plots`` as a side effect);
-    ``classes``: the per-class accuracy panels (default: ``plots.panel_classes``)."""
+def render(run_dir: Union[str, Path], classes: Optional[list[int]] = None, formats: tuple[str, ...] = FORMATS) -> str:
+    """The report's HTML text (draws the figures into ``RUN/plots`` as a side effect, in
+    ``formats``); ``classes``: the per-class accuracy panels (default: ``plots.panel_classes``)."""
     import yaml
 
     store = RunStore(Path(run_dir))
@@ -49,7 +50,7 @@ def render(run_dir: Union[str, Path], classes: Optional[list[int]] = None) -> st
     sections: list[tuple[str, str, str]] = [
         ("config", "Config", f"<pre>{esc(config_text)}</pre>"),
         ("settings", "Settings", settings_section(store, chains, raw, rows)),
-        ("curves", "Metric curves", curves_section(store, summary, raw, classes)),
+        ("curves", "Metric curves", curves_section(store, summary, raw, classes, formats)),
     ]
     if is_text_run(store, chains):  # passages instead of sample grids; no classes to score
         passages = passages_section(store, chains)
@@ -57,14 +58,14 @@ def render(run_dir: Union[str, Path], classes: Optional[list[int]] = None) -> st
                          passages or '<p class="muted">No finished generation yet.</p>'))
     else:
         sections += [("samples", "Samples per generation", samples_section(store, chains)),
-                     ("per-class", "Accuracy per class", per_class_section(store, summary))]
-    phase = phase_section(store, summary)
+                     ("per-class", "Accuracy per class", per_class_section(store, summary, formats))]
+    phase = phase_section(store, summary, formats)
     if phase is not None:
         sections.insert(3, ("phase", "Phase diagram and collapse onset", phase))
-    comp = composition_section(store)
+    comp = composition_section(store, formats)
     if comp is not None:
         sections.append(("composition", "Training pool composition", comp))
-    sections.append(("timing", "Time per generation", timing_section(store, rows)))
+    sections.append(("timing", "Time per generation", timing_section(store, rows, formats)))
     ref = reference_section(store)
     if ref:
         sections.append(("reference", "Reference (real test set)", ref))
@@ -82,9 +83,11 @@ def render(run_dir: Union[str, Path], classes: Optional[list[int]] = None) -> st
             f"<style>{CSS}</style></head><body>{head}{body}</body></html>\n")
 
 
-def write_report(run_dir: Union[str, Path], classes: Optional[list[int]] = None) -> Path:
-    """Write ``RUN/report.html`` (and its figures under ``RUN/plots``); returns its path."""
+def write_report(run_dir: Union[str, Path], classes: Optional[list[int]] = None,
+                 formats: tuple[str, ...] = FORMATS) -> Path:
+    """Write ``RUN/report.html`` (and its figures under ``RUN/plots``, in ``formats``: the
+    redraws while a run goes write only the PNGs the page shows); returns its path."""
     store = RunStore(Path(run_dir))
     path = store.report_path
-    write_text(path, render(store.root, classes))
+    write_text(path, render(store.root, classes, formats))
     return path

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..runfolder import RunStore, read_csv
-from .plots import _save
+from .plots import FORMATS, _save
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def cells(rows: dict[str, dict], x: str, y: str, column: str, fixed: dict) -> tu
     return sorted({k[0] for k in out}), sorted({k[1] for k in out}), out
 
 
-def plot_phase(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf")) -> list[tuple[Path, str]]:
+def plot_phase(run_dir: Path, formats: tuple[str, ...] = FORMATS) -> list[tuple[Path, str]]:
     """Draw the phase diagrams into ``RUN/plots/phase_*``; returns (PNG path, caption) pairs."""
     store = RunStore(Path(run_dir))
     path = store.summary_csv

@@ -11,6 +11,10 @@ from ..runfolder import RunStore, read_csv
 
 log = logging.getLogger(__name__)
 
+# Each figure is saved in these formats (the report embeds the PNG and links the PDF); the
+# report's redraws while a run goes save only the PNG (``write_report(formats=...)``).
+FORMATS = ("png", "pdf")
+
 # Panels drawn when their columns exist: (file stem, title, [columns], y label); the
 # per-class accuracy panels (``class_panels``) come after cross-entropy.
 PANELS = [
@@ -98,7 +102,7 @@ def metric_panels(columns: list[str], classes: Optional[list[int]] = None) -> li
     return panels
 
 
-def plot_run(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf"), classes: Optional[list[int]] = None) -> list[Path]:
+def plot_run(run_dir: Path, formats: tuple[str, ...] = FORMATS, classes: Optional[list[int]] = None) -> list[Path]:
     """Draw one figure per metric panel into ``RUN/plots``; returns the written PNG paths.
     ``classes``: the per-class accuracy panels (default: ``panel_classes``)."""
     import matplotlib
@@ -157,8 +161,12 @@ def plot_run(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf"), classes: 
 
 def save_figure(fig, base: Path, formats: tuple[str, ...]) -> list[Path]:
     """Save ``fig`` as ``base.<fmt>`` for each format (atomically: temp file, then rename);
-    returns the written paths in the order of ``formats``."""
+    returns the written paths in the order of ``formats``.  A file of the figure in another
+    of ``FORMATS`` is removed: it shows an older state of the run."""
     base.parent.mkdir(parents=True, exist_ok=True)
+    for fmt in FORMATS:
+        if fmt not in formats:
+            base.with_name(f"{base.name}.{fmt}").unlink(missing_ok=True)
     out = []
     for fmt in formats:
         p = base.with_name(f"{base.name}.{fmt}")
@@ -212,7 +220,7 @@ def _summary(store: RunStore) -> list[dict]:
     return read_csv(path) if path.exists() else []
 
 
-def plot_bands(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf"), classes: Optional[list[int]] = None) -> list[Path]:
+def plot_bands(run_dir: Path, formats: tuple[str, ...] = FORMATS, classes: Optional[list[int]] = None) -> list[Path]:
     """One figure per metric from ``summary.csv``: one line per setting (the mean over
     seeds) with its 95% confidence band where a setting has two or more seeds.
     Written to ``RUN/plots/bands/<metric>.<fmt>``; returns the PNG paths."""
@@ -274,7 +282,7 @@ def plot_bands(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf"), classes
     return out
 
 
-def plot_per_class(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf")) -> Optional[Path]:
+def plot_per_class(run_dir: Path, formats: tuple[str, ...] = FORMATS) -> Optional[Path]:
     """Heat maps of the classifier's accuracy per class (rows) and generation
     (columns), one panel per setting, mean over seeds: ``RUN/plots/per_class_accuracy``."""
     import matplotlib
@@ -324,7 +332,7 @@ def plot_per_class(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf")) -> 
 TIME_PARTS = (("train_seconds", "train"), ("sample_seconds", "sample"), ("score_seconds", "score"))
 
 
-def plot_timing(run_dir: Path, formats: tuple[str, ...] = ("png", "pdf")) -> Optional[Path]:
+def plot_timing(run_dir: Path, formats: tuple[str, ...] = FORMATS) -> Optional[Path]:
     """Stacked bars of the seconds each generation took (train, sample, score),
     mean over the chains that finished it: ``RUN/plots/timing``."""
     import matplotlib

@@ -89,12 +89,13 @@ def final_table(summary: list[dict], raw: Optional[dict] = None) -> str:
             + table_html(["setting", "generation", "seeds", *main], body, left=1))
 
 
-def curves_section(store: RunStore, summary: list[dict], raw: dict, classes: Optional[list[int]] = None) -> str:
+def curves_section(store: RunStore, summary: list[dict], raw: dict, classes: Optional[list[int]] = None,
+                   formats: tuple[str, ...] = plots.FORMATS) -> str:
     root = store.root
-    pngs = plots.plot_bands(root, classes=classes) if summary else []
+    pngs = plots.plot_bands(root, formats, classes) if summary else []
     note = ""
     if not pngs:  # no summary.csv (an older run folder): the per-chain curves
-        pngs = plots.plot_run(root, classes=classes)
+        pngs = plots.plot_run(root, formats, classes)
         note = '<p class="muted">One line per chain (no summary.csv in this run folder).</p>'
     seeds = max((int(r["n"]) for r in summary), default=1)
     if summary and seeds > 1:
@@ -106,10 +107,10 @@ def curves_section(store: RunStore, summary: list[dict], raw: dict, classes: Opt
     return note + f'<div class="figs">{figs}</div>' + final_table(summary, raw)
 
 
-def per_class_section(store: RunStore, summary: list[dict]) -> str:
+def per_class_section(store: RunStore, summary: list[dict], formats: tuple[str, ...] = plots.FORMATS) -> str:
     from ..metrics.classifier import class_accuracy_column
 
-    png = plots.plot_per_class(store.root) if summary else None
+    png = plots.plot_per_class(store.root, formats) if summary else None
     if png is None:
         return '<p class="muted">No per-class accuracy in this run (it comes with the classifier metric).</p>'
     classes = plots.scored_classes(list(summary[0]), "_mean")
@@ -136,14 +137,15 @@ def _as_paths(result: Any) -> list[Path]:
     return out
 
 
-def composition_section(store: RunStore) -> Optional[str]:
-    """Pool composition figures of ``genloop.report.composition`` (when it exists)."""
+def composition_section(store: RunStore, formats: tuple[str, ...] = plots.FORMATS) -> Optional[str]:
+    """Pool composition figures of ``genloop.report.composition`` (when it exists), in ``formats``."""
     try:
         from .composition import plot_composition
     except ImportError:
         return None
     try:
-        paths = [p for p in _as_paths(plot_composition(store.root)) if p.suffix.lower() == ".png" and p.exists()]
+        drawn = plot_composition(store.root) if formats == plots.FORMATS else plot_composition(store.root, formats)
+        paths = [p for p in _as_paths(drawn) if p.suffix.lower() == ".png" and p.exists()]
     except Exception as exc:  # noqa: BLE001 - the rest of the report is still worth writing
         log.warning("report: pool composition figure failed: %s", exc)
         return f'<p class="muted">The pool composition figure could not be drawn: {esc(exc)}</p>'
@@ -154,13 +156,13 @@ def composition_section(store: RunStore) -> Optional[str]:
             f'generations).</p><div class="figs">{figs}</div>')
 
 
-def phase_section(store: RunStore, summary: list[dict]) -> Optional[str]:
+def phase_section(store: RunStore, summary: list[dict], formats: tuple[str, ...] = plots.FORMATS) -> Optional[str]:
     """Phase diagrams (``genloop.report.phase``) and, per setting, the metrics in the order
     they left the reference band (``genloop.loop.onset``)."""
     from .phase import first_movers, plot_phase
 
     try:
-        figs = plot_phase(store.root)
+        figs = plot_phase(store.root, formats)
     except Exception as exc:  # noqa: BLE001 - the rest of the report is still worth writing
         log.warning("report: phase diagram failed: %s", exc)
         figs = []
@@ -180,8 +182,8 @@ def phase_section(store: RunStore, summary: list[dict]) -> Optional[str]:
     return "".join(parts)
 
 
-def timing_section(store: RunStore, rows: list[dict]) -> str:
-    png = plots.plot_timing(store.root)
+def timing_section(store: RunStore, rows: list[dict], formats: tuple[str, ...] = plots.FORMATS) -> str:
+    png = plots.plot_timing(store.root, formats)
     if png is None:
         return '<p class="muted">No timings yet.</p>'
     per_chain: dict[str, dict[str, float]] = {}

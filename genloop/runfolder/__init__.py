@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from .done import check_done, read_done, write_done
 from .errors import DamagedFile, NotARunFolder, RunLocked
-from .files import (atomic_write, file_mode, json_bytes, jsonable, load_npz, npz_bytes, read_json, read_json_checked,
+from .files import (atomic_write, file_mode, in_parallel, json_bytes, jsonable, load_npz, npz_bytes, read_json, read_json_checked,
                     save_npz, sha256_file, write_bytes, write_files, write_json, write_text)
 from .layout import (CHAIN_ID, FAILED_NAME, LOCK_NAME, MARKER_NAME, MAX_CHAIN_ID, RUN_FOLDER_ENTRIES, TEMP_FILE, Layout,
                      check_chain_id, clean_temp_files, folder_kind)

@@ -55,26 +55,31 @@ def write_bytes(path: Path, data: bytes) -> None:
     atomic_write(path, lambda f: f.write(data))
 
 
-_WRITERS = None  # thread pool of write_files, made on first use
+_WRITERS = None  # thread pool of write_files and in_parallel, made on first use
 
 
-def write_files(files: dict) -> None:
-    """Write several files (path -> bytes), each atomically and durably, with their
-    fsyncs running in parallel threads: the file system commits concurrent fsyncs
-    together (one journal commit), which on this kind of disk is about ten times
-    faster than fsyncing them one after the other.  Returns when all are durable."""
+def in_parallel(calls: list) -> None:
+    """Run ``calls`` (functions of no argument that write and fsync files; no two the same
+    file) in parallel threads: the file system commits concurrent fsyncs together (one
+    journal commit), which on this kind of disk is about ten times faster than fsyncing
+    them one after the other.  Returns when all are done; raises the first error."""
     global _WRITERS
-    items = list(files.items())
-    if len(items) <= 1:
-        for path, data in items:
-            write_bytes(path, data)
+    if len(calls) <= 1:
+        for call in calls:
+            call()
         return
     if _WRITERS is None:
         from concurrent.futures import ThreadPoolExecutor
 
         _WRITERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="genloop-write")
-    for fut in [_WRITERS.submit(write_bytes, path, data) for path, data in items]:
+    for fut in [_WRITERS.submit(call) for call in calls]:
         fut.result()
+
+
+def write_files(files: dict) -> None:
+    """Write several files (path -> bytes), each atomically and durably, their fsyncs in
+    parallel (``in_parallel``).  Returns when all are durable."""
+    in_parallel([lambda path=path, data=data: write_bytes(path, data) for path, data in files.items()])
 
 
 def write_text(path: Path, text: str) -> None:
