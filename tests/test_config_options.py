@@ -6,7 +6,8 @@ import pytest
 import yaml
 
 import genloop.builtins  # noqa: F401
-from genloop.config import _NOTED, ConfigError
+from genloop.config import ConfigError
+from genloop.groups import _NOTED
 from genloop.loading import defaults, expand, from_dict, identity_dict, identity_diff, load_raw, to_dict
 from genloop.loop.experiment import chain_key
 from genloop.migrate import flat_dict

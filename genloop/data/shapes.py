@@ -225,16 +225,21 @@ def make_shapes(count: int, size: int = DEFAULT_SIZE, num_classes: int = 5, seed
 
 @dataclass
 class ShapesOptions:
-    """Options of the ``shapes`` source (``data.<key>``)."""
+    """Options of the ``shapes`` source (``data.shapes.<key>``)."""
 
-    num_classes: int = opt(5, "shapes: number of shape kinds, one class each (circle, square, triangle, cross, ring, star, hexagon, half-disc); data.count images", ge=1, le=8)
+    num_classes: int = opt(5, "number of shape kinds, one class each (circle, square, triangle, cross, ring, star, hexagon, half-disc); data.count images", ge=1, le=8)
+
+    def item_bytes(self, data: DataConfig) -> int:
+        """Memory of one image as drawn (float32), for the check of data.count."""
+        return 3 * (data.image_size or DEFAULT_SIZE) ** 2 * 4
 
 
 @DATASETS.register("shapes", options=ShapesOptions)
 def load_shapes(cfg: DataConfig, cache_dir: Optional[Path] = None) -> RealData:
-    """``data.count`` shapes of ``data.num_classes`` kinds at ``data.image_size`` (32), split by ``split_holdout``."""
+    """``data.count`` shapes of ``data.shapes.num_classes`` kinds at ``data.image_size`` (32), split by ``split_holdout``."""
     size = cfg.image_size or DEFAULT_SIZE
-    full = make_shapes(cfg.count, size, cfg.num_classes, cfg.split_seed)
-    log.info("shapes: %d images %dx%d, %d classes (%s)", len(full), size, size, cfg.num_classes,
-             ", ".join(list(KINDS)[: cfg.num_classes]))
+    o: ShapesOptions = cfg.options()
+    full = make_shapes(cfg.count, size, o.num_classes, cfg.split_seed)
+    log.info("shapes: %d images %dx%d, %d classes (%s)", len(full), size, size, o.num_classes,
+             ", ".join(list(KINDS)[: o.num_classes]))
     return split_holdout(full, cfg.test_fraction, cfg.split_seed)

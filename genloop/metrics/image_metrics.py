@@ -194,10 +194,10 @@ class FrechetMetric(_FeatureMetric):
 
 @dataclass
 class KIDOptions:
-    """Options of ``kid`` (and of the validation KID of ``train.select_every``; ``metrics.<key>``)."""
+    """Options of ``kid`` (and of the validation KID of ``train.select_every``; ``metrics.kid.<key>``)."""
 
-    kid_subsets: int = opt(100, "KID: number of random subsets averaged", ge=1)
-    kid_subset_size: int = opt(1000, "KID: images per subset (capped at the smaller set size)", ge=2)
+    subsets: int = opt(100, "number of random subsets averaged", ge=1, old="kid_subsets")
+    subset_size: int = opt(1000, "images per subset (capped at the smaller set size)", ge=2, old="kid_subset_size")
 
 
 @METRICS.register("kid", options=KIDOptions)
@@ -215,8 +215,9 @@ class KIDMetric(_FeatureMetric):
         # from the whole sets, so the generations and the reference use subsets of one size.
         n = self._n(len(fake))
         self._check_size(len(self.real) if n is None else n, len(fake) if n is None else n, fake.shape[1])
-        size = self.mcfg.kid_subset_size if n is None else min(self.mcfg.kid_subset_size, n)
-        mean, std = kid(self.real, fake, subsets=self.mcfg.kid_subsets, subset_size=size,
+        o: KIDOptions = self.mcfg.group("kid")
+        size = o.subset_size if n is None else min(o.subset_size, n)
+        mean, std = kid(self.real, fake, subsets=o.subsets, subset_size=size,
                         seed=self.ctx.seed, device=self.ctx.device)
         out = {self.names[0]: mean, self.names[1]: std}
         if n is not None:
@@ -226,7 +227,7 @@ class KIDMetric(_FeatureMetric):
 
 @dataclass
 class PRDCOptions:
-    """Options of ``prdc`` (``metrics.<key>``)."""
+    """Options of ``prdc`` (``metrics.prdc.<key>``)."""
 
     k: int = opt(5, "nearest neighbours k of precision, recall, density and coverage (prdc's nearest_k)", ge=1)
     chunk_size: int = opt(1024, "rows per distance block in precision/recall/density/coverage (memory ~ chunk_size x N floats)", ge=1)
@@ -241,11 +242,12 @@ class PRDCMetric(_FeatureMetric):
 
     def __init__(self, ctx: MetricContext) -> None:
         super().__init__(ctx)
-        self.min_useful = self.mcfg.k + 1
+        self.options: PRDCOptions = self.mcfg.group("prdc")
+        self.min_useful = self.options.k + 1
 
     def _score_pair(self, real: np.ndarray, fake: np.ndarray, real_is_whole: bool) -> dict[str, float]:
-        out = prdc(real, fake, k=self.mcfg.k, chunk_size=self.mcfg.chunk_size,
-                   dtype=self.mcfg.distance_dtype, device=self.ctx.device)
+        o = self.options
+        out = prdc(real, fake, k=o.k, chunk_size=o.chunk_size, dtype=o.distance_dtype, device=self.ctx.device)
         return {metric_name(k, self.extractor.name): v for k, v in out.items()}
 
 
@@ -270,7 +272,8 @@ class ValidationKID:
         if key != self._key:
             self._real, self._key = np.ascontiguousarray(self.extractor(real), dtype=np.float32), key
         feats = np.ascontiguousarray(self.extractor(fake), dtype=np.float32)
-        mean, _ = kid(self._real, feats, subsets=self.mcfg.kid_subsets, subset_size=self.mcfg.kid_subset_size,
+        o: KIDOptions = self.mcfg.group("kid")
+        mean, _ = kid(self._real, feats, subsets=o.subsets, subset_size=o.subset_size,
                       seed=self.ctx.seed, device=self.ctx.device)
         return mean
 

@@ -30,7 +30,8 @@ class Accumulate(Interaction):
             # the largest set with the scheduled synthetic share (at most loop.train_size)
             synth = self.synthetic(generation, history)
             s = self.supply.share(generation)
-            k, m = schedule.largest_split(s, len(self.real.train), len(synth), self.config.loop.train_size)
+            k, m = schedule.largest_split(s, len(self.real.train), len(synth),
+                                                  schedule.options(self.config.loop).train_size)
             parts = [take(Pool.real(self.real.train), k, rng, like=self.real.train), take(synth, m, rng)]
             out = Pool.concat([p for p in parts if len(p)] or parts[:1])
             out.stats = {"synthetic_target": s}

@@ -50,10 +50,10 @@ def _image_curate_score(config: Config, real: RealData) -> Callable:
             return probs[np.arange(len(samples)), samples.labels]
 
         return score
-    if config.loop.curate_top_fraction is None:
-        raise ConfigError(f"loop.curate_top_fraction: {config.data.name!r} has no labels, so curate scores samples "
+    if config.loop.group("curate").top_fraction is None:
+        raise ConfigError(f"loop.curate.top_fraction: {config.data.name!r} has no labels, so curate scores samples "
                           "by their log-density under a Gaussian fitted to the real data, which has no natural "
-                          "threshold; set loop.curate_top_fraction (e.g. 0.8)")
+                          "threshold; set loop.curate.top_fraction (e.g. 0.8)")
     x = as_vectors(real.train.images, signed=True)
     mean = x.mean(0)
     cov = np.atleast_2d(np.cov(x, rowvar=False, bias=True)) + 1e-6 * np.eye(x.shape[1])
@@ -71,12 +71,12 @@ def _text_curate_score(config: Config, real: RealData) -> Callable:
     score highest) under a Kneser-Ney filter model of order loop.curate_order trained on the
     real training text; not the text metrics' judge (order metrics.judge_order).  Perplexity
     has no natural threshold: needs loop.curate_top_fraction."""
-    if config.loop.curate_top_fraction is None:
-        raise ConfigError("loop.curate_top_fraction: curate on text keeps the lowest-perplexity samples under its "
-                          "filter model, which has no natural threshold; set loop.curate_top_fraction (e.g. 0.8)")
+    if config.loop.group("curate").top_fraction is None:
+        raise ConfigError("loop.curate.top_fraction: curate on text keeps the lowest-perplexity samples under its "
+                          "filter model, which has no natural threshold; set loop.curate.top_fraction (e.g. 0.8)")
     from ...models.ngram import KneserNey
 
-    model = KneserNey(config.loop.curate_order, real.train.vocab_size).fit(real.train.tokens)
+    model = KneserNey(config.loop.group("curate").order, real.train.vocab_size).fit(real.train.tokens)
     return lambda samples, scorer: model.log_probs(samples.tokens).mean(1)
 
 
@@ -86,11 +86,11 @@ CURATE_SCORES: dict[str, Callable] = {"images": _image_curate_score, "tokens": _
 
 @dataclass
 class CurateOptions:
-    """Options of ``curate`` (``loop.<key>``)."""
+    """Options of ``curate`` (``loop.curate.<key>``)."""
 
-    curate_threshold: float = opt(0.9, "curate: keep a sample when the domain classifier gives its conditioning label at least this probability", ge=0.0, le=1.0)
-    curate_top_fraction: Optional[float] = opt(None, "curate: keep this fraction of the samples, the most confident ones, instead of a threshold (needed for unlabelled data)", gt=0.0, le=1.0)
-    curate_order: int = opt(2, "curate on text: n of the Kneser-Ney filter model (trained on the real training text) whose lowest-perplexity samples are kept; differs from the text metrics' judge (metrics.judge_order)", ge=1, le=8)
+    threshold: float = opt(0.9, "keep a sample when the domain classifier gives its conditioning label at least this probability", ge=0.0, le=1.0, old="curate_threshold")
+    top_fraction: Optional[float] = opt(None, "keep this fraction of the samples, the most confident ones, instead of a threshold (needed for unlabelled data)", gt=0.0, le=1.0, old="curate_top_fraction")
+    order: int = opt(2, "on text: n of the Kneser-Ney filter model (trained on the real training text) whose lowest-perplexity samples are kept; differs from the text metrics' judge (metrics.text.judge_order)", ge=1, le=8, old="curate_order")
 
 
 @INTERACTIONS.register("curate", options=CurateOptions)
@@ -111,12 +111,12 @@ class Curate(Replace):
         if not len(samples):
             return samples, {"curate_kept_fraction": 0.0}
         s = self.scores(samples, scorer)
-        top = self.config.loop.curate_top_fraction
+        top = self.config.loop.group("curate").top_fraction
         if top is not None:
             m = max(1, int(math.ceil(top * len(s))))
             keep = np.sort(np.argsort(-s, kind="stable")[:m])
         else:
-            keep = np.flatnonzero(s >= self.config.loop.curate_threshold)
+            keep = np.flatnonzero(s >= self.config.loop.group("curate").threshold)
             if not len(keep):  # keep the best one so the chain can go on
                 keep = np.array([int(np.argmax(s))])
         return samples.subset(keep), {"curate_kept_fraction": len(keep) / len(s),
@@ -127,6 +127,6 @@ class Curate(Replace):
 def _check_curate_order(cfg: Config) -> None:
     """The curate filter on text must not be the text metrics' judge."""
     if (cfg.loop.interaction == "curate" and "text" in cfg.metrics.names
-            and cfg.loop.curate_order == cfg.metrics.judge_order):
-        raise ConfigError(f"loop.curate_order: {cfg.loop.curate_order} equals metrics.judge_order; the curate filter "
+            and cfg.loop.group("curate").order == cfg.metrics.group("text").judge_order):
+        raise ConfigError(f"loop.curate.order: {cfg.loop.group('curate').order} equals metrics.text.judge_order; the curate filter "
                           "must not be the text metrics' judge (choose another order for one of them)")

@@ -50,11 +50,11 @@ def _gaussian(config: Config, real: RealData) -> Callable:
 
     from ...data.vectors import as_vectors
 
-    d = config.data
-    radius2 = float(chi2.ppf(config.loop.verify_coverage, d.dim))
+    d = config.data.group("gaussian")
+    radius2 = float(chi2.ppf(config.loop.group("verify").coverage, d.dim))
 
     def valid(samples) -> np.ndarray:
-        z = (as_vectors(samples.images) - d.gaussian_mean) / d.gaussian_std
+        z = (as_vectors(samples.images) - d.mean) / d.std
         return (z ** 2).sum(1) <= radius2
 
     return valid
@@ -66,11 +66,11 @@ VERIFIERS: dict[str, Callable] = {"categorical": _categorical, "brackets": _brac
 
 @dataclass
 class VerifyOptions:
-    """Options of ``verify`` (``loop.<key>``)."""
+    """Options of ``verify`` (``loop.verify.<key>``)."""
 
-    verify_false_accept: float = opt(0.0, "verify: probability that the verifier accepts an invalid sample", ge=0.0, le=1.0)
-    verify_false_reject: float = opt(0.0, "verify: probability that the verifier rejects a valid sample", ge=0.0, le=1.0)
-    verify_coverage: float = opt(0.95, "verify on the gaussian source: a sample is valid when it lies in the region of the true distribution holding this much probability", gt=0.0, lt=1.0)
+    false_accept: float = opt(0.0, "probability that the verifier accepts an invalid sample", ge=0.0, le=1.0, old="verify_false_accept")
+    false_reject: float = opt(0.0, "probability that the verifier rejects a valid sample", ge=0.0, le=1.0, old="verify_false_reject")
+    coverage: float = opt(0.95, "on the gaussian source: a sample is valid when it lies in the region of the true distribution holding this much probability", gt=0.0, lt=1.0, old="verify_coverage")
 
 
 @INTERACTIONS.register("verify", options=VerifyOptions)
@@ -96,11 +96,11 @@ class Verify(Mix):
         return self.supply.pool(generation, history.samples(generation - 1), rng, short_ok=True)
 
     def select(self, generation: int, samples, rng: np.random.Generator, scorer=None):
-        loop = self.config.loop
+        o: VerifyOptions = self.config.loop.group("verify")
         n = len(samples)
         valid = np.asarray(self.valid(samples), dtype=bool) if n else np.zeros(0, bool)
         u = rng.random(n)
-        accept = np.where(valid, u >= loop.verify_false_reject, u < loop.verify_false_accept)
+        accept = np.where(valid, u >= o.false_reject, u < o.false_accept)
         if not accept.any() and n:  # keep one sample so the chain can go on (counted as accepted)
             accept[int(np.argmax(valid))] = True
         kept = samples.subset(np.flatnonzero(accept))
