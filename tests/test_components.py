@@ -184,3 +184,78 @@ def test_a_missing_plugin_is_one_line_naming_it(tmp_path, capsys):
     assert not out.exists()
     assert main(["config", "plugins=[no_such_genloop_plugin.sub]"]) == 2
     assert "'no_such_genloop_plugin.sub'" in capsys.readouterr().err
+
+
+OLD_WAY = '''
+"""Components written the way of earlier versions: options dataclasses whose fields were flat keys
+of their family's section, read from the section."""
+from dataclasses import dataclass
+
+import numpy as np
+
+from genloop.config import opt
+from genloop.data import DATASETS, ImageSet, split_holdout
+from genloop.loop.interactions.base import INTERACTIONS, Interaction, Pool, take
+from genloop.metrics import METRICS
+
+
+@dataclass
+class OldBlobsOptions:
+    blob_level: float = opt(5.0, "oldblobs: mean of every coordinate")
+
+
+@DATASETS.register("oldblobs", options=OldBlobsOptions)
+def load_oldblobs(cfg, cache_dir=None):
+    rng = np.random.default_rng(cfg.split_seed)
+    x = cfg.blob_level + rng.standard_normal((cfg.count, 2)).astype(np.float32)
+    return split_holdout(ImageSet(x.reshape(cfg.count, 2, 1, 1)), cfg.test_fraction, cfg.split_seed)
+
+
+@dataclass
+class OldMeanOptions:
+    oldmean_scale: float = opt(1.0, "oldmean: the mean is multiplied by this", gt=0.0)
+
+
+@METRICS.register("oldmean", options=OldMeanOptions)
+class OldMean:
+    def __init__(self, ctx):
+        self.scale = ctx.config.metrics.oldmean_scale
+
+    def __call__(self, fake, model=None):
+        return {"oldmean": self.scale * float(fake.images.mean())}
+
+
+@dataclass
+class OldHalfOptions:
+    oldhalf_real: float = opt(0.5, "oldhalf: fraction of real items in each later training set", ge=0.0, le=1.0)
+
+
+@INTERACTIONS.register("oldhalf", options=OldHalfOptions)
+class OldHalf(Interaction):
+    def next_pool(self, generation, history, rng):
+        train = self.real.train
+        k = int(round(self.config.loop.oldhalf_real * len(train)))
+        synth = take(history.samples(generation - 1), len(train) - k, rng, like=train)
+        return Pool.concat([take(Pool.real(train), k, rng, like=train), synth])
+'''
+
+
+def test_a_plugin_written_the_old_way_still_runs(tmp_path, monkeypatch):
+    """Options registered with @REGISTRY.register(name, options=...) whose fields were flat section
+    keys: the flat keys set them (aliases), the components read them from their section as before,
+    and the saved config holds them in the components' groups."""
+    import genloop
+
+    (tmp_path / "oldway_plugin.py").write_text(textwrap.dedent(OLD_WAY))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out = tmp_path / "run"
+    genloop.run(None, out, ["plugins=[oldway_plugin]", "data.name=oldblobs", "data.count=200", "data.blob_level=7",
+                            "generator.name=gaussian", "generator.conditional=false", "metrics.names=[oldmean]",
+                            "metrics.oldmean_scale=2", "loop.interaction=oldhalf", "loop.oldhalf_real=0.25",
+                            "loop.generations=2", "generator.ddpm.guidance_scale=1.0", "device=cpu"], report=False)
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert len(rows) == 2 and abs(float(rows[0]["oldmean"]) - 14.0) < 0.5  # 2 x the mean 7 of the blobs
+    saved = (out / "config.yaml").read_text()
+    assert "oldblobs: {blob_level: 7}" in saved and "oldhalf: {oldhalf_real: 0.25}" in saved
+    cfg = from_dict(load_raw(out / "config.yaml"))
+    assert (cfg.data.group("oldblobs").blob_level, cfg.metrics.group("oldmean").oldmean_scale) == (7.0, 2.0)

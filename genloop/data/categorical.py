@@ -47,7 +47,7 @@ class Categorical:
         return counts / max(len(tokens), 1)
 
     def is_valid(self, tokens: np.ndarray) -> np.ndarray:
-        """(N,) bool: the block is one valid outcome (in the support, or in data.valid_categories)."""
+        """(N,) bool: the block is one valid outcome (in the support, or in data.categorical.valid)."""
         t = np.asarray(tokens, dtype=np.int64).reshape(len(tokens), -1)
         o = t[:, 0] - OFFSET
         ok = (o >= 0) & (o < self.k) & (t.shape[1] == 1)

@@ -7,8 +7,8 @@ Layouts of ``data.root`` that are recognised, in this order:
   0..101).  ``data.root`` may be that folder or its ``jpg/`` sub-folder.
 * **CUB-200-2011**: ``images/001.Black_footed_Albatross/...``; ``data.root``
   may be the ``images/`` folder or the folder that contains it.  With
-  ``data.bbox_crop=true`` each bird is cropped to the square around its
-  bounding box, padded by ``data.bbox_padding`` (the paper: 25 %), read from
+  ``data.folder.bbox_crop=true`` each bird is cropped to the square around its
+  bounding box, padded by ``data.folder.bbox_padding`` (the paper: 25 %), read from
   ``images.txt`` and ``bounding_boxes.txt`` next to ``images/`` (see
   ``transforms.padded_box``).
 * **One sub-folder per class** (ImageFolder style): classes are the
@@ -29,7 +29,7 @@ side, which makes large photos several times faster to decode.
 
 The decoded set is cached once as an uncompressed uint8 ``.npz`` (see
 ``genloop.data.cache`` for where, and for the key: the file list with sizes
-and mtimes, the labels and the settings), built with ``data.workers``
+and mtimes, the labels and the settings), built with ``data.folder.workers``
 decoding threads and a progress bar.  About 90 % of the time per image is
 in Pillow's decoder and resampler, which release the GIL, so threads can use
 the cores without the pickling of a process pool (which measured no faster);

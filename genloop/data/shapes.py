@@ -1,7 +1,7 @@
 """Embedded procedural colour dataset ``shapes``: geometric shapes on textured backgrounds.
 
 ``data.count`` RGB images, uint8 (N, 3, S, S) with S = ``data.image_size``
-(32 when None), labels int64 (N,) in 0..K-1 with K = ``data.num_classes``
+(32 when None), labels int64 (N,) in 0..K-1 with K = ``data.shapes.num_classes``
 (the first K of ``KINDS``; classes balanced to within one image).  Each
 image has one shape of a random colour, size (radius 20-38 % of the side),
 position and rotation, antialiased (coverage from a signed distance), with
@@ -94,7 +94,7 @@ def _half_disc(u, v):  # half of a unit disc, centroid at the origin
     return np.maximum(np.sqrt(u * u + w * w) - 1.0, -w)
 
 
-#: Shape kinds in class order; ``data.num_classes = K`` uses the first K.
+#: Shape kinds in class order; ``data.shapes.num_classes = K`` uses the first K.
 KINDS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "circle": _circle, "square": _square, "triangle": _triangle, "cross": _cross,
     "ring": _ring, "star": _star, "hexagon": _hexagon, "half_disc": _half_disc,
@@ -209,7 +209,7 @@ def make_shapes(count: int, size: int = DEFAULT_SIZE, num_classes: int = 5, seed
     """``count`` shape images: uint8 (count, 3, size, size), int64 labels in
     0..num_classes-1 (kind ``list(KINDS)[label]``); deterministic in ``seed``."""
     if not 1 <= num_classes <= len(KINDS):
-        raise DataError(f"data.num_classes: shapes has {len(KINDS)} kinds ({', '.join(KINDS)}), got {num_classes}")
+        raise DataError(f"data.shapes.num_classes: shapes has {len(KINDS)} kinds ({', '.join(KINDS)}), got {num_classes}")
     if count < 1:
         raise DataError(f"data.count: shapes needs at least one image, got {count}")
     rng = np.random.default_rng([seed, 0x5A9E5])

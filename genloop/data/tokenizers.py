@@ -16,7 +16,7 @@ resumed run) uses the same one.  Ids 0 and 1 are ``<bos>`` and ``<unk>``:
             (``pip install tokenizers``; imported only here): the 256 bytes plus
             merges up to ``data.vocab_size`` tokens (merges of pairs seen at least
             ``data.min_count`` times); ``decode(encode(t)) == t`` for any text.
-- ``pretrained``  a pretrained model's own tokenizer, read from ``data.tokenizer_path``
+- ``pretrained``  a pretrained model's own tokenizer, read from ``data.pretrained.path``
             (a folder saved with ``save_pretrained``: its ``tokenizer.json``, or
             whatever ``transformers.AutoTokenizer`` reads), not trained; the
             ``hf-causal-lm`` generator needs it.  Genloop id = the tokenizer's id + 2

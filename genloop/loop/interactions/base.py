@@ -151,10 +151,10 @@ def take(pool: Pool, n: int, rng: np.random.Generator, like: Optional[ImageSet] 
 
 def lineage_generator(config: Config, overrides: dict, lineage: int) -> GeneratorConfig:
     """The generator config of a lineage: ``config.generator`` with ``overrides`` applied
-    (checked like any config key; errors name ``loop.lineages[i].key``)."""
+    (checked like any config key; errors name ``loop.ecosystem.lineages[i].key``)."""
     if not overrides:
         return config.generator
-    return with_overrides(config.generator, overrides, f"loop.lineages[{lineage}]")
+    return with_overrides(config.generator, overrides, f"loop.ecosystem.lineages[{lineage}]")
 
 
 def lineage_config(config: Config, overrides: dict, lineage: int) -> Config:
