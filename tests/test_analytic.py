@@ -12,6 +12,7 @@ Every comparison of a mean over seeds with its expectation uses a tolerance of
 4 standard errors (standard deviation over seeds / sqrt(seeds)); the seeds are
 fixed, so the tests are deterministic.
 """
+import copy
 import dataclasses
 import math
 
@@ -45,7 +46,9 @@ def _real_1d(seed, n=N):
 
 def _fitted(cfg, seeds, generations):
     """(mean, variance) fitted by each generation of each seed's chain: two (seeds, generations) arrays."""
-    base = dataclasses.replace(cfg, loop=dataclasses.replace(cfg.loop, generations=generations))
+    loop = copy.deepcopy(cfg.loop)  # with its interaction's options (dataclasses.replace would reset them)
+    loop.generations = generations
+    base = dataclasses.replace(cfg, loop=loop)
     mu, var = np.zeros((len(seeds), generations)), np.zeros((len(seeds), generations))
     for i, s in enumerate(seeds):
         out = []
