@@ -45,14 +45,14 @@ def load_path(path: Union[str, Path], image_size: Optional[int] = None, *, skip_
     if test is not None:
         log.info("%s: using 'images' (%d); the %d test_images are ignored here", path, len(data), len(test))
     if image_size is not None and data.images.shape[2:] != (image_size, image_size):
-        data = ImageSet(resize_batch(data.images, image_size), data.labels, data.shapes.num_classes)
+        data = ImageSet(resize_batch(data.images, image_size), data.labels, data.num_classes)
     return data
 
 
 def save_npz(path: Union[str, Path], data: ImageSet, compress: bool = False) -> Path:
     """Write ``images`` (uint8 (N, C, H, W)), ``labels`` (int64, when labelled)
     and ``num_classes`` to ``path`` atomically; ``load_path`` reads it back."""
-    arrays = {"images": data.images, "num_classes": np.int64(data.shapes.num_classes)}
+    arrays = {"images": data.images, "num_classes": np.int64(data.num_classes)}
     if data.labels is not None:
         arrays["labels"] = np.asarray(data.labels, dtype=np.int64)
     return store_npz(path, compress=compress, **arrays)

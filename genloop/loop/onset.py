@@ -38,7 +38,7 @@ add_shared_group(MetricsConfig, "onset", OnsetOptions, "collapse onset")
 
 
 def tolerance(store: RunStore) -> float:
-    """``metrics.onset.tolerance`` of the run folder's config (default 0.1; ``metrics.onset.tolerance`` in
+    """``metrics.onset.tolerance`` of the run folder's config (default 0.1; ``metrics.onset_tolerance`` in
     the flat layout of earlier versions)."""
     import yaml
 
