@@ -148,7 +148,8 @@ def load_config(config: Union[str, Path, dict, list, None] = None, overrides: Op
     The sources are ``run``'s: ``preset`` (a shipped preset by name), then ``config`` (a YAML
     path, a dict, or a list of those) merged over it, then the overrides; the ``default``
     preset when neither is given (``genloop config [-p NAME] [key=value ...]``)."""
-    from .loading import expand, load_raw
+    from .chains import expand
+    from .loading import load_raw
     from .reference import config_sources
 
     load_builtins()

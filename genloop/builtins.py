@@ -14,6 +14,7 @@ config uses before a run folder is made.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Iterable, Optional
 
 # Data sources (DATASETS) and tokenizers (TOKENIZERS).
@@ -63,7 +64,7 @@ import genloop.loop.interactions.curate  # noqa: F401
 import genloop.loop.interactions.detect  # noqa: F401
 import genloop.loop.interactions.ecosystem  # noqa: F401
 import genloop.loop.interactions.verify  # noqa: F401
-# Collapse onset (metrics.onset_tolerance; onset.csv and the summary's onset columns).
+# Collapse onset (metrics.onset.tolerance; onset.csv and the summary's onset columns).
 import genloop.loop.onset  # noqa: F401
 # Experiment trackers (TRACKERS; each imports its package only when a run uses it).
 import genloop.tracking.mlflow_tracker  # noqa: F401
@@ -113,10 +114,14 @@ def check_names(cfg: Config) -> None:
     for key, value, reg in checks:
         if value not in reg:
             raise _unknown(key, value, reg)
-    for i, over in enumerate(cfg.loop.lineages or []):  # per-lineage generator overrides
-        for key, reg in (("name", GENERATORS), ("network", NETWORKS), ("schedule", SCHEDULES)):
-            if key in over and over[key] not in reg:
-                raise _unknown(f"loop.lineages[{i}].{key}", over[key], reg)
+    for name, group in cfg.loop.groups().items():  # per-lineage generator overrides (loop.ecosystem.lineages)
+        for f in dataclasses.fields(group):
+            if f.metadata.get("overrides") != "generator":
+                continue
+            for i, over in enumerate(getattr(group, f.name) or []):
+                for key, reg in (("name", GENERATORS), ("network", NETWORKS), ("schedule", SCHEDULES)):
+                    if key in over and over[key] not in reg:
+                        raise _unknown(f"loop.{name}.{f.name}[{i}].{key}", over[key], reg)
 
 
 mark_builtins_loaded()  # last: every built-in, its options and its validators are registered

@@ -1,4 +1,4 @@
-"""Typed configuration: the shared keys of every section, and how components add theirs.
+"""Typed configuration: the sections of a config and their shared keys.
 
 The whole configuration is a tree of dataclasses (``Config``).  Every field
 carries its help text and its allowed values in ``field(metadata=...)`` (``opt``);
@@ -8,12 +8,10 @@ generated from them, so the docs and the checks can never disagree.
 This module holds the keys shared by every component of a family (``data.name``,
 ``generator.name``, ``loop.generations`` ...).  A component's own keys live next
 to its code, in a small options dataclass it registers with itself
-(``@GENERATORS.register("gmm", options=GMMOptions)``).  In a ``ComponentSection``
-(``generator``) each component's options are a group of their own
-(``generator.gmm.components``, ``generator.mlp.width``), built from its dataclass and
-handed to the component when it is built; the dataclass may check itself (``check()``,
-``check_with(config)``).  The other families still add their components' fields to
-their section (``add_options``: ``data.dim``).  The flat keys of earlier versions are
+(``@DATASETS.register("gaussian", options=GaussianOptions)``): in its family's section
+(a ``ComponentSection``) they are a group of their own (``data.gaussian.dim``,
+``generator.mlp.width``, ``loop.curate.threshold``, ``metrics.kid.subset_size``), handed to the
+component when it is built (``genloop.groups``).  The flat keys of earlier versions are
 read as aliases (``genloop.migrate``).  Built-in components are registered by
 ``genloop.builtins`` before any configuration is resolved.
 
@@ -22,189 +20,24 @@ presets and the reference table in ``genloop.reference``.
 """
 from __future__ import annotations
 
-import copy
-import dataclasses
-import logging
-import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional
 
-
-class ConfigError(ValueError):
-    """A bad key or value in a configuration; the message names it and the fix."""
-
-
-def opt(default: Any, help: str, *, choices: Optional[tuple] = None, ge: Optional[float] = None,
-        le: Optional[float] = None, gt: Optional[float] = None, lt: Optional[float] = None,
-        old: Optional[str] = None, overrides: Optional[str] = None) -> Any:
-    """A config field with its help text and allowed range.
-
-    ``old``: the key's name in the flat layout of earlier versions, when it differs from the
-    field's name (``generator.guidance_scale`` is now ``generator.ddpm.guidance_scale``: same
-    name, no ``old`` needed).  ``overrides``: the field holds overrides of that section
-    (``loop.lineages`` overrides ``generator`` keys)."""
-    meta = {"help": help, "choices": choices, "ge": ge, "le": le, "gt": gt, "lt": lt}
-    if old is not None:
-        meta["old"] = old
-    if overrides is not None:
-        meta["overrides"] = overrides
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
-    return field(default=default, metadata=meta)
-
-
-def section(cls: type, help: str) -> Any:
-    return field(default_factory=cls, metadata={"help": help, "section": True})
-
-
-# --------------------------------------------------------------------------- component options
-
-log = logging.getLogger(__name__)
-
-# section class -> component name -> (its options dataclass, the slot field that names it)
-_GROUPS: dict[type, dict[str, tuple[type, str]]] = {}
-_NOTED: set = set()
-
-
-def note_once(key: str, text: str) -> None:
-    """Log ``text`` (a deprecation note) once per ``key`` in this process."""
-    if key not in _NOTED:
-        _NOTED.add(key)
-        log.warning("%s", text)
-
-
-def old_name(f: dataclasses.Field) -> str:
-    """The flat key an option had before options were grouped by component (its own name unless
-    ``opt(..., old=...)`` says otherwise)."""
-    return f.metadata.get("old") or f.name
-
-
-def add_group(section_cls: type, slot: str, name: str, options_cls: type, owner: str) -> None:
-    """Register ``options_cls`` as the options of component ``name``, named by the field ``slot``
-    of ``section_cls``: its keys are written ``<section>.<name>.<key>``."""
-    if not dataclasses.is_dataclass(options_cls):
-        raise TypeError(f"{owner}: options must be a dataclass of opt(...) fields, got {options_cls!r}")
-    fields = {f.name for f in dataclasses.fields(section_cls)}
-    groups = _GROUPS.setdefault(section_cls, {})
-    if name in fields or name in groups:
-        raise ValueError(f"{owner}: {name!r} is already a key of {section_cls.__name__}; register it under another name")
-    groups[name] = (options_cls, slot)
-
-
-def as_kwargs(options: Any) -> dict:
-    """An options object as keyword arguments (field name -> value); {} for None."""
-    return {} if options is None else {f.name: getattr(options, f.name) for f in dataclasses.fields(options)}
-
-
-def groups_of(section_cls: type) -> dict[str, tuple[type, str]]:
-    """Component name -> (options dataclass, slot) registered for ``section_cls``, sorted by name."""
-    return dict(sorted(_GROUPS.get(section_cls, {}).items()))
-
-
-def active_names(section_cls: type, node: Any) -> list[str]:
-    """The components a section (object or raw mapping) uses: the component of its first slot, and
-    the components of the other slots its options' ``uses`` names (ddpm uses network and schedule).
-    A list in a slot (a grid) counts every value."""
-    get = node.get if isinstance(node, dict) else (lambda k, d=None: getattr(node, k, d))
-    slots = getattr(section_cls, "slots", ())
-    if not slots:
-        return []
-
-    def values(slot: str) -> list:
-        v = get(slot)
-        return [x for x in (v if isinstance(v, list) else [v]) if isinstance(x, str)]
-
-    groups = groups_of(section_cls)
-    out = values(slots[0])
-    for primary in list(out):
-        uses = getattr(groups.get(primary, (None,))[0], "uses", ())
-        out += [v for slot in slots[1:] if slot in uses for v in values(slot)]
-    return list(dict.fromkeys(out))
-
-
-def legacy_owners(section_cls: type) -> dict[str, list[tuple[str, str]]]:
-    """Flat key of the old layout -> [(component, field)] of the groups that own it now."""
-    out: dict[str, list[tuple[str, str]]] = {}
-    for comp, (ocls, _) in groups_of(section_cls).items():
-        for f in dataclasses.fields(ocls):
-            out.setdefault(old_name(f), []).append((comp, f.name))
-    return out
-
-
-@dataclasses.dataclass
-class _NoOptions:
-    pass
-
-
-class ComponentSection:
-    """A config section whose ``slots`` fields name components, each component's options a group
-    ``<section>.<component>`` of its own (an instance of the options dataclass it registered).
-
-    ``section.group("mlp")`` (or ``section.mlp``) is a group; ``section.options()`` the options of
-    the component named by the first slot.  Reading a flat key of the old layout
-    (``section.guidance_scale``) still works for code written before, with a note."""
-
-    key = ""  # the section's key in the config (generator)
-    slots: tuple = ()
-
-    def __post_init__(self) -> None:
-        self.__dict__["_groups"] = {n: o() for n, (o, _) in groups_of(type(self)).items()}
-
-    def group(self, name: str) -> Any:
-        groups = self.__dict__.setdefault("_groups", {})
-        if name not in groups:
-            entry = groups_of(type(self)).get(name)
-            if entry is None:
-                raise KeyError(f"{type(self).__name__}: no options registered for {name!r}")
-            groups[name] = entry[0]()
-        return groups[name]
-
-    def set_group(self, name: str, value: Any) -> None:
-        self.__dict__.setdefault("_groups", {})[name] = value
-
-    def groups(self) -> dict[str, Any]:
-        for name in groups_of(type(self)):
-            self.group(name)
-        return dict(sorted(self.__dict__["_groups"].items()))
-
-    def options(self, slot: Optional[str] = None) -> Any:
-        """The options of the component named by ``slot`` (the first slot by default); None when it
-        registered none."""
-        name = getattr(self, slot or self.slots[0])
-        return self.group(name) if name in groups_of(type(self)) else None
-
-    def active(self) -> list[str]:
-        return active_names(type(self), self)
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        groups = self.__dict__.get("_groups", {})
-        flat = [c for c in self.active() if any(old_name(f) == name for f in dataclasses.fields(groups_of(type(self)).get(c, (_NoOptions,))[0]))]
-        if (name in groups or name in groups_of(type(self))) and not flat:
-            return self.group(name)
-        for comp in flat:  # a flat key of the old layout, read by code written before
-            opts = self.group(comp)
-            for f in dataclasses.fields(opts):
-                if old_name(f) == name:
-                    section = getattr(type(self), "key", type(self).__name__)
-                    note_once(f"read {section}.{name}", f"{section}.{name} is read from {section}.{comp}.{f.name}; "
-                              f"components now receive their options (ctx.options) or read {section}.{comp}.{f.name}")
-                    return getattr(opts, f.name)
-        raise AttributeError(f"{type(self).__name__} has no key {name!r}")
-
-    def __eq__(self, other: Any) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        return (all(getattr(self, f.name) == getattr(other, f.name) for f in dataclasses.fields(self))
-                and self.groups() == other.groups())
+from .groups import (ComponentSection, ConfigError, active_names, add_group, add_shared_group, as_kwargs,  # noqa: F401
+                     groups_of, legacy_owners, note_once, old_name, opt, section)
 
 
 # --------------------------------------------------------------------------- sections
 
 
-@dataclass
-class DataConfig:
+@dataclass(eq=False)
+class DataConfig(ComponentSection):
+    """``data.name`` picks the source, ``data.tokenizer`` the tokenizer of text sources; each one's
+    own options are ``data.<name>.<key>`` (``data.gaussian.dim``, ``data.pretrained.path``)."""
+
+    key = "data"
+    slots = ("name", "tokenizer")
+
     name: str = opt("digits", "dataset source (registry `genloop.data`): digits, mnist, folder, npz, shapes, gaussian; text: shakespeare, text, zipf-markov")
     root: Optional[str] = opt(None, "folder or file holding the dataset (mnist, folder, npz, text)")
     image_size: Optional[int] = opt(None, "resize images to this side length (None: native size; folder 64, shapes 32)", ge=4)
@@ -214,7 +47,7 @@ class DataConfig:
     split_seed: int = opt(0, "seed of the train/test split (fixed, independent of the run seed)", ge=0)
     count: int = opt(1000, "points or images drawn by synthetic sources (gaussian, shapes) before the train/test split", ge=2)
     test_limit: Optional[int] = opt(None, "use at most this many real test items (images or text blocks; None: all)", ge=1)
-    tokenizer: str = opt("word", "text: tokenizer trained once on the real training text and cached in the run folder (registry `genloop.data.tokenizers.TOKENIZERS`): word (lower-cased words, digits and punctuation, newline kept), char, bpe (byte-level BPE, needs the tokenizers package), or pretrained (a saved Hugging Face tokenizer from data.tokenizer_path, not trained; for generator.name=hf-causal-lm)")
+    tokenizer: str = opt("word", "text: tokenizer trained once on the real training text and cached in the run folder (registry `genloop.data.tokenizers.TOKENIZERS`): word (lower-cased words, digits and punctuation, newline kept), char, bpe (byte-level BPE, needs the tokenizers package), or pretrained (a saved Hugging Face tokenizer from data.pretrained.path, not trained; for generator.name=hf-causal-lm)")
     block_size: int = opt(64, "text: tokens per block; a text data set is blocks of this many tokens, and every sample is one block", ge=2)
     vocab_size: int = opt(8000, "text: most frequent training tokens kept by the tokenizer (the rest map to <unk>); bpe: tokens in all, at least 258 (256 bytes, <bos>, <unk>); not used by pretrained", ge=2)
     min_count: int = opt(1, "text, word tokenizer: keep only tokens seen at least this often in the training text; bpe: merge only pairs seen at least this often", ge=1)
@@ -229,6 +62,7 @@ class GeneratorConfig(ComponentSection):
 
     key = "generator"
     slots = ("name", "network", "schedule")
+    dependent_slots = ("network", "schedule")
 
     name: str = opt("ddpm", "generator (registry `genloop.generators`); its options: generator.<name>.<key>")
     network: str = opt("mlp", "denoising network of a diffusion generator (registry `genloop.models`): mlp (flattened small images), unet or unet_lite; its options: generator.<network>.<key>")
@@ -280,8 +114,14 @@ class TrainConfig:
     precision: str = opt("auto", "arithmetic of the diffusion network on CUDA: fp32, or bf16 autocast (auto: bf16 on GPUs that support it, else fp32; always fp32 on CPU, where bf16 is ~400x slower)", choices=("auto", "fp32", "bf16"))
 
 
-@dataclass
-class LoopConfig:
+@dataclass(eq=False)
+class LoopConfig(ComponentSection):
+    """``loop.interaction`` picks the interaction model; ``loop.<interaction>`` holds its options
+    (``loop.curate.threshold``), ``loop.schedule`` the synthetic-fraction schedule several read."""
+
+    key = "loop"
+    slots = ("interaction",)
+
     interaction: str = opt("replace", "interaction model (registry `genloop.loop.INTERACTIONS`)")
     generations: int = opt(10, "number of models trained in a chain (generation 0 trains on real data)", ge=1)
     sample_count: Optional[int] = opt(None, "images sampled per generation (None: as many as the real training set)", ge=1)
@@ -295,8 +135,15 @@ class ClassifierConfig:
     width: int = opt(256, "hidden width of its MLP (images of side < 12); its CNN: width/16 base channels, width/2 features", ge=1)
 
 
-@dataclass
-class MetricsConfig:
+@dataclass(eq=False)
+class MetricsConfig(ComponentSection):
+    """``metrics.names`` picks the metrics and ``metrics.features`` their feature extractor; each
+    one's options are ``metrics.<name>.<key>`` (``metrics.kid.subset_size``,
+    ``metrics.inception.weights``); ``metrics.onset`` the collapse-onset band."""
+
+    key = "metrics"
+    slots = ("names", "features")
+
     names: list[str] = opt(["classifier"], "metrics computed per generation (registry `genloop.metrics.METRICS`)")
     features: str = opt("classifier", "feature extractor for fd/kid/prdc (registry `genloop.metrics.EXTRACTORS`): inception, classifier, pixels")
     equal_n: bool = opt(True, "score fd/kid/prdc (and frechet/wasserstein on vectors) of every generation and of the reference at one sample count n = min(real training set, real held-out set, samples): larger sides are subsampled and averaged over metrics.draws draws (the column eval_n says n; variance_ratio: both sides of a row at one N); false: all images, so the reference (held-out vs training set) has other counts than the generations")
@@ -335,74 +182,23 @@ class Config:
     sweep: SweepConfig = section(SweepConfig, "how chains are placed on the machine (not part of a chain's identity: changing it does not change any number)")
 
 
-# --------------------------------------------------------------------------- component options
-
-
-# section class -> option name -> (options class, owners registered with it)
-_OPTION_OWNERS: dict[type, dict[str, tuple[type, list[str]]]] = {}
-
-
-def _copy_field(f: dataclasses.Field) -> dataclasses.Field:
-    if f.default_factory is not dataclasses.MISSING:
-        return field(default_factory=f.default_factory, metadata=f.metadata)
-    return field(default=f.default, metadata=f.metadata)
+# --------------------------------------------------------------------------- the old way
 
 
 def add_options(section_cls: type, options_cls: type, owner: str) -> None:
-    """Add the fields of the dataclass ``options_cls`` (a component's options) to the config
-    section ``section_cls``, keeping their help and bounds.
-
-    The section's own (shared) keys come first, then the options of each component in
-    the order of their owners' names (so the order does not depend on import order), then
-    the section's subsections.
-    ``owner`` names the component (``generator 'gmm'``) in errors.  One options class may
-    serve several components (its fields are added once); a field name already taken by a
-    shared key or another component's options is an error."""
-    if not dataclasses.is_dataclass(options_cls):
-        raise TypeError(f"{owner}: options must be a dataclass of opt(...) fields, got {options_cls!r}")
-    if issubclass(section_cls, ComponentSection):
-        raise ValueError(f"{owner}: {section_cls.__name__} keeps each component's options in a group of their own; "
-                         f"register {options_cls.__name__} with the component (@REGISTRY.register(name, "
-                         f"options={options_cls.__name__})) and read them as {section_cls.key}.<name>.<key>")
-    have = {f.name: f for f in dataclasses.fields(section_cls)}
-    owners = _OPTION_OWNERS.setdefault(section_cls, {})
-    new = []
-    for f in dataclasses.fields(options_cls):
-        if f.name in have:
-            prev = owners.get(f.name)
-            if prev is not None and prev[0] is options_cls:
-                prev[1].append(owner)
-                continue
-            by = f"{prev[1][0]}'s option" if prev else "a shared key"
-            raise ValueError(f"{owner}: option {f.name!r} of {options_cls.__name__} is already {by} "
-                             f"in {section_cls.__name__}; give it another name")
-        new.append(f)
-    if not new:
-        return
-    hints = {**typing.get_type_hints(section_cls), **typing.get_type_hints(options_cls)}
-    for f in new:
-        owners[f.name] = (options_cls, [owner])
-        have[f.name] = f
-    shared = [n for n in have if n not in owners and not have[n].metadata.get("section")]
-    by_owner = sorted((n for n in have if n in owners), key=lambda n: owners[n][1][0])  # stable: keeps field order
-    subsections = [n for n in have if have[n].metadata.get("section")]
-    spec = [(n, hints[n], _copy_field(have[n])) for n in shared + by_owner + subsections]
-    made = dataclasses.make_dataclass(section_cls.__name__, spec)
-    for attr in ("__init__", "__repr__", "__eq__", "__match_args__", "__dataclass_fields__"):
-        setattr(section_cls, attr, made.__dict__[attr])
-    section_cls.__annotations__ = {n: tp for n, tp, _ in spec}
-
-
-def option_owners(section_cls: type) -> dict[str, list[str]]:
-    """Option name -> the components that registered it, for ``section_cls``."""
-    return {k: list(v[1]) for k, v in _OPTION_OWNERS.get(section_cls, {}).items()}
+    """Gone: options are no longer added to a section's flat keys.  One line says what to do."""
+    raise TypeError(f"{owner}: add_options({section_cls.__name__}, {options_cls.__name__}) is gone; register the "
+                    f"options with the component (@REGISTRY.register(name, options={options_cls.__name__})), or, "
+                    f"when several components read them, as a group of their own (add_shared_group("
+                    f"{section_cls.__name__}, name, {options_cls.__name__}, owner)); users write <section>.<name>.<key>")
 
 
 # The loading machinery used to live here; these names still import from genloop.config.
 _MOVED = {
-    "genloop.loading": ("from_dict", "to_dict", "dump_yaml", "validate", "register_validator", "defaults",
-                        "deep_merge", "parse_override", "set_path", "get_path", "read_yaml", "load_raw",
-                        "grid_axes", "Chain", "expand", "NON_IDENTITY_SECTIONS", "identity_diff", "diff", "_build"),
+    "genloop.loading": ("from_dict", "to_dict", "dump_yaml", "defaults", "deep_merge", "parse_override", "set_path",
+                        "get_path", "read_yaml", "load_raw", "_build"),
+    "genloop.validation": ("validate", "register_validator"),
+    "genloop.chains": ("grid_axes", "Chain", "expand", "NON_IDENTITY_SECTIONS", "identity_diff", "diff"),
     "genloop.reference": ("PRESET_DIR", "preset_path", "presets", "reference"),
 }
 

@@ -119,27 +119,45 @@ def translate(raw: Any, context: Optional[dict] = None) -> Any:
 
 
 def _translate_overrides(out: dict, section: str) -> None:
-    """Fields that hold overrides of ``section`` (``loop.lineages``) get their old keys moved too."""
-    for sec_name, fields in _override_fields(section).items():
+    """Fields that hold overrides of ``section`` (``loop.ecosystem.lineages``, flat ``loop.lineages``) get
+    their old keys moved too."""
+    for sec_name, paths in _override_fields(section).items():
         node = out.get(sec_name)
         if not isinstance(node, dict):
             continue
-        for fname in fields:
-            items = node.get(fname)
+        for path in paths:
+            holder = node.get(path[0]) if len(path) == 2 else node
+            if not isinstance(holder, dict):
+                continue
+            items = holder.get(path[-1])
             if isinstance(items, list) and all(isinstance(o, dict) for o in items):
                 merged = out.get(section) if isinstance(out.get(section), dict) else {}
-                node[fname] = [translate({section: o}, {section: merged}).get(section, {}) for o in items]
+                holder[path[-1]] = [translate({section: o}, {section: merged}).get(section, {}) for o in items]
 
 
-def _override_fields(section: str) -> dict[str, list[str]]:
-    """Section key -> its fields that hold overrides of ``section`` (``opt(..., overrides=...)``)."""
-    out: dict[str, list[str]] = {}
+def _override_paths(section: str) -> tuple:
+    """(section key, path) of every field holding overrides of ``section`` (``opt(..., overrides=...)``):
+    ``("loop", ("ecosystem", "lineages"))`` in a group, and its flat key ``("loop", ("lineages",))``."""
+    out = []
     hints = get_type_hints(Config)
     for f in dataclasses.fields(Config):
         tp = hints[f.name]
-        if dataclasses.is_dataclass(tp):
-            out[f.name] = [g.name for g in dataclasses.fields(tp) if g.metadata.get("overrides") == section]
-    return {k: v for k, v in out.items() if v}
+        if not dataclasses.is_dataclass(tp):
+            continue
+        out += [(f.name, (g.name,)) for g in dataclasses.fields(tp) if g.metadata.get("overrides") == section]
+        for comp, (ocls, _) in groups_of(tp).items():
+            for g in dataclasses.fields(ocls):
+                if g.metadata.get("overrides") == section:
+                    out += [(f.name, (comp, g.name)), (f.name, (old_name(g),))]
+    return tuple(out)
+
+
+def _override_fields(section: str) -> dict[str, list[tuple]]:
+    """Section key -> the paths of its fields that hold overrides of ``section``."""
+    out: dict[str, list[tuple]] = {}
+    for sec_name, path in _override_paths(section):
+        out.setdefault(sec_name, []).append(path)
+    return out
 
 
 def alias_targets(key: str, context: dict, value: Any = _ANY) -> list[str]:
@@ -184,16 +202,17 @@ def flat_dict(raw: dict) -> dict:
     """A config mapping of the grouped layout (``to_dict`` of a config, or a raw config) as the
     flat mapping earlier versions had: what a chain's identity is hashed from."""
     out = copy.deepcopy(raw)
-    for section, cls in component_sections().items():
+    sections = component_sections()
+    for section, cls in sections.items():
         node = out.get(section)
         if isinstance(node, dict):
             out[section] = _flat_section(cls, node)
-        for sec_name, fields in _override_fields(section).items():
+    for section, cls in sections.items():  # overrides of a section, at their flat keys now
+        for sec_name, path in _override_paths(section):
             sub = out.get(sec_name)
-            for fname in fields if isinstance(sub, dict) else ():
-                items = sub.get(fname)
-                if isinstance(items, list):
-                    sub[fname] = [_flat_override(cls, o) for o in items]
+            items = sub.get(path[0]) if isinstance(sub, dict) and len(path) == 1 else None
+            if isinstance(items, list):
+                sub[path[0]] = [_flat_override(cls, o) for o in items]
     return out
 
 

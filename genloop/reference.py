@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from .config import ComponentSection, Config, ConfigError, groups_of
-from .loading import _hints, _is_section, _type_name, load_components
+from .config import ComponentSection, Config, ConfigError, groups_of, old_name
+from .coerce import _hints, _is_section, _type_name
+from .loading import load_components
 
 
 PRESET_DIR = Path(__file__).parent / "presets"
@@ -51,8 +52,8 @@ def presets() -> dict[str, str]:
 
 def reference() -> str:
     """Markdown table of every key, its type, default and help: each section's shared keys, then
-    (in sections whose components have options of their own) each component's options under
-    ``<section>.<component>``."""
+    each component's options under ``<section>.<component>`` (and the shared groups, such as
+    ``loop.schedule``), each with the flat key it had in earlier versions."""
     load_components()
     lines = ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
 
@@ -63,10 +64,11 @@ def reference() -> str:
         if issubclass(cls, ComponentSection):
             for name, (ocls, slot) in groups_of(cls).items():
                 doc = (ocls.__doc__ or "").strip().splitlines()[0] if ocls.__doc__ else ""
-                lines.append(f"| **{prefix}.{name}** | options of {prefix}.{slot}={name} | | {doc} |")
-                fields(ocls, _hints(ocls), ocls(), f"{prefix}.{name}")
+                what = f"options of {prefix}.{slot}={name}" if slot else "shared options"
+                lines.append(f"| **{prefix}.{name}** | {what} | | {doc} |")
+                fields(ocls, _hints(ocls), ocls(), f"{prefix}.{name}", old=prefix)
 
-    def fields(cls: type, hints: dict, inst: object, prefix: str) -> None:
+    def fields(cls: type, hints: dict, inst: object, prefix: str, old: str = "") -> None:
         for f in dataclasses.fields(cls):
             path = f"{prefix}.{f.name}" if prefix else f.name
             tp = hints[f.name]
@@ -78,6 +80,8 @@ def reference() -> str:
             bounds = [f"{w} {f.metadata[k]}" for k, w in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")) if f.metadata.get(k) is not None]
             if f.metadata.get("choices"):
                 bounds.append("one of " + ", ".join(map(str, f.metadata["choices"])))
+            if old:
+                bounds.append(f"was {old}.{old_name(f)}")
             extra = f" ({'; '.join(bounds)})" if bounds else ""
             default = getattr(inst, f.name)
             lines.append(f"| `{path}` | {_type_name(tp)} | `{default!r}` | {help_}{extra} |")

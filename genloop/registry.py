@@ -10,11 +10,10 @@ A component that has options of its own declares them in a small dataclass of
 
     @GENERATORS.register("gmm", options=GMMOptions)
 
-In a family whose registry names a slot (``Registry("generator", section=GeneratorConfig,
-slot="name")``) the options are the component's own group: users write
-``generator.gmm.components`` and the component receives its ``GMMOptions`` when it is
-built.  The other families still add their components' keys to their section
-(``genloop.config.add_options``: ``data.dim``).
+The registry names the config section and the slot (the field) that names the component
+(``Registry("generator", section=GeneratorConfig, slot="name")``); the options are the
+component's own group: users write ``generator.gmm.components`` (``data.gaussian.dim``,
+``metrics.kid.subset_size``) and the component receives its ``GMMOptions`` when it is built.
 
 The registries start empty: ``genloop.load_builtins()`` (``genloop.builtins``) registers
 every built-in component; ``genloop.run``, ``genloop.load_config``, the CLI and every sweep
@@ -41,7 +40,7 @@ def require_builtins() -> None:
     """A ``ConfigError`` saying so when the built-ins are not registered yet (a config
     cannot be resolved without their names and keys)."""
     if not _builtins_loaded:
-        from .config import ConfigError
+        from .groups import ConfigError
 
         raise ConfigError(NOT_LOADED)
 
@@ -59,21 +58,17 @@ class Registry(Generic[T]):
 
     def register(self, name: str, options: Optional[type] = None) -> Callable[[T], T]:
         """Decorator: register ``obj`` under ``name`` (a duplicate name is an error), with
-        its ``options`` dataclass, whose fields join this family's config section."""
-        if options is not None and self.section is None:
+        its ``options`` dataclass, the group ``<section>.<name>`` of this family's config section."""
+        if options is not None and (self.section is None or self.slot is None):
             raise ValueError(f"{self.kind} {name!r}: this registry has no config section for options")
 
         def deco(obj: T) -> T:
             if name in self._items:
                 raise ValueError(f"{self.kind} {name!r} is already registered")
-            if options is not None and self.slot is not None:
-                from .config import add_group
+            if options is not None:
+                from .groups import add_group
 
                 add_group(self.section, self.slot, name, options, f"{self.kind} {name!r}")
-            elif options is not None:
-                from .config import add_options
-
-                add_options(self.section, options, f"{self.kind} {name!r}")
             self._items[name] = obj
             self._options[name] = options
             return obj

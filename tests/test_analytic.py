@@ -12,6 +12,7 @@ Every comparison of a mean over seeds with its expectation uses a tolerance of
 4 standard errors (standard deviation over seeds / sqrt(seeds)); the seeds are
 fixed, so the tests are deterministic.
 """
+import copy
 import dataclasses
 import math
 
@@ -45,7 +46,9 @@ def _real_1d(seed, n=N):
 
 def _fitted(cfg, seeds, generations):
     """(mean, variance) fitted by each generation of each seed's chain: two (seeds, generations) arrays."""
-    base = dataclasses.replace(cfg, loop=dataclasses.replace(cfg.loop, generations=generations))
+    loop = copy.deepcopy(cfg.loop)  # with its interaction's options (dataclasses.replace would reset them)
+    loop.generations = generations
+    base = dataclasses.replace(cfg, loop=loop)
     mu, var = np.zeros((len(seeds), generations)), np.zeros((len(seeds), generations))
     for i, s in enumerate(seeds):
         out = []
@@ -105,7 +108,7 @@ def test_accumulate_stays_close_to_the_real_distribution():
 
 def test_mix_with_a_fixed_real_fraction_stays_bounded():
     seeds, G, r = range(200), 50, 0.5
-    mu, var = _fitted(_cfg("loop.interaction=mix", f"loop.real_fraction={r}"), seeds, G)
+    mu, var = _fitted(_cfg("loop.interaction=mix", f"loop.mix.real_fraction={r}"), seeds, G)
     # var_pool >= r var_real_part + (1-r) var_synthetic_part, whose expectations give the fixed point
     # v* = r a / (1 - (1-r) b) with a = (rn-1)/(rn), b = ((1-r)n-1)/((1-r)n): here 0.818.
     a, b = (r * N - 1) / (r * N), ((1 - r) * N - 1) / ((1 - r) * N)
@@ -198,7 +201,7 @@ def test_kde_sample_is_a_training_point_plus_bandwidth_noise():
 
 def test_gaussian_data_source_and_lowdim_metrics():
     # every point on both sides (metrics.equal_n=false): the formulas on whole sets
-    cfg = _cfg("data.name=gaussian", "data.dim=3", "data.count=500", "data.gaussian_mean=2", "data.gaussian_std=3",
+    cfg = _cfg("data.name=gaussian", "data.gaussian.dim=3", "data.count=500", "data.gaussian.mean=2", "data.gaussian.std=3",
                "metrics.names=[frechet,wasserstein,variance_ratio]", "metrics.equal_n=false")
     real = load_real(cfg.data)
     assert real.train.images.dtype == np.float32 and real.train.images.shape == (400, 3, 1, 1)
@@ -236,7 +239,7 @@ def test_lowdim_reference_is_scored_at_the_generations_sample_count():
     var_ref = []
     for seed in range(24):
         for eq in (True, False):
-            cfg = _cfg("data.name=gaussian", "data.dim=2", "data.count=500", f"data.split_seed={seed}",
+            cfg = _cfg("data.name=gaussian", "data.gaussian.dim=2", "data.count=500", f"data.split_seed={seed}",
                        "metrics.names=[frechet,wasserstein,variance_ratio]", f"metrics.equal_n={str(eq).lower()}")
             real = load_real(cfg.data)  # 400 train / 100 test
             fresh = np.random.default_rng([seed, 7]).standard_normal((400, 2, 1, 1)).astype(np.float32)
@@ -297,7 +300,7 @@ def test_experiment_gaussian_chain_matches_theory_and_run_in_memory(tmp_path):
 
 def test_ecosystem_runs_lineages_saves_them_and_resumes(tmp_path):
     raw = load_raw(None, GAUSS + ["loop.generations=4", "loop.interaction=ecosystem",
-                                  "loop.lineages=[{}, {name: kde, bandwidth: 0.3}]", "loop.shares=[0.75, 0.25]"])
+                                  "loop.ecosystem.lineages=[{}, {name: kde, bandwidth: 0.3}]", "loop.ecosystem.shares=[0.75, 0.25]"])
     run(raw, tmp_path / "full", report=False)
     rows = _results(tmp_path / "full")
     store = RunStore(tmp_path / "full")
@@ -368,7 +371,7 @@ def test_composition_of_many_generations_is_drawn_as_bands_in_seconds(tmp_path, 
 
 def test_curate_with_the_image_oracle_on_digits(tmp_path, tiny_overrides):
     raw = load_raw(None, tiny_overrides + ["generator.name=gaussian", "loop.interaction=curate",
-                                           "loop.curate_threshold=0.5", "loop.generations=2",
+                                           "loop.curate.threshold=0.5", "loop.generations=2",
                                            "metrics.classifier.steps=40"])
     run(raw, tmp_path / "run", report=False)
     rows = read_csv(tmp_path / "run" / "metrics.csv")
@@ -380,7 +383,7 @@ def test_curate_with_the_image_oracle_on_digits(tmp_path, tiny_overrides):
 
 
 def test_detect_learned_and_fresh_end_to_end(tmp_path):
-    raw = load_raw(None, GAUSS + ["loop.generations=3", "loop.interaction=[detect,fresh]", "loop.detector=learned"])
+    raw = load_raw(None, GAUSS + ["loop.generations=3", "loop.interaction=[detect,fresh]", "loop.detect.detector=learned"])
     run(raw, tmp_path / "run", report=False)
     rows = read_csv(tmp_path / "run" / "metrics.csv")
     det = [r for r in rows if "detect" in r["chain"]]
@@ -388,5 +391,5 @@ def test_detect_learned_and_fresh_end_to_end(tmp_path):
     fresh = [r for r in rows if "fresh" in r["chain"]]
     assert fresh[0]["pool_size"] == fresh[1]["pool_size"] < 200  # a reserve is held back from generation 0
     assert 0 < fresh[1]["pool_real"] < 0.2
-    with pytest.raises(ConfigError, match="loop.curate_top_fraction"):
+    with pytest.raises(ConfigError, match="loop.curate.top_fraction"):
         run(load_raw(None, GAUSS + ["loop.interaction=curate"]), tmp_path / "c", report=False)

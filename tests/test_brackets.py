@@ -84,9 +84,9 @@ def test_ngram_and_verify_run_on_the_language(tmp_path):
 
 
 def test_bad_brackets_options_are_one_line(tmp_path):
-    with pytest.raises(ConfigError, match="data.brackets_p"):
-        from_dict(load_raw(None, ["data.name=brackets", "data.brackets_p=0.5"]))
-    with pytest.raises(ConfigError, match="data.brackets_min_pairs: 9"):
-        from_dict(load_raw(None, ["data.name=brackets", "data.block_size=8", "data.brackets_min_pairs=9"]))
+    with pytest.raises(ConfigError, match="data.brackets.p"):
+        from_dict(load_raw(None, ["data.name=brackets", "data.brackets.p=0.5"]))
+    with pytest.raises(ConfigError, match="data.brackets.min_pairs: 9"):
+        from_dict(load_raw(None, ["data.name=brackets", "data.block_size=8", "data.brackets.min_pairs=9"]))
     with pytest.raises(ConfigError, match="metrics.names: brackets"):
         from_dict(load_raw(None, ["data.name=categorical", "metrics.names=[brackets]"]))

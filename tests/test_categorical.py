@@ -92,7 +92,7 @@ def test_generator_loses_an_outcome_with_probability_one_minus_p_to_the_n():
     n, seeds = 1000, 2000
     outcomes = np.r_[np.zeros(3, int), np.ones(n - 3, int)]  # p = 0.003
     real = _real(outcomes, 2)
-    cfg = _cfg("data.categories=2")
+    cfg = _cfg("data.categorical.categories=2")
     lost = 0
     for s in range(seeds):
         gen = build_generator(GenContext(config=cfg, shape=real.train.shape, num_classes=0, device=None, seed=s))
@@ -105,7 +105,7 @@ def test_generator_loses_an_outcome_with_probability_one_minus_p_to_the_n():
 
 def test_generator_is_the_ml_fit_and_repeatable():
     real = _real([0, 0, 1, 2, 2, 2], 4)
-    cfg = _cfg("data.categories=4")
+    cfg = _cfg("data.categorical.categories=4")
     ctx = GenContext(config=cfg, shape=real.train.shape, num_classes=0, device=None, seed=3)
     gen = build_generator(ctx)
     gen.fit(real.train)
@@ -117,7 +117,7 @@ def test_generator_is_the_ml_fit_and_repeatable():
 
 
 def test_metric_columns_against_hand_values():
-    cfg = _cfg("data.categories=4")
+    cfg = _cfg("data.categorical.categories=4")
     real = _real([0, 1, 2, 3], 4)
     m = METRICS.get("categorical")(MetricContext(config=cfg, real=real, device=None))
     fake = real.train.like((np.array([0, 0, 1, 1]) + OFFSET)[:, None])
@@ -129,16 +129,16 @@ def test_metric_columns_against_hand_values():
 
 
 def test_source_is_repeatable_and_follows_its_probabilities():
-    cfg = _cfg("data.count=20000", "data.categories=3", "data.category_probs=[0.5,0.3,0.2]")
+    cfg = _cfg("data.count=20000", "data.categorical.categories=3", "data.categorical.probs=[0.5,0.3,0.2]")
     a, b = load_real(cfg.data), load_real(cfg.data)
     assert np.array_equal(a.train.tokens, b.train.tokens)
     f = a.truth.frequencies(a.train.tokens)
     assert np.allclose(f, [0.5, 0.3, 0.2], atol=5 * math.sqrt(0.25 / len(a.train)))
 
 
-@pytest.mark.parametrize("bad, key", [(["data.category_probs=[0.5,0.6]", "data.categories=2"], "data.category_probs"),
-                                      (["data.category_probs=[0.5,0.5]"], "data.category_probs"),
-                                      (["data.valid_categories=[7]"], "data.valid_categories")])
+@pytest.mark.parametrize("bad, key", [(["data.categorical.probs=[0.5,0.6]", "data.categorical.categories=2"], "data.categorical.probs"),
+                                      (["data.categorical.probs=[0.5,0.5]"], "data.categorical.probs"),
+                                      (["data.categorical.valid=[7]"], "data.categorical.valid")])
 def test_bad_source_options_are_one_line_errors(bad, key, tmp_path):
     with pytest.raises(ConfigError, match=key):
         run(None, tmp_path / "r", ["data.name=categorical", "generator.name=categorical", *bad], report=False)

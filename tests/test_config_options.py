@@ -6,9 +6,11 @@ import pytest
 import yaml
 
 import genloop.builtins  # noqa: F401
-from genloop.config import _NOTED, ConfigError
+from genloop.config import ConfigError
+from genloop.groups import _NOTED
 from genloop.loading import defaults, expand, from_dict, identity_dict, identity_diff, load_raw, to_dict
 from genloop.loop.experiment import chain_key
+from genloop.groups import groups_of
 from genloop.migrate import flat_dict
 from genloop.reference import preset_path
 
@@ -29,15 +31,26 @@ def test_each_component_has_its_own_width():
     (["generator.guidance_scale=0.5"], ("ddpm", "guidance_scale"), 0.5),
     (["generator.beta_end=0.03"], ("linear", "beta_end"), 0.03),
     (["sampler.eta=0.5"], None, 0.5),
+    (["data.name=gaussian", "data.dim=3"], ("data", "gaussian", "dim"), 3),
+    (["data.gaussian_mean=2"], ("data", "gaussian", "mean"), 2.0),
+    (["data.tokenizer_path=m"], ("data", "pretrained", "path"), "m"),
+    (["loop.interaction=curate", "loop.curate_threshold=0.5"], ("loop", "curate", "threshold"), 0.5),
+    (["loop.synthetic_fraction=[0.1,0.2]"], ("loop", "schedule", "fraction"), [0.1, 0.2]),
+    (["loop.fresh_reserve=0.3"], ("loop", "schedule", "reserve"), 0.3),
+    (["metrics.names=[kid,prdc]", "metrics.kid_subset_size=10", "metrics.k=3"], ("metrics", "kid", "subset_size"), 10),
+    (["metrics.onset_tolerance=0.2"], ("metrics", "onset", "tolerance"), 0.2),
+    (["metrics.inception_weights=w.pth"], ("metrics", "inception", "weights"), "w.pth"),
 ])
 def test_old_keys_are_aliases_resolved_by_the_selected_component(overrides, key, value, caplog):
     _NOTED.clear()  # each old key is noted once per process
     with caplog.at_level(logging.WARNING):
-        cfg = from_dict(load_raw(None, overrides))
-    if key is None:
-        assert cfg.sampler.ddim.eta == value
+        raw = load_raw(None, overrides)
+    if key is not None and len(key) == 3:  # data, loop, metrics: the raw config (a list may be a grid axis)
+        assert raw[key[0]][key[1]][key[2]] == value
+    elif key is None:
+        assert from_dict(raw).sampler.ddim.eta == value
     else:
-        assert getattr(cfg.generator.group(key[0]), key[1]) == value
+        assert getattr(from_dict(raw).generator.group(key[0]), key[1]) == value
     assert any("is an old key" in r.getMessage() for r in caplog.records)
 
 
@@ -63,12 +76,14 @@ def test_identity_is_the_flat_layout_of_earlier_versions():
     assert g["components"] == 4 and g["heads"] == 4  # every component's keys, flat, as before
 
 
-@pytest.mark.parametrize("preset", ["default", "text", "paper-mnist", "paper-shumailov-cpu", "theory"])
+@pytest.mark.parametrize("preset", ["default", "text", "paper-mnist", "paper-shumailov-cpu", "theory", "safe-gaussian",
+                                    "safe-brackets", "safe-categorical", "shapes", "text-ngram", "paper-birds"])
 def test_a_saved_config_of_the_old_layout_migrates_with_the_same_chains(preset, caplog):
     new_raw = load_raw(preset_path(preset), ["loop.generations=1"])
     old_raw = flat_dict(new_raw)  # what an earlier version wrote into config.yaml
     old_raw = yaml.safe_load(yaml.safe_dump(old_raw))
-    assert "ddpm" not in old_raw["generator"]
+    assert "ddpm" not in old_raw["generator"] and "schedule" not in old_raw["loop"] and "kid" not in old_raw["metrics"]
+    assert "gaussian" not in old_raw["data"] and "onset_tolerance" in old_raw["metrics"]
     _NOTED.clear()
     with caplog.at_level(logging.WARNING):
         old_chains = expand(old_raw)
@@ -77,8 +92,10 @@ def test_a_saved_config_of_the_old_layout_migrates_with_the_same_chains(preset, 
     assert [chain_key(c) for c in old_chains] == [chain_key(c) for c in new_chains]
     assert [identity_dict(c.config) for c in old_chains] == [identity_dict(c.config) for c in new_chains]
     for o, n in zip(old_chains, new_chains):  # the components in use get the same options
-        assert [o.config.generator.group(c) for c in n.config.generator.active() if c in to_dict(n.config.generator)] == \
-            [n.config.generator.group(c) for c in n.config.generator.active() if c in to_dict(n.config.generator)]
+        for sec in ("data", "generator", "loop", "metrics"):
+            os_, ns = getattr(o.config, sec), getattr(n.config, sec)
+            used = [c for c in ns.active() if c in groups_of(type(ns))]
+            assert [os_.group(c) for c in used] == [ns.group(c) for c in used]
     assert identity_diff(old_raw, new_raw) == []
     assert any("flat layout of earlier versions" in r.getMessage() for r in caplog.records)
 

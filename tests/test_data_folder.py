@@ -44,7 +44,12 @@ def make_classes(root: Path, per_class: int = 4, classes=("cat", "ant", "bee"), 
 
 
 def cfg(root, **kw) -> DataConfig:
-    return DataConfig(name="folder", root=str(root), **kw)
+    """A data section of the folder source; its own options (bbox_crop, workers ...) go to data.folder."""
+    own = {k: kw.pop(k) for k in ("workers", "bbox_crop", "bbox_padding") if k in kw}
+    c = DataConfig(name="folder", root=str(root), **kw)
+    for k, v in own.items():
+        setattr(c.group("folder"), k, v)
+    return c
 
 
 def one_line(excinfo) -> str:

@@ -383,13 +383,15 @@ def test_shapes_options_and_content():
     # the classes differ in shape: per-class mean "foreground" masks are distinct
     centre = x[:, :, 8:16, 8:16].mean(axis=(1, 2, 3))
     assert np.isfinite(centre).all()
-    real = load_real(DataConfig(name="shapes", count=50, image_size=16, num_classes=3))
+    cfg = DataConfig(name="shapes", count=50, image_size=16)
+    cfg.group("shapes").num_classes = 3  # data.shapes.num_classes
+    real = load_real(cfg)
     assert real.train.images.shape[1:] == (3, 16, 16) and real.train.num_classes == 3
 
 
 def test_shapes_num_classes_checked():
-    with pytest.raises(ConfigError, match="data.num_classes"):
-        from_dict(load_raw(None, ["data.name=shapes", "data.num_classes=9"]))
+    with pytest.raises(ConfigError, match="data.shapes.num_classes"):
+        from_dict(load_raw(None, ["data.name=shapes", "data.shapes.num_classes=9"]))
     with pytest.raises(DataError, match="shapes has 8 kinds"):
         make_shapes(10, 16, num_classes=9)
 

@@ -50,9 +50,9 @@ def test_the_worked_examples_register_and_run_together(tmp_path):
     out = tmp_path / "run"
     res = subprocess.run([sys.executable, "-m", "genloop.cli", "run", "--no-progress", "-o", str(out),
                           *[a for m in mods for a in ("--plugin", m)],
-                          "data.name=stripes", "data.count=60", "data.image_size=8", "data.stripe_period=4",
+                          "data.name=stripes", "data.count=60", "data.image_size=8", "data.stripes.period=4",
                           "generator.name=jitter", "generator.jitter.scale=0.2", "generator.ddpm.guidance_scale=1", "loop.interaction=halfmix",
-                          "loop.halfmix_real=0.5", "loop.generations=3", "metrics.names=[brightness]"],
+                          "loop.halfmix.real=0.5", "loop.generations=3", "metrics.names=[brightness]", "metrics.brightness.scale=1"],
                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     rows = list(csv.DictReader(open(out / "metrics.csv")))

@@ -43,7 +43,7 @@ def test_short_name_resolves_only_when_fetched(cache):
     assert folder.parent == cache / "models"
     folder.mkdir(parents=True)
     (folder / "config.json").write_text("{}")
-    assert resolve_model_path("smollm2", "data.tokenizer_path") == str(folder)
+    assert resolve_model_path("smollm2", "data.pretrained.path") == str(folder)
 
 
 def test_existing_folder_is_used_without_converting(cache, monkeypatch):
@@ -100,7 +100,7 @@ def test_missing_package_is_one_line(cache, tmp_path, monkeypatch, capsys):
 
 def test_run_with_the_short_name_unfetched_is_one_line(cache, tmp_path, capsys):
     rc, _, err = _cli(capsys, "run", "--out", str(tmp_path / "runs"), "data.name=shakespeare", "data.tokenizer=pretrained",
-                      "data.tokenizer_path=smollm2", "generator.name=hf-causal-lm", "generator.model_path=smollm2",
+                      "data.pretrained.path=smollm2", "generator.name=hf-causal-lm", "generator.model_path=smollm2",
                       "loop.generations=1")
     assert rc == 2 and err.count("\n") == 1 and "genloop data fetch smollm2" in err
 

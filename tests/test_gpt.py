@@ -16,7 +16,7 @@ from genloop.loop import TIME_COLUMNS, run_in_memory
 from genloop.models.gpt import GPT, KVCache
 from genloop.runfolder import RunStore, load_npz, read_csv
 
-TINY = ["data.name=zipf-markov", "data.words=12", "data.count=100", "data.block_size=12", "generator.name=gpt",
+TINY = ["data.name=zipf-markov", "data.zipf-markov.words=12", "data.count=100", "data.block_size=12", "generator.name=gpt",
         "generator.width=32", "generator.depth=2", "generator.heads=4", "train.steps=30", "train.batch_size=16",
         "train.warmup_steps=5", "train.lr=3e-3", "train.checkpoint_every=10", "metrics.names=[text]",
         "loop.generations=2"]
@@ -133,6 +133,6 @@ def test_gpt_resumes_inside_a_generation_from_its_training_checkpoint(tmp_path, 
 
 def test_ecosystem_of_an_ngram_and_a_gpt_lineage():
     rows = run_in_memory(from_dict(load_raw(None, TINY + ["loop.interaction=ecosystem",
-                                                          "loop.lineages=[{name: ngram, order: 2}, {name: gpt}]"])))
+                                                          "loop.ecosystem.lineages=[{name: ngram, order: 2}, {name: gpt}]"])))
     assert len(rows) == 2 and {"ppl_test_l0", "ppl_test_l1", "distinct_2"} <= set(rows[1])
     assert rows[1]["pool_lineage_0"] == pytest.approx(0.5, abs=0.02)

@@ -97,21 +97,27 @@ def tiny(tmp_path_factory):
 
 def _args(tiny, *extra):
     return [f"data.root={tiny['corpus']}", "data.name=text", "data.tokenizer=pretrained",
-            f"data.tokenizer_path={tiny['model']}", "data.block_size=12", "generator.name=hf-causal-lm",
+            f"data.pretrained.path={tiny['model']}", "data.block_size=12", "generator.name=hf-causal-lm",
             f"generator.model_path={tiny['model']}", "train.steps=12", "train.batch_size=8", "train.lr=1e-3",
             "train.warmup_steps=0", "train.checkpoint_every=5", "decode.batch_size=64", "metrics.names=[text]",
             "loop.generations=2", *extra]
 
 
+def _pretrained(path) -> DataConfig:
+    cfg = DataConfig(tokenizer="pretrained")
+    cfg.group("pretrained").path = str(path)  # data.pretrained.path
+    return cfg
+
+
 def test_pretrained_tokenizer_is_the_models_own_shifted_by_two(tiny):
-    tok = PretrainedTokenizer.build(DataConfig(tokenizer="pretrained", tokenizer_path=str(tiny["model"])), "")
+    tok = PretrainedTokenizer.build(_pretrained(tiny["model"]), "")
     auto = transformers.AutoTokenizer.from_pretrained(str(tiny["model"]))
     text = "To be, or not to be: that is the question."
     assert len(tok) == tiny["vocab"] + 2
     assert np.array_equal(tok.encode(text), np.asarray(auto(text)["input_ids"]) + 2)
     assert tok.decode(tok.encode(text)) == text
-    with pytest.raises(DataError, match="data.tokenizer_path: .*not a folder"):
-        PretrainedTokenizer.build(DataConfig(tokenizer="pretrained", tokenizer_path=str(tiny["model"] / "no")), "")
+    with pytest.raises(DataError, match="data.pretrained.path: .*not a folder"):
+        PretrainedTokenizer.build(_pretrained(tiny["model"] / "no"), "")
 
 
 def _generator(tiny, *extra):
@@ -242,7 +248,7 @@ def test_paper_shumailov_preset_validates_and_fails_in_one_line_without_its_file
         (tmp_path / "data" / "wikitext-2-raw" / f"wiki.{split}.raw").write_text(CORPUS, encoding="utf-8")
     assert main(["run", "-p", "paper-shumailov", "--out", str(tmp_path / "run2")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("genloop: error: data.tokenizer_path: models/opt-125m is not a folder") and "\n" not in err
+    assert err.startswith("genloop: error: data.pretrained.path: models/opt-125m is not a folder") and "\n" not in err
     (tmp_path / "models" / "opt-125m").mkdir(parents=True)  # the tokenizer but no model: fails when training starts
     (tmp_path / "models" / "opt-125m" / "tokenizer.json").write_bytes((tiny["model"] / "tokenizer.json").read_bytes())
     assert main(["run", "-p", "paper-shumailov", "--out", str(tmp_path / "run3"), "--no-progress", "metrics.names=[]",
@@ -374,7 +380,7 @@ def test_smollm2_decoding_equals_generate_on_real_prompts():
     from genloop.data import load_real
     from genloop.generators import GenContext, build_generator
 
-    cfg = from_dict(load_raw(None, ["data.name=shakespeare", "data.tokenizer=pretrained", "data.tokenizer_path=smollm2",
+    cfg = from_dict(load_raw(None, ["data.name=shakespeare", "data.tokenizer=pretrained", "data.pretrained.path=smollm2",
                                     "data.block_size=64", "generator.name=hf-causal-lm", "generator.model_path=smollm2",
                                     "decode.prompt_tokens=64", "decode.keep_prompt=false"]))
     real = load_real(cfg.data)

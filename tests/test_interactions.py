@@ -49,25 +49,25 @@ class _FakeFilter:
 
 # Every registered model with its defaults, plus variants of their options.
 # Models that need more than the defaults (verify: a data source with an exact truth).
-NEEDS = {"verify": ("data.name=gaussian", "loop.verify_false_accept=0.5")}
+NEEDS = {"verify": ("data.name=gaussian", "loop.verify.false_accept=0.5")}
 CASES = [(name, NEEDS.get(name, ())) for name in INTERACTIONS.names()] + [
-    ("mix", ("loop.real_fraction=0",)),
-    ("mix", ("loop.real_fraction=1",)),
-    ("fresh", ("loop.fresh_reserve=0.1", "loop.fresh_fraction=0.2")),
-    ("curate", ("loop.curate_top_fraction=0.3",)),
-    ("detect", ("loop.detector=learned",)),
-    ("detect", ("loop.detector_recall=1", "loop.detector_false_positive_rate=0")),
-    ("ecosystem", ("loop.lineages=[{guidance_scale: 1.0}, {guidance_scale: 0.1}, {}]", "loop.shares=[0.5,0.25,0.25]")),
+    ("mix", ("loop.mix.real_fraction=0",)),
+    ("mix", ("loop.mix.real_fraction=1",)),
+    ("fresh", ("loop.schedule.reserve=0.1", "loop.fresh.fraction=0.2")),
+    ("curate", ("loop.curate.top_fraction=0.3",)),
+    ("detect", ("loop.detect.detector=learned",)),
+    ("detect", ("loop.detect.recall=1", "loop.detect.false_positive_rate=0")),
+    ("ecosystem", ("loop.ecosystem.lineages=[{guidance_scale: 1.0}, {guidance_scale: 0.1}, {}]", "loop.ecosystem.shares=[0.5,0.25,0.25]")),
     # synthetic-fraction schedules (schedule.py)
-    ("mix", ("loop.synthetic_schedule=linear", "loop.synthetic_fraction=0.2", "loop.synthetic_fraction_end=0.8",
-             "loop.synthetic_ramp=2")),
-    ("mix", ("loop.synthetic_schedule=exponential", "loop.real_draws=fresh", "loop.real_floor=0.2")),
-    ("fresh", ("loop.synthetic_schedule=list", "loop.synthetic_fractions=[0.5,0.7,0.9]")),
-    ("accumulate", ("loop.synthetic_schedule=constant", "loop.synthetic_fraction=0.6")),
-    ("accumulate_subsample", ("loop.synthetic_schedule=constant", "loop.synthetic_fraction=0.7", "loop.train_size=200",
-                              "loop.real_draws=fresh", "loop.fresh_reserve=0.2")),
-    ("verify", ("data.name=gaussian", "loop.synthetic_schedule=constant", "loop.synthetic_fraction=0.6",
-                "loop.verify_false_reject=0.3")),
+    ("mix", ("loop.schedule.kind=linear", "loop.schedule.fraction=0.2", "loop.schedule.fraction_end=0.8",
+             "loop.schedule.ramp=2")),
+    ("mix", ("loop.schedule.kind=exponential", "loop.schedule.real_draws=fresh", "loop.schedule.real_floor=0.2")),
+    ("fresh", ("loop.schedule.kind=list", "loop.schedule.fractions=[0.5,0.7,0.9]")),
+    ("accumulate", ("loop.schedule.kind=constant", "loop.schedule.fraction=0.6")),
+    ("accumulate_subsample", ("loop.schedule.kind=constant", "loop.schedule.fraction=0.7", "loop.schedule.train_size=200",
+                              "loop.schedule.real_draws=fresh", "loop.schedule.reserve=0.2")),
+    ("verify", ("data.name=gaussian", "loop.schedule.kind=constant", "loop.schedule.fraction=0.6",
+                "loop.verify.false_reject=0.3")),
 ]
 
 
@@ -193,7 +193,7 @@ def _make(name, *extra, real=None):
 
 @pytest.mark.parametrize("fraction", [0.0, 0.3, 0.5, 1.0])
 def test_mix_real_fraction_and_size(fraction):
-    inter, real = _make("mix", f"loop.real_fraction={fraction}")
+    inter, real = _make("mix", f"loop.mix.real_fraction={fraction}")
     pool = inter.training_set(3, _fake_history(real, 3), np.random.default_rng(0))
     n = len(real.train)
     assert len(pool) == n
@@ -232,7 +232,7 @@ def test_accumulate_subsample_is_uniform_over_the_accumulated_pool():
 
 def test_fresh_images_are_new_every_generation_and_never_in_generation_zero():
     g_total = 6
-    inter, real = _make("fresh", "loop.fresh_fraction=0.1")
+    inter, real = _make("fresh", "loop.fresh.fraction=0.1")
     hist = _fake_history(real, g_total)
     gen0 = inter.training_set(0, hist, np.random.default_rng(0))
     n0 = len(gen0)
@@ -248,9 +248,9 @@ def test_fresh_images_are_new_every_generation_and_never_in_generation_zero():
         seen |= set(fresh.tolist())
         assert np.all(pool.origin[pool.origin != REAL] == g - 1)
     # Deterministic given the seed; another seed holds back other images.
-    again, _ = _make("fresh", "loop.fresh_fraction=0.1", real=real)
+    again, _ = _make("fresh", "loop.fresh.fraction=0.1", real=real)
     assert np.array_equal(again.real_reserve(), inter.real_reserve())
-    other, _ = _make("fresh", "loop.fresh_fraction=0.1", "seed=1", real=real)
+    other, _ = _make("fresh", "loop.fresh.fraction=0.1", "seed=1", real=real)
     assert not np.array_equal(other.real_reserve(), inter.real_reserve())
     # The reserve is class-stratified, so generation 0 keeps the real class balance.
     counts = gen0.data.class_counts()
@@ -258,7 +258,7 @@ def test_fresh_images_are_new_every_generation_and_never_in_generation_zero():
 
 
 def test_fresh_with_a_small_fixed_reserve_reuses_oldest_first():
-    inter, real = _make("fresh", "loop.fresh_reserve=0.05", "loop.fresh_fraction=0.05")
+    inter, real = _make("fresh", "loop.schedule.reserve=0.05", "loop.fresh.fraction=0.05")
     reserve = inter.real_reserve()
     assert len(reserve) == 15 and inter.per_generation == 14
     used = np.concatenate([inter.fresh_index(g) for g in range(1, 3)])
@@ -266,23 +266,23 @@ def test_fresh_with_a_small_fixed_reserve_reuses_oldest_first():
 
 
 def test_fresh_rejects_too_little_data():
-    with pytest.raises(ConfigError, match="loop.fresh_fraction"):
-        _make("fresh", "loop.fresh_fraction=0.001")
+    with pytest.raises(ConfigError, match="loop.fresh.fraction"):
+        _make("fresh", "loop.fresh.fraction=0.001")
 
 
 def test_curate_threshold_and_top_fraction():
     real = _real()
     imgs = np.concatenate([np.full((50, 1, 4, 4), 250, np.uint8), np.full((50, 1, 4, 4), 10, np.uint8)])
     samples = ImageSet(imgs, np.zeros(100, np.int64), 3)  # class 0: confident iff bright
-    inter, _ = _make("curate", "loop.curate_threshold=0.9", real=real)
+    inter, _ = _make("curate", "loop.curate.threshold=0.9", real=real)
     inter.score_fn.filter = _FakeFilter()
     kept, stats = inter.select(1, samples, np.random.default_rng(0), _FakeScorer())
     assert len(kept) == 50 and np.all(kept.images == 250) and stats["curate_kept_fraction"] == 0.5
-    inter, _ = _make("curate", "loop.curate_top_fraction=0.2", real=real)
+    inter, _ = _make("curate", "loop.curate.top_fraction=0.2", real=real)
     inter.score_fn.filter = _FakeFilter()
     kept, stats = inter.select(1, samples, np.random.default_rng(0), _FakeScorer())
     assert len(kept) == 20 and np.all(kept.images == 250)
-    inter, _ = _make("curate", "loop.curate_threshold=1.0", real=real)
+    inter, _ = _make("curate", "loop.curate.threshold=1.0", real=real)
     inter.score_fn.filter = _FakeFilter()
     kept, _ = inter.select(1, samples, np.random.default_rng(0), _FakeScorer())
     assert len(kept) == 1  # nothing passes: the best sample is kept so the chain can go on
@@ -295,9 +295,9 @@ def test_curate_on_unlabelled_data_needs_a_top_fraction_and_keeps_the_typical_po
     rng = np.random.default_rng(0)
     x = rng.standard_normal((400, 2, 1, 1)).astype(np.float32)
     real = RealData(ImageSet(x[:300]), ImageSet(x[300:]))
-    with pytest.raises(ConfigError, match="loop.curate_top_fraction"):
+    with pytest.raises(ConfigError, match="loop.curate.top_fraction"):
         _make("curate", real=real)
-    inter, _ = _make("curate", "loop.curate_top_fraction=0.5", real=real)
+    inter, _ = _make("curate", "loop.curate.top_fraction=0.5", real=real)
     samples = ImageSet((3 * rng.standard_normal((200, 2, 1, 1))).astype(np.float32))
     kept, stats = inter.select(1, samples, np.random.default_rng(0), None)
     xr = x[:300].reshape(300, 2).astype(np.float64)
@@ -313,7 +313,7 @@ def test_curate_on_unlabelled_data_needs_a_top_fraction_and_keeps_the_typical_po
 
 def test_detect_oracle_has_the_configured_error_rates():
     real = _real(n=3000)
-    inter, _ = _make("detect", "loop.detector_recall=0.9", "loop.detector_false_positive_rate=0.05", real=real)
+    inter, _ = _make("detect", "loop.detect.recall=0.9", "loop.detect.false_positive_rate=0.05", real=real)
     pool = inter.training_set(1, _fake_history(real, 1), np.random.default_rng(0))
     st = pool.stats
     n = 3000  # binomial standard errors: sqrt(.9*.1/3000)=0.0055, sqrt(.05*.95/3000)=0.004
@@ -331,19 +331,19 @@ def test_detect_learned_measures_its_own_error_rates():
         imgs = np.clip(real.train.images.astype(np.int64) // 2 + 128, 0, 255).astype(np.uint8)
         return ImageSet(imgs, real.train.labels.copy(), 3)
 
-    inter, _ = _make("detect", "loop.detector=learned", real=real)
+    inter, _ = _make("detect", "loop.detect.detector=learned", real=real)
     pool = inter.training_set(1, History(real, load), np.random.default_rng(0))
     assert pool.stats["detect_recall"] > 0.9 and pool.stats["detect_false_positive_rate"] < 0.1
     assert pool.composition()["pool_real"] > 0.9
     # Indistinguishable samples: the detector is at chance, neither rate near 1 or 0 together.
-    inter2, _ = _make("detect", "loop.detector=learned", real=real)
+    inter2, _ = _make("detect", "loop.detect.detector=learned", real=real)
     same = inter2.training_set(1, History(real, lambda g: real.train), np.random.default_rng(0))
     assert abs(same.stats["detect_recall"] - same.stats["detect_false_positive_rate"]) < 0.25
 
 
 def test_ecosystem_shares_split_the_samples_and_the_pool():
-    inter, real = _make("ecosystem", "loop.lineages=[{guidance_scale: 1.0}, {guidance_scale: 0.1}]",
-                        "loop.shares=[0.7, 0.3]")
+    inter, real = _make("ecosystem", "loop.ecosystem.lineages=[{guidance_scale: 1.0}, {guidance_scale: 0.1}]",
+                        "loop.ecosystem.shares=[0.7, 0.3]")
     assert inter.lineages() == [{"ddpm": {"guidance_scale": 1.0}}, {"ddpm": {"guidance_scale": 0.1}}]  # old keys, read as the new ones
     labels, n = inter.sample_labels(1, np.random.default_rng(0))
     parts = inter.split_samples(1, labels, n)
@@ -367,15 +367,15 @@ def test_ecosystem_default_is_two_equal_lineages():
 
 
 @pytest.mark.parametrize("overrides, fragment", [
-    (["loop.interaction=ecosystem", "loop.lineages=[{guidance_scale: 1.0}, {guidanse: 0.1}]"],
-     "loop.lineages[1].guidanse: unknown key"),
-    (["loop.interaction=ecosystem", "loop.lineages=[{guidance_scale: -1}]"], "loop.lineages[0].ddpm.guidance_scale: -1"),
-    (["loop.interaction=ecosystem", "loop.lineages=[{}, {}]", "loop.shares=[0.5, 0.6]"], "sums to 1.1"),
-    (["loop.interaction=ecosystem", "loop.shares=[1.0]"], "loop.shares: [1.0] has 1 entries but there are 2"),
-    (["loop.interaction=ecosystem", "loop.lineages=[]"], "loop.lineages: an empty list"),
-    (["loop.interaction=replace", "loop.lineages=[{}, {}]"], "loop.lineages: only used by"),
-    (["loop.interaction=mix", "loop.real_fraction=1.5"], "loop.real_fraction: 1.5 is out of range"),
-    (["loop.detector=psychic"], "loop.detector: 'psychic' is not allowed"),
+    (["loop.interaction=ecosystem", "loop.ecosystem.lineages=[{guidance_scale: 1.0}, {guidanse: 0.1}]"],
+     "loop.ecosystem.lineages[1].guidanse: unknown key"),
+    (["loop.interaction=ecosystem", "loop.ecosystem.lineages=[{guidance_scale: -1}]"], "loop.ecosystem.lineages[0].ddpm.guidance_scale: -1"),
+    (["loop.interaction=ecosystem", "loop.ecosystem.lineages=[{}, {}]", "loop.ecosystem.shares=[0.5, 0.6]"], "sums to 1.1"),
+    (["loop.interaction=ecosystem", "loop.ecosystem.shares=[1.0]"], "loop.ecosystem.shares: [1.0] has 1 entries but there are 2"),
+    (["loop.interaction=ecosystem", "loop.ecosystem.lineages=[]"], "loop.ecosystem.lineages: an empty list"),
+    (["loop.interaction=replace", "loop.ecosystem.lineages=[{}, {}]"], "loop.ecosystem.lineages: only used by"),
+    (["loop.interaction=mix", "loop.mix.real_fraction=1.5"], "loop.mix.real_fraction: 1.5 is out of range"),
+    (["loop.detect.detector=psychic"], "loop.detect.detector: 'psychic' is not allowed"),
 ])
 def test_bad_interaction_options_are_config_errors(overrides, fragment):
     with pytest.raises(ConfigError) as err:
@@ -385,8 +385,8 @@ def test_bad_interaction_options_are_config_errors(overrides, fragment):
 
 def test_unknown_generator_in_a_lineage_is_reported_before_work():
     # genloop.builtins.check_names runs as a config validator: resolving the config fails
-    with pytest.raises(ConfigError, match=r"loop.lineages\[1\].name: unknown generator 'gan'"):
-        from_dict(load_raw(None, ["loop.interaction=ecosystem", "loop.lineages=[{name: gaussian}, {name: gan}]"]))
+    with pytest.raises(ConfigError, match=r"loop.ecosystem.lineages\[1\].name: unknown generator 'gan'"):
+        from_dict(load_raw(None, ["loop.interaction=ecosystem", "loop.ecosystem.lineages=[{name: gaussian}, {name: gan}]"]))
 
 
 def test_curation_filter_is_the_image_oracle_not_the_judge(tmp_path):
@@ -396,7 +396,7 @@ def test_curation_filter_is_the_image_oracle_not_the_judge(tmp_path):
     from genloop.metrics.oracle import image_oracle
 
     real = _real()
-    inter, _ = _make("curate", "loop.curate_threshold=0.5", real=real)
+    inter, _ = _make("curate", "loop.curate.threshold=0.5", real=real)
     assert inter.score_fn.filter is image_oracle(real)[0]
     assert not isinstance(inter.score_fn.filter.model, torch.nn.Module)
     samples = ImageSet(real.train.images.copy(), real.train.labels.copy(), 3)

@@ -95,7 +95,7 @@ def test_inception_architecture_matches_published_layout():
 
 def test_inception_loads_weights_from_env_var(weights_file, monkeypatch, one_thread):
     monkeypatch.setenv(inc.ENV_VAR, str(weights_file))
-    ctx = make_ctx(["metrics.features=inception", "metrics.feature_batch_size=2"])
+    ctx = make_ctx(["metrics.features=inception", "metrics.inception.batch_size=2"])
     ex = EXTRACTORS.get("inception")(ctx)
     assert ex.batch_size == 2 and ex.dim == 2048
     saved = torch.load(weights_file, map_location="cpu", weights_only=True)
@@ -129,7 +129,7 @@ def test_missing_weights_error_says_what_and_where(tmp_path, monkeypatch):
     msg = str(err.value)
     assert inc.WEIGHTS_URL in msg
     assert str(tmp_path / "hub" / "checkpoints" / inc.WEIGHTS_NAME) in msg
-    assert "metrics.inception_weights" in msg and inc.ENV_VAR in msg
+    assert "metrics.inception.weights" in msg and inc.ENV_VAR in msg
     with pytest.raises(inc.InceptionWeightsError, match="does not exist"):
         inc.find_weights(tmp_path / "nope.pth")
     monkeypatch.setenv(inc.ENV_VAR, str(tmp_path / "missing.pth"))

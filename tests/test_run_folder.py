@@ -125,7 +125,7 @@ def test_other_changes_are_refused_naming_the_keys(tmp_path, capsys):
     # fresh without a fixed reserve sizes its reserve from loop.generations: not extendable
     fresh = [*GAUSS, "loop.interaction=fresh", "loop.fresh_fraction=0.2"]
     _run(tmp_path / "fresh", fresh[len(GAUSS):] + ["loop.generations=2"])
-    with pytest.raises(RunFolderMismatch, match="fresh_reserve"):
+    with pytest.raises(RunFolderMismatch, match="loop.schedule.reserve"):
         _run(tmp_path / "fresh", fresh[len(GAUSS):] + ["loop.generations=3"])
     _run(tmp_path / "reserve", ["loop.interaction=fresh", "loop.fresh_reserve=0.2", "loop.generations=2"])
     assert len(_run(tmp_path / "reserve", ["loop.interaction=fresh", "loop.fresh_reserve=0.2",

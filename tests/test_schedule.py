@@ -109,17 +109,17 @@ def test_accumulate_takes_the_largest_set_with_the_share():
     assert len(p3) == 750 and np.sum(p3.origin != REAL) == 600
 
 
-BAD = [
-    (["loop.synthetic_schedule=constant", "loop.synthetic_fraction=1.5"], "loop.synthetic_fraction: 1.5 is out of range"),
-    (["loop.synthetic_schedule=list", "loop.synthetic_fractions=[0.5,0.5]"], "loop.synthetic_fractions: 2 entries"),
-    (["loop.synthetic_schedule=list", "loop.synthetic_fractions=[0.5,-0.1,0.5]"], "loop.synthetic_fractions[1]"),
-    (["loop.synthetic_fractions=[0.5,0.5,0.5]"], "needs loop.synthetic_schedule=list"),
-    (["loop.synthetic_schedule=constant", "loop.interaction=replace"], "loop.synthetic_schedule: read only"),
-    (["loop.synthetic_schedule=linear", "loop.train_size=500"], "loop.train_size: 500 items"),
-    (["loop.synthetic_schedule=constant", "loop.train_size=150", "loop.sample_count=50"], "loop.train_size: 150"),
-    (["loop.real_floor=2"], "loop.real_floor: 2"),
-    (["loop.interaction=accumulate_subsample", "loop.real_draws=fresh"], "loop.real_draws: fresh real draws"),
-    (["loop.synthetic_schedule=often"], "loop.synthetic_schedule: 'often' is not allowed"),
+BAD = [  # old flat keys (aliases) and new ones; the errors name the new keys
+    (["loop.synthetic_schedule=constant", "loop.synthetic_fraction=1.5"], "loop.schedule.fraction: 1.5 is out of range"),
+    (["loop.schedule.kind=list", "loop.schedule.fractions=[0.5,0.5]"], "loop.schedule.fractions: 2 entries"),
+    (["loop.synthetic_schedule=list", "loop.synthetic_fractions=[0.5,-0.1,0.5]"], "loop.schedule.fractions[1]"),
+    (["loop.schedule.fractions=[0.5,0.5,0.5]"], "needs loop.schedule.kind=list"),
+    (["loop.synthetic_schedule=constant", "loop.interaction=replace"], "loop.schedule.kind: read only"),
+    (["loop.schedule.kind=linear", "loop.schedule.train_size=500"], "loop.schedule.train_size: 500 items"),
+    (["loop.synthetic_schedule=constant", "loop.train_size=150", "loop.sample_count=50"], "loop.schedule.train_size: 150"),
+    (["loop.real_floor=2"], "loop.schedule.real_floor: 2"),
+    (["loop.interaction=accumulate_subsample", "loop.schedule.real_draws=fresh"], "loop.schedule.real_draws: fresh real draws"),
+    (["loop.synthetic_schedule=often"], "loop.schedule.kind: 'often' is not allowed"),
 ]
 
 

@@ -104,7 +104,7 @@ def test_store_and_sweep_options_may_change_on_resume_but_nothing_else(tmp_path)
     base = GAUSS + ["loop.generations=3"]
     run(load_raw(None, base + ["store.samples=none"]), tmp_path / "r", report=False)
     run(load_raw(None, base + ["store.samples=every", "sweep.gpus_per_chain=0"]), tmp_path / "r", report=False)
-    with pytest.raises(ConfigError, match="loop.real_fraction"):
+    with pytest.raises(ConfigError, match="loop.mix.real_fraction"):
         run(load_raw(None, base + ["loop.real_fraction=0.2"]), tmp_path / "r", report=False)
     with pytest.raises(ConfigError, match="sweep option, not a grid axis"):
         expand(load_raw(None, ["sweep.gpus_per_chain=[0,1]"]))

@@ -19,7 +19,7 @@ from genloop.loop import TIME_COLUMNS, run_in_memory
 from genloop.metrics import text as tm
 from genloop.runfolder import RunStore, read_csv
 
-ZIPF = ["data.name=zipf-markov", "data.words=12", "data.count=120", "data.block_size=16", "generator.name=ngram",
+ZIPF = ["data.name=zipf-markov", "data.zipf-markov.words=12", "data.count=120", "data.block_size=16", "generator.name=ngram",
         "generator.order=2", "metrics.names=[text]", "loop.generations=3"]
 
 
@@ -115,7 +115,7 @@ def _data(root, **kw):
 
 
 def test_text_without_blank_lines_splits_by_line(tmp_path, caplog):
-    """A sentence-per-line file (no blank lines) loads: data.split_unit=auto falls back to lines."""
+    """A sentence-per-line file (no blank lines) loads: data.text.split_unit=auto falls back to lines."""
     import logging
 
     sentences = "\n".join(f"sentence {i} of the book ends here ." for i in range(200))
@@ -123,10 +123,10 @@ def test_text_without_blank_lines_splits_by_line(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="genloop.data.text"):
         real = load_real(_data(f))
     assert "split by line (200 lines)" in caplog.text
-    assert "1 file(s), 200 lines (data.split_unit=auto)" in caplog.text
+    assert "1 file(s), 200 lines (data.text.split_unit=auto)" in caplog.text
     assert f"{len(real.train)} train / {len(real.test)} test blocks" in caplog.text
     assert len(real.test) > 0 and len(real.train) > 3 * len(real.test)  # 10 % of 200 lines to test
-    with pytest.raises(DataError, match=r"1 unit\(s\) of text is too little .*data.split_unit \(line\)"):
+    with pytest.raises(DataError, match=r"1 unit\(s\) of text is too little .*data.text.split_unit \(line\)"):
         load_real(_data(f, split_unit="paragraph"))
     (tmp_path / "books").mkdir()
     for i in range(3):  # a folder of such files
@@ -134,15 +134,15 @@ def test_text_without_blank_lines_splits_by_line(tmp_path, caplog):
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="genloop.data.text"):
         load_real(_data(tmp_path / "books", split_unit="line"))
-        assert "3 file(s), 600 lines (data.split_unit=line)" in caplog.text
+        assert "3 file(s), 600 lines (data.text.split_unit=line)" in caplog.text
         load_real(_data(tmp_path / "books", split_unit="document"))
-        assert "3 file(s), 3 documents (data.split_unit=document)" in caplog.text
+        assert "3 file(s), 3 documents (data.text.split_unit=document)" in caplog.text
     paras = "\n\n".join(f"paragraph {i}\nhas two lines ." for i in range(30))  # enough paragraphs: auto keeps them
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="genloop.data.text"):
         load_real(_data(_write(tmp_path / "p.txt", paras)))
-    assert "30 paragraphs (data.split_unit=auto)" in caplog.text
-    with pytest.raises(ConfigError, match="data.split_unit"):
+    assert "30 paragraphs (data.text.split_unit=auto)" in caplog.text
+    with pytest.raises(ConfigError, match="data.text.split_unit"):
         _data(f, split_unit="sentence")
 
 
@@ -400,7 +400,7 @@ def test_zipf_markov_truth_is_normalised_and_zipf():
 def test_kl_to_truth_grows_under_replace_and_stays_bounded_under_accumulate(seeds):
     """The known result on a synthetic language: refitting on its own samples drifts away from the
     truth (KL grows generation after generation), accumulating all data keeps KL near generation 0's."""
-    over = ["data.count=150", "loop.generations=8", "data.words=20"]
+    over = ["data.count=150", "loop.generations=8", "data.zipf-markov.words=20"]
     kl = {}
     for inter in ("replace", "accumulate"):
         kl[inter] = np.array([[r["kl_truth"] for r in run_in_memory(_cfg(over + [f"loop.interaction={inter}", f"seed={s}"]))]
@@ -417,14 +417,14 @@ def test_kl_to_truth_grows_under_replace_and_stays_bounded_under_accumulate(seed
 
 @pytest.mark.parametrize("extra", [
     ["loop.interaction=replace"],
-    ["loop.interaction=mix", "loop.real_fraction=0.1"],
+    ["loop.interaction=mix", "loop.mix.real_fraction=0.1"],
     ["loop.interaction=accumulate"],
     ["loop.interaction=accumulate_subsample"],
-    ["loop.interaction=fresh", "loop.fresh_fraction=0.2"],
-    ["loop.interaction=curate", "loop.curate_top_fraction=0.5"],
-    ["loop.interaction=detect", "loop.detector=oracle"],
-    ["loop.interaction=detect", "loop.detector=learned"],
-    ["loop.interaction=ecosystem", "loop.lineages=[{order: 1}, {order: 3}]"],
+    ["loop.interaction=fresh", "loop.fresh.fraction=0.2"],
+    ["loop.interaction=curate", "loop.curate.top_fraction=0.5"],
+    ["loop.interaction=detect", "loop.detect.detector=oracle"],
+    ["loop.interaction=detect", "loop.detect.detector=learned"],
+    ["loop.interaction=ecosystem", "loop.ecosystem.lineages=[{order: 1}, {order: 3}]"],
     ["decode.top_k=3", "decode.temperature=0.8", "decode.repetition_penalty=1.5"],
     ["decode.beams=2", "decode.prompt_tokens=4"],
 ])
@@ -435,18 +435,18 @@ def test_every_interaction_model_runs_on_text(extra):
 
 
 def test_curate_on_text_keeps_the_lowest_perplexity_blocks_under_its_filter():
-    cfg = _cfg(["loop.interaction=curate", "loop.curate_top_fraction=0.5"])
+    cfg = _cfg(["loop.interaction=curate", "loop.curate.top_fraction=0.5"])
     rows = run_in_memory(cfg)
     assert rows[1]["curate_kept_fraction"] == pytest.approx(0.5, abs=0.01)
     assert rows[1]["curate_score_kept"] > rows[1]["curate_score_all"]
-    with pytest.raises(ConfigError, match="curate_top_fraction"):
+    with pytest.raises(ConfigError, match="loop.curate.top_fraction"):
         run_in_memory(_cfg(["loop.interaction=curate"]))
 
 
 def test_learned_text_detector_finds_generated_text():
     """A unigram model's blocks against the order-2 chain's: the hashed n-gram features tell them apart
     (measured: recall 0.79, false-positive rate 0.21)."""
-    rows = run_in_memory(_cfg(["loop.interaction=detect", "loop.detector=learned", "generator.order=1",
+    rows = run_in_memory(_cfg(["loop.interaction=detect", "loop.detect.detector=learned", "generator.order=1",
                                "data.count=400", "data.block_size=48"]))
     assert rows[1]["detect_recall"] > 0.7 and rows[1]["detect_false_positive_rate"] < 0.3
 

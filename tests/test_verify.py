@@ -28,8 +28,8 @@ def _binomial_ok(hits, trials, p, k=5.0):
 
 @pytest.mark.parametrize("fa, fr", [(0.0, 0.0), (0.2, 0.1), (0.5, 0.5), (1.0, 0.0)])
 def test_categorical_verifier_has_the_configured_error_rates(fa, fr):
-    inter, real = _make("data.name=categorical", "data.valid_categories=[0,1,2]",
-                        f"loop.verify_false_accept={fa}", f"loop.verify_false_reject={fr}")
+    inter, real = _make("data.name=categorical", "data.categorical.valid=[0,1,2]",
+                        f"loop.verify.false_accept={fa}", f"loop.verify.false_reject={fr}")
     rng = np.random.default_rng(0)
     samples = real.train.like((rng.integers(0, 6, 20000) + OFFSET).astype(np.int32)[:, None])
     valid = np.isin(samples.tokens[:, 0] - OFFSET, [0, 1, 2])
@@ -46,8 +46,8 @@ def test_categorical_verifier_has_the_configured_error_rates(fa, fr):
 
 
 def test_gaussian_verifier_checks_the_true_density_region():
-    inter, real = _make("data.name=gaussian", "data.dim=2", "generator.conditional=false",
-                        "loop.verify_coverage=0.9", "loop.verify_false_reject=0.25")
+    inter, real = _make("data.name=gaussian", "data.gaussian.dim=2", "generator.conditional=false",
+                        "loop.verify.coverage=0.9", "loop.verify.false_reject=0.25")
     rng = np.random.default_rng(3)
     x = rng.standard_normal((40000, 2, 1, 1)).astype(np.float32)
     _, stats = inter.select(1, ImageSet(x), np.random.default_rng(4))
@@ -61,7 +61,7 @@ def test_gaussian_verifier_checks_the_true_density_region():
 
 
 def test_a_perfect_verifier_removes_invalid_outcomes_from_the_loop(tmp_path):
-    run(None, tmp_path, ["data.name=categorical", "data.count=500", "data.valid_categories=[0,1,2,3]",
+    run(None, tmp_path, ["data.name=categorical", "data.count=500", "data.categorical.valid=[0,1,2,3]",
                          "generator.name=categorical", "metrics.names=[categorical]", "loop.interaction=verify",
                          "loop.generations=3", "device=cpu", "generator.guidance_scale=1"], report=False)
     rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
@@ -75,8 +75,8 @@ def test_a_perfect_verifier_removes_invalid_outcomes_from_the_loop(tmp_path):
 def test_verify_mixes_real_data_by_the_schedule_and_resumes(tmp_path):
     args = ["data.name=gaussian", "data.count=250", "generator.name=gaussian", "generator.conditional=false",
             "metrics.names=[variance_ratio]", "loop.interaction=verify", "loop.generations=4", "device=cpu",
-            "loop.synthetic_schedule=constant", "loop.synthetic_fraction=0.5", "loop.verify_false_reject=0.2",
-            "loop.verify_false_accept=0.3", "generator.guidance_scale=1"]
+            "loop.schedule.kind=constant", "loop.schedule.fraction=0.5", "loop.verify.false_reject=0.2",
+            "loop.verify.false_accept=0.3", "generator.guidance_scale=1"]
     raw = load_raw(None, args)
     run(raw, tmp_path / "full", report=False)
 
@@ -108,5 +108,5 @@ def test_data_without_a_truth_or_labels_is_one_line_before_any_run_folder(tmp_pa
         assert len(err) == 1 and all(w in err[0] for w in words), err
         assert not out.exists()
     assert main(["run", "-o", str(out), "--no-progress", "data.name=categorical", "loop.interaction=verify",
-                 "loop.verify_false_accept=1.2"]) == 2
-    assert "loop.verify_false_accept: 1.2 is out of range" in capsys.readouterr().err
+                 "loop.verify.false_accept=1.2"]) == 2
+    assert "loop.verify.false_accept: 1.2 is out of range" in capsys.readouterr().err

@@ -2,7 +2,8 @@
 ``genloop presets`` (the shipped presets)."""
 from __future__ import annotations
 
-from ..loading import expand, load_raw
+from ..chains import expand
+from ..loading import load_raw
 from ..reference import presets, reference
 from .args import config_args, config_sources
 

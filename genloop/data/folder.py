@@ -7,8 +7,8 @@ Layouts of ``data.root`` that are recognised, in this order:
   0..101).  ``data.root`` may be that folder or its ``jpg/`` sub-folder.
 * **CUB-200-2011**: ``images/001.Black_footed_Albatross/...``; ``data.root``
   may be the ``images/`` folder or the folder that contains it.  With
-  ``data.bbox_crop=true`` each bird is cropped to the square around its
-  bounding box, padded by ``data.bbox_padding`` (the paper: 25 %), read from
+  ``data.folder.bbox_crop=true`` each bird is cropped to the square around its
+  bounding box, padded by ``data.folder.bbox_padding`` (the paper: 25 %), read from
   ``images.txt`` and ``bounding_boxes.txt`` next to ``images/`` (see
   ``transforms.padded_box``).
 * **One sub-folder per class** (ImageFolder style): classes are the
@@ -29,7 +29,7 @@ side, which makes large photos several times faster to decode.
 
 The decoded set is cached once as an uncompressed uint8 ``.npz`` (see
 ``genloop.data.cache`` for where, and for the key: the file list with sizes
-and mtimes, the labels and the settings), built with ``data.workers``
+and mtimes, the labels and the settings), built with ``data.folder.workers``
 decoding threads and a progress bar.  About 90 % of the time per image is
 in Pillow's decoder and resampler, which release the GIL, so threads can use
 the cores without the pickling of a process pool (which measured no faster);
@@ -173,11 +173,11 @@ def load_folder_set(root: Path, image_size: Optional[int] = None, *, skip_bad: b
 
 @dataclass
 class FolderOptions:
-    """Options of the ``folder`` source (``data.<key>``)."""
+    """Options of the ``folder`` source (``data.folder.<key>``)."""
 
-    workers: int = opt(0, "folder: threads decoding images when the cache is built (0: one per CPU core)", ge=0)
-    bbox_crop: bool = opt(False, "folder, CUB-200-2011: crop each image to the square around its bounding box (bounding_boxes.txt and images.txt next to images/) instead of the centre square")
-    bbox_padding: float = opt(0.25, "folder with data.bbox_crop: the square's side is (1 + padding) x the box's longer side (the paper's birds: 0.25)", ge=0.0)
+    workers: int = opt(0, "threads decoding images when the cache is built (0: one per CPU core)", ge=0)
+    bbox_crop: bool = opt(False, "CUB-200-2011: crop each image to the square around its bounding box (bounding_boxes.txt and images.txt next to images/) instead of the centre square")
+    bbox_padding: float = opt(0.25, "with data.folder.bbox_crop: the square's side is (1 + padding) x the box's longer side (the paper's birds: 0.25)", ge=0.0)
 
 
 @DATASETS.register("folder", options=FolderOptions)
@@ -186,6 +186,7 @@ def load_folder(cfg: DataConfig, cache_dir: Optional[Path] = None) -> RealData:
     if not cfg.root:
         raise DataError("data.root: folder needs data.root, a folder with one sub-folder of images per class "
                         "(or images directly in it for an unlabelled set)")
-    full = load_folder_set(Path(cfg.root), cfg.image_size, skip_bad=cfg.skip_bad, workers=cfg.workers, cache_dir=cache_dir,
-                           bbox_crop=cfg.bbox_crop, bbox_padding=cfg.bbox_padding)
+    o: FolderOptions = cfg.options()
+    full = load_folder_set(Path(cfg.root), cfg.image_size, skip_bad=cfg.skip_bad, workers=o.workers, cache_dir=cache_dir,
+                           bbox_crop=o.bbox_crop, bbox_padding=o.bbox_padding)
     return split_holdout(full, cfg.test_fraction, cfg.split_seed)

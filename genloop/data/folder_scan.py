@@ -151,8 +151,8 @@ def read_cub_boxes(layout: FolderLayout) -> np.ndarray:
     candidates = [layout.root.parent, layout.root] if layout.root.name == "images" else [layout.root]
     base = next((c for c in candidates if all((c / n).is_file() for n in names)), None)
     if base is None:
-        raise DataError(f"data.bbox_crop: no {' and '.join(names)} in {' or '.join(str(c) for c in candidates)} "
-                        "(CUB-200-2011 ships them next to images/); set data.bbox_crop=false to centre-crop instead")
+        raise DataError(f"data.folder.bbox_crop: no {' and '.join(names)} in {' or '.join(str(c) for c in candidates)} "
+                        "(CUB-200-2011 ships them next to images/); set data.folder.bbox_crop=false to centre-crop instead")
 
     def rows(name: str, width: int) -> list[list[str]]:
         out = []
@@ -181,7 +181,7 @@ def read_cub_boxes(layout: FolderLayout) -> np.ndarray:
         i = id_of.get(rel)
         if i is None:
             raise DataError(f"{f}: not listed in {base / 'images.txt'}, so it has no bounding box "
-                            "(set data.bbox_crop=false, or remove the file)")
+                            "(set data.folder.bbox_crop=false, or remove the file)")
         if i not in boxes:
             raise DataError(f"{f}: image id {i} has no line in {base / 'bounding_boxes.txt'}")
         out[k] = boxes[i]

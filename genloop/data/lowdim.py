@@ -1,7 +1,7 @@
 """Low-dimensional synthetic data for the analytic generators.
 
-``gaussian``: ``data.count`` points of N(``data.gaussian_mean``, ``data.gaussian_std``^2 I)
-in ``data.dim`` dimensions, float32 (N, D, 1, 1), unlabelled, split into
+``gaussian``: ``data.count`` points of N(``data.gaussian.mean``, ``data.gaussian.std``^2 I)
+in ``data.gaussian.dim`` dimensions, float32 (N, D, 1, 1), unlabelled, split into
 train/test by ``data.test_fraction``.  The points are drawn with
 ``data.split_seed`` (like a real dataset they are fixed, independent of the
 run seed), so every chain of a sweep sees the same real data.
@@ -27,14 +27,19 @@ def gaussian_points(count: int, dim: int, mean: float, std: float, seed: int) ->
 
 @dataclass
 class GaussianOptions:
-    """Options of the ``gaussian`` source (``data.<key>``)."""
+    """Options of the ``gaussian`` source (``data.gaussian.<key>``)."""
 
-    dim: int = opt(1, "dimension D of low-dimensional vector data (gaussian): float32 (N, D, 1, 1)", ge=1)
-    gaussian_mean: float = opt(0.0, "mean of every coordinate of the gaussian source")
-    gaussian_std: float = opt(1.0, "standard deviation of every coordinate of the gaussian source", gt=0.0)
+    dim: int = opt(1, "dimension D of the points: float32 (N, D, 1, 1)", ge=1)
+    mean: float = opt(0.0, "mean of every coordinate", old="gaussian_mean")
+    std: float = opt(1.0, "standard deviation of every coordinate", gt=0.0, old="gaussian_std")
+
+    def item_bytes(self, data: DataConfig) -> int:
+        """Memory of one point as drawn (float64), for the check of data.count."""
+        return 8 * self.dim
 
 
 @DATASETS.register("gaussian", options=GaussianOptions)
 def load_gaussian(cfg: DataConfig, cache_dir: Optional[Path] = None) -> RealData:
-    full = ImageSet(gaussian_points(cfg.count, cfg.dim, cfg.gaussian_mean, cfg.gaussian_std, cfg.split_seed))
+    o: GaussianOptions = cfg.options()
+    full = ImageSet(gaussian_points(cfg.count, o.dim, o.mean, o.std, cfg.split_seed))
     return split_holdout(full, cfg.test_fraction, cfg.split_seed)

@@ -1,7 +1,7 @@
 """Embedded procedural colour dataset ``shapes``: geometric shapes on textured backgrounds.
 
 ``data.count`` RGB images, uint8 (N, 3, S, S) with S = ``data.image_size``
-(32 when None), labels int64 (N,) in 0..K-1 with K = ``data.num_classes``
+(32 when None), labels int64 (N,) in 0..K-1 with K = ``data.shapes.num_classes``
 (the first K of ``KINDS``; classes balanced to within one image).  Each
 image has one shape of a random colour, size (radius 20-38 % of the side),
 position and rotation, antialiased (coverage from a signed distance), with
@@ -94,7 +94,7 @@ def _half_disc(u, v):  # half of a unit disc, centroid at the origin
     return np.maximum(np.sqrt(u * u + w * w) - 1.0, -w)
 
 
-#: Shape kinds in class order; ``data.num_classes = K`` uses the first K.
+#: Shape kinds in class order; ``data.shapes.num_classes = K`` uses the first K.
 KINDS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "circle": _circle, "square": _square, "triangle": _triangle, "cross": _cross,
     "ring": _ring, "star": _star, "hexagon": _hexagon, "half_disc": _half_disc,
@@ -209,7 +209,7 @@ def make_shapes(count: int, size: int = DEFAULT_SIZE, num_classes: int = 5, seed
     """``count`` shape images: uint8 (count, 3, size, size), int64 labels in
     0..num_classes-1 (kind ``list(KINDS)[label]``); deterministic in ``seed``."""
     if not 1 <= num_classes <= len(KINDS):
-        raise DataError(f"data.num_classes: shapes has {len(KINDS)} kinds ({', '.join(KINDS)}), got {num_classes}")
+        raise DataError(f"data.shapes.num_classes: shapes has {len(KINDS)} kinds ({', '.join(KINDS)}), got {num_classes}")
     if count < 1:
         raise DataError(f"data.count: shapes needs at least one image, got {count}")
     rng = np.random.default_rng([seed, 0x5A9E5])
@@ -225,16 +225,21 @@ def make_shapes(count: int, size: int = DEFAULT_SIZE, num_classes: int = 5, seed
 
 @dataclass
 class ShapesOptions:
-    """Options of the ``shapes`` source (``data.<key>``)."""
+    """Options of the ``shapes`` source (``data.shapes.<key>``)."""
 
-    num_classes: int = opt(5, "shapes: number of shape kinds, one class each (circle, square, triangle, cross, ring, star, hexagon, half-disc); data.count images", ge=1, le=8)
+    num_classes: int = opt(5, "number of shape kinds, one class each (circle, square, triangle, cross, ring, star, hexagon, half-disc); data.count images", ge=1, le=8)
+
+    def item_bytes(self, data: DataConfig) -> int:
+        """Memory of one image as drawn (float32), for the check of data.count."""
+        return 3 * (data.image_size or DEFAULT_SIZE) ** 2 * 4
 
 
 @DATASETS.register("shapes", options=ShapesOptions)
 def load_shapes(cfg: DataConfig, cache_dir: Optional[Path] = None) -> RealData:
-    """``data.count`` shapes of ``data.num_classes`` kinds at ``data.image_size`` (32), split by ``split_holdout``."""
+    """``data.count`` shapes of ``data.shapes.num_classes`` kinds at ``data.image_size`` (32), split by ``split_holdout``."""
     size = cfg.image_size or DEFAULT_SIZE
-    full = make_shapes(cfg.count, size, cfg.num_classes, cfg.split_seed)
-    log.info("shapes: %d images %dx%d, %d classes (%s)", len(full), size, size, cfg.num_classes,
-             ", ".join(list(KINDS)[: cfg.num_classes]))
+    o: ShapesOptions = cfg.options()
+    full = make_shapes(cfg.count, size, o.num_classes, cfg.split_seed)
+    log.info("shapes: %d images %dx%d, %d classes (%s)", len(full), size, size, o.num_classes,
+             ", ".join(list(KINDS)[: o.num_classes]))
     return split_holdout(full, cfg.test_fraction, cfg.split_seed)

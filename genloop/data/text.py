@@ -40,7 +40,7 @@ def split_units(units: list[str], test_fraction: float, seed: int) -> tuple[list
     """A seeded random ``test_fraction`` of the units (at least one) for test, the rest for training, in order."""
     if len(units) < 2:
         raise DataError(f"text: {len(units)} unit(s) of text is too little to split into train and test; "
-                        "use more text or a finer data.split_unit (line)")
+                        "use more text or a finer data.text.split_unit (line)")
     rng = np.random.default_rng([seed, 0x7E47])
     k = min(max(1, int(round(len(units) * test_fraction))), len(units) - 1)
     test = np.zeros(len(units), dtype=bool)
@@ -158,7 +158,7 @@ def lines(text: str) -> list[str]:
     return [ln.rstrip() for ln in text.replace("\r\n", "\n").split("\n") if ln.strip()]
 
 
-#: ``data.split_unit=auto``: paragraphs when the corpus has at least this many, else lines.
+#: ``data.text.split_unit=auto``: paragraphs when the corpus has at least this many, else lines.
 AUTO_MIN_PARAGRAPHS = 20
 
 
@@ -175,15 +175,15 @@ def text_units(texts: list[str], unit: str) -> tuple[list[str], str]:
     out = [ln for t in texts for ln in lines(t)]
     if unit == "auto":
         log.warning("text: only %d paragraph(s) (no blank lines between them): split by line (%d lines); "
-                    "set data.split_unit to choose", len(paras), len(out))
+                    "set data.text.split_unit to choose", len(paras), len(out))
     return out, "line"
 
 
 @dataclass
 class TextOptions:
-    """Options of the ``text`` source (``data.<key>``)."""
+    """Options of the ``text`` source (``data.text.<key>``)."""
 
-    split_unit: str = opt("auto", "text: the units split into train and test: paragraph (runs of non-blank lines), line, document (a whole file), or auto (paragraphs, or lines when the corpus has fewer than 20 paragraphs, as a sentence-per-line file has)", choices=("auto", "paragraph", "line", "document"))
+    split_unit: str = opt("auto", "the units split into train and test: paragraph (runs of non-blank lines), line, document (a whole file), or auto (paragraphs, or lines when the corpus has fewer than 20 paragraphs, as a sentence-per-line file has)", choices=("auto", "paragraph", "line", "document"))
 
 
 @DATASETS.register("text", options=TextOptions)
@@ -191,7 +191,7 @@ def load_text(cfg: DataConfig, cache_dir: Optional[Path] = None) -> RealData:
     """A user's corpus in ``data.root``: one .txt file, a folder of .txt files (searched
     recursively, sorted), or wikitext's ``wiki.train.raw`` / ``wiki.valid.raw`` /
     ``wiki.test.raw`` (then train is wiki.train.raw and test is wiki.test.raw;
-    wiki.valid.raw is not used).  Otherwise the units of ``data.split_unit``
+    wiki.valid.raw is not used).  Otherwise the units of ``data.text.split_unit``
     (paragraphs, lines or files) are split into train/test."""
     if not cfg.root:
         raise DataError("data.root: the text source needs data.root (a .txt file, a folder of them, or wikitext-*-raw)")
@@ -215,11 +215,12 @@ def load_text(cfg: DataConfig, cache_dir: Optional[Path] = None) -> RealData:
             texts.append(t)
     if bad:
         log.warning("data.skip_bad: skipped %d unreadable or empty file(s): %s", len(bad), ", ".join(bad[:5]))
-    units, unit = text_units(texts, getattr(cfg, "split_unit", "auto"))
+    split_unit = cfg.group("text").split_unit
+    units, unit = text_units(texts, split_unit)
     if not units:
         raise DataError(f"data.root: no readable text in {root} ({len(bad)} file(s) skipped)")
     real = text_data(cfg, units, cache_dir)
-    log.info("text: %s: %d file(s), %d %ss (data.split_unit=%s), %d train / %d test blocks of %d tokens",
-             root, len(texts), len(units), unit, getattr(cfg, "split_unit", "auto"), len(real.train), len(real.test),
+    log.info("text: %s: %d file(s), %d %ss (data.text.split_unit=%s), %d train / %d test blocks of %d tokens",
+             root, len(texts), len(units), unit, split_unit, len(real.train), len(real.test),
              cfg.block_size)
     return real

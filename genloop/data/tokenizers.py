@@ -16,7 +16,7 @@ resumed run) uses the same one.  Ids 0 and 1 are ``<bos>`` and ``<unk>``:
             (``pip install tokenizers``; imported only here): the 256 bytes plus
             merges up to ``data.vocab_size`` tokens (merges of pairs seen at least
             ``data.min_count`` times); ``decode(encode(t)) == t`` for any text.
-- ``pretrained``  a pretrained model's own tokenizer, read from ``data.tokenizer_path``
+- ``pretrained``  a pretrained model's own tokenizer, read from ``data.pretrained.path``
             (a folder saved with ``save_pretrained``: its ``tokenizer.json``, or
             whatever ``transformers.AutoTokenizer`` reads), not trained; the
             ``hf-causal-lm`` generator needs it.  Genloop id = the tokenizer's id + 2
@@ -44,7 +44,7 @@ from . import DataError
 
 log = logging.getLogger(__name__)
 
-TOKENIZERS: Registry = Registry("tokenizer", section=DataConfig)
+TOKENIZERS: Registry = Registry("tokenizer", section=DataConfig, slot="tokenizer")
 
 BOS, UNK = 0, 1
 SPECIALS = ["<bos>", "<unk>"]
@@ -213,14 +213,14 @@ class BPETokenizer(_Backed):
 
 @dataclass
 class PretrainedOptions:
-    """Options of the ``pretrained`` tokenizer (``data.<key>``)."""
+    """Options of the ``pretrained`` tokenizer (``data.pretrained.<key>``)."""
 
-    tokenizer_path: Optional[str] = opt(None, "text, data.tokenizer=pretrained: folder of a tokenizer saved with save_pretrained (usually the same as generator.hf-causal-lm.model_path)")
+    path: Optional[str] = opt(None, "folder of a tokenizer saved with save_pretrained (usually the same as generator.hf-causal-lm.model_path)", old="tokenizer_path")
 
 
 @TOKENIZERS.register("pretrained", options=PretrainedOptions)
 class PretrainedTokenizer(_Backed):
-    """A saved Hugging Face tokenizer (``data.tokenizer_path``); genloop id = its id + 2."""
+    """A saved Hugging Face tokenizer (``data.pretrained.path``); genloop id = its id + 2."""
 
     name = "pretrained"
     offset = len(SPECIALS)
@@ -230,13 +230,13 @@ class PretrainedTokenizer(_Backed):
         """The ``tokenizers.Tokenizer`` of a folder saved with ``save_pretrained`` (its
         tokenizer.json; otherwise converted by ``transformers.AutoTokenizer``)."""
         if not path:
-            raise DataError("data.tokenizer_path: the pretrained tokenizer needs the folder of a saved "
+            raise DataError("data.pretrained.path: the pretrained tokenizer needs the folder of a saved "
                             "Hugging Face tokenizer (usually the same folder as generator.hf-causal-lm.model_path)")
         from .fetch import resolve_model_path
 
-        root = Path(resolve_model_path(path, "data.tokenizer_path")).expanduser()
+        root = Path(resolve_model_path(path, "data.pretrained.path")).expanduser()
         if not root.is_dir():
-            raise DataError(f"data.tokenizer_path: {root} is not a folder (save the model's tokenizer there "
+            raise DataError(f"data.pretrained.path: {root} is not a folder (save the model's tokenizer there "
                             "with save_pretrained)")
         tk = _tokenizers()
         if (root / "tokenizer.json").is_file():
@@ -244,25 +244,25 @@ class PretrainedTokenizer(_Backed):
         try:
             from transformers import AutoTokenizer
         except ImportError:
-            raise DataError(f"data.tokenizer_path: {root} has no tokenizer.json; converting its tokenizer needs "
+            raise DataError(f"data.pretrained.path: {root} has no tokenizer.json; converting its tokenizer needs "
                             "transformers (pip install 'genloop[hf]')") from None
         try:
             auto = AutoTokenizer.from_pretrained(str(root), use_fast=True)
         except (OSError, ValueError) as exc:
-            raise DataError(f"data.tokenizer_path: {root} holds no readable tokenizer "
+            raise DataError(f"data.pretrained.path: {root} holds no readable tokenizer "
                             f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
         if not getattr(auto, "is_fast", False):
-            raise DataError(f"data.tokenizer_path: {root}: no fast tokenizer could be made; save one with "
+            raise DataError(f"data.pretrained.path: {root}: no fast tokenizer could be made; save one with "
                             "save_pretrained from a *TokenizerFast")
         return auto.backend_tokenizer
 
     @classmethod
     def build(cls, cfg: DataConfig, text: str) -> "Tokenizer":
-        return cls(cls.load_backend(cfg.tokenizer_path))
+        return cls(cls.load_backend(cfg.group("pretrained").path))
 
     @classmethod
     def cache_key(cls, cfg: DataConfig) -> str:
-        return cls.load_backend(cfg.tokenizer_path).to_str()
+        return cls.load_backend(cfg.group("pretrained").path).to_str()
 
 
 def get_tokenizer(cfg: DataConfig, train_text: str, cache_dir: Optional[Path]) -> Tokenizer:

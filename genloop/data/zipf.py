@@ -1,10 +1,10 @@
 """``zipf-markov``: a synthetic language with a known distribution (the text
 counterpart of the Gaussian theory checks).
 
-An order-2 Markov chain over ``data.words`` words ``w0 .. w{V-1}``: every
+An order-2 Markov chain over ``data.zipf-markov.words`` words ``w0 .. w{V-1}``: every
 context (a, b) of the two previous tokens (``<bos>`` included, so that a block
 starts from (``<bos>``, ``<bos>``)) has its own next-word distribution, Zipf
-weights ``1 / r^s`` (``s = data.zipf_exponent``) over a random ranking of the
+weights ``1 / r^s`` (``s = data.zipf-markov.exponent``) over a random ranking of the
 words drawn from ``data.split_seed``.  ``data.count`` blocks of
 ``data.block_size`` tokens are drawn (each from ``<bos>``) and split into
 train/test by ``data.test_fraction``.  ``RealData.truth`` is the chain itself:
@@ -78,18 +78,23 @@ class ZipfMarkov:
 
 @dataclass
 class ZipfMarkovOptions:
-    """Options of the ``zipf-markov`` source (``data.<key>``)."""
+    """Options of the ``zipf-markov`` source (``data.zipf-markov.<key>``)."""
 
-    words: int = opt(50, "zipf-markov: number of words of the synthetic language (its vocabulary)", ge=2, le=400)
-    zipf_exponent: float = opt(1.1, "zipf-markov: exponent s of the Zipf weights 1/rank^s of each context's next-word distribution", gt=0.0)
+    words: int = opt(50, "number of words of the synthetic language (its vocabulary)", ge=2, le=400)
+    exponent: float = opt(1.1, "exponent s of the Zipf weights 1/rank^s of each context's next-word distribution", gt=0.0, old="zipf_exponent")
+
+    def item_bytes(self, data: DataConfig) -> int:
+        """Memory of one block as drawn (int64), for the check of data.count."""
+        return 8 * data.block_size
 
 
 @DATASETS.register("zipf-markov", options=ZipfMarkovOptions)
 def load_zipf_markov(cfg: DataConfig, cache_dir: Optional[Path] = None) -> RealData:
-    truth = ZipfMarkov(cfg.words, cfg.zipf_exponent, cfg.split_seed)
+    o: ZipfMarkovOptions = cfg.options()
+    truth = ZipfMarkov(o.words, o.exponent, cfg.split_seed)
     rng = np.random.default_rng([cfg.split_seed, 0x21D0])
     tokens = truth.sample(cfg.count, cfg.block_size, rng)
     k = min(max(1, int(round(cfg.count * cfg.test_fraction))), cfg.count - 1)
-    tok = WordTokenizer(SPECIALS + [f"w{i}" for i in range(cfg.words)])
+    tok = WordTokenizer(SPECIALS + [f"w{i}" for i in range(o.words)])
     v = len(tok)
     return RealData(TokenSet(tokens[k:], v, tok), TokenSet(tokens[:k], v, tok), truth=truth)

@@ -4,7 +4,7 @@ Hugging Face ``transformers`` (the optional extra ``genloop[hf]``; imported only
 when the generator is built), as Shumailov et al. (Nature 2024) do.
 
 Tokens.  The run's tokenizer is the model's own: ``data.tokenizer: pretrained`` with
-``data.tokenizer_path`` (normally the same folder), so a ``TokenSet`` holds the model's
+``data.pretrained.path`` (normally the same folder), so a ``TokenSet`` holds the model's
 token ids shifted by 2 (genloop's ids 0 and 1 are ``<bos>`` and ``<unk>``; see
 ``genloop.data.text``).  The generator maps them back (id - 2; genloop's ``<bos>``
 becomes the model's ``bos_token_id``, or ``eos_token_id`` when it has none), so the
@@ -150,7 +150,7 @@ class HFOptions:
         """It reads text through the model's own tokenizer (``data.tokenizer``)."""
         if config.data.tokenizer != "pretrained":
             raise ConfigError(f"data.tokenizer: {config.data.tokenizer!r} cannot feed {NAME}; use data.tokenizer=pretrained "
-                              "with data.tokenizer_path set to the model's folder (the model's own tokenizer)")
+                              "with data.pretrained.path set to the model's folder (the model's own tokenizer)")
 
 
 @GENERATORS.register(NAME, options=HFOptions)
@@ -167,19 +167,19 @@ class HFCausalLMGenerator:
     def _load(self, train: TokenSet) -> None:
         tok = train.tokenizer
         if not isinstance(tok, PretrainedTokenizer):
-            raise ConfigError(f"data.tokenizer: {NAME} needs data.tokenizer=pretrained with data.tokenizer_path "
+            raise ConfigError(f"data.tokenizer: {NAME} needs data.tokenizer=pretrained with data.pretrained.path "
                               "set to the model's folder (the model's own tokenizer)")
         torch.manual_seed(self.ctx.seed)
         model = load_causal_lm(self.cfg.model_path)
         rows = model.get_input_embeddings().weight.shape[0]
         self.vocab = train.vocab_size - OFFSET
         if self.vocab > rows:
-            raise ConfigError(f"data.tokenizer_path: its tokenizer has {self.vocab} tokens but the model in "
+            raise ConfigError(f"data.pretrained.path: its tokenizer has {self.vocab} tokens but the model in "
                               f"{self.cfg.model_path} embeds only {rows}; use the model's own tokenizer")
         theirs = self._folder_vocab()
         if theirs is not None and theirs != tok.backend.get_vocab(with_added_tokens=True):
-            raise ConfigError(f"data.tokenizer_path: the run's tokenizer differs from the one in generator.hf-causal-lm.model_path "
-                              f"({self.cfg.model_path}); set data.tokenizer_path to the model's folder")
+            raise ConfigError(f"data.pretrained.path: the run's tokenizer differs from the one in generator.hf-causal-lm.model_path "
+                              f"({self.cfg.model_path}); set data.pretrained.path to the model's folder")
         c = model.config
         bos = c.bos_token_id if c.bos_token_id is not None else c.eos_token_id
         self.bos = int(bos) if bos is not None and 0 <= int(bos) < rows else 0

@@ -35,7 +35,8 @@ from typing import Any, Callable, Optional, Union
 
 from ..config import Config
 from ..data import RealData, load_real
-from ..loading import Chain, dump_yaml, expand, identity_diff, to_dict
+from ..chains import Chain, expand, identity_diff
+from ..loading import dump_yaml, to_dict
 from ..metrics import MetricContext, build_metrics
 from ..runfolder import (LOCK_NAME, RUN_FOLDER_ENTRIES, TEMP_FILE, DamagedFile, NotARunFolder, RunStore,
                          clean_temp_files, folder_kind, write_csv, write_files, write_json)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from ..loading import format_value as _fmt
+from ..chains import format_value as _fmt
 
 
 def setting_label(values: dict) -> str:

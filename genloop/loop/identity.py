@@ -14,7 +14,8 @@ import re
 from typing import Optional
 
 from ..config import ConfigError
-from ..loading import Chain, NON_IDENTITY_SECTIONS, expand, get_path, identity_dict, to_dict
+from ..chains import Chain, NON_IDENTITY_SECTIONS, expand, identity_dict
+from ..loading import get_path, to_dict
 from ..runfolder import RunStore
 from ..utils import digest
 from .interactions import INTERACTIONS

@@ -2,7 +2,7 @@
 real reference's band.
 
 The band of a metric is its value on the real test set (``reference.csv``) plus or minus
-``metrics.onset_tolerance`` times its size (default 0.1: 10 %; a reference of 0 has the
+``metrics.onset.tolerance`` times its size (default 0.1: 10 %; a reference of 0 has the
 band [-tolerance, +tolerance]).  The reference has one value, not a spread, so the band is
 this stated tolerance.  Generations are checked in order; a chain that never leaves the
 band has no onset.  Metrics: every numeric column of the reference row but the sample
@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from ..config import MetricsConfig, add_options, opt
+from ..config import MetricsConfig, add_shared_group, opt
 from ..runfolder import RunStore, read_csv, write_csv
 from .grouping import interval, setting_keys, setting_label
 
@@ -29,22 +29,24 @@ DEFAULT_TOLERANCE = 0.1
 
 @dataclass
 class OnsetOptions:
-    """The collapse-onset band (``metrics.<key>``)."""
+    """The collapse-onset band (``metrics.onset.<key>``)."""
 
-    onset_tolerance: float = opt(DEFAULT_TOLERANCE, "collapse onset: a metric has left the real reference's band when it differs from the reference value by more than this fraction of it (this much when the reference is 0); onset.csv, summary.csv onset_* columns", gt=0.0)
+    tolerance: float = opt(DEFAULT_TOLERANCE, "a metric has left the real reference's band when it differs from the reference value by more than this fraction of it (this much when the reference is 0); onset.csv, summary.csv onset_* columns", gt=0.0, old="onset_tolerance")
 
 
-add_options(MetricsConfig, OnsetOptions, "collapse onset")
+add_shared_group(MetricsConfig, "onset", OnsetOptions, "collapse onset")
 
 
 def tolerance(store: RunStore) -> float:
-    """``metrics.onset_tolerance`` of the run folder's config (default 0.1)."""
+    """``metrics.onset.tolerance`` of the run folder's config (default 0.1; ``metrics.onset_tolerance`` in
+    the flat layout of earlier versions)."""
     import yaml
 
     if not store.config_path.exists():
         return DEFAULT_TOLERANCE
     raw = yaml.safe_load(store.config_path.read_text()) or {}
-    value = (raw.get("metrics") or {}).get("onset_tolerance", DEFAULT_TOLERANCE)
+    metrics = raw.get("metrics") or {}
+    value = (metrics.get("onset") or {}).get("tolerance", metrics.get("onset_tolerance", DEFAULT_TOLERANCE))
     return float(value) if isinstance(value, (int, float)) else DEFAULT_TOLERANCE
 
 

@@ -37,7 +37,7 @@ import torch
 
 from ..config import Config
 from ..generators import GENERATORS, needs_of
-from ..loading import identity_dict
+from ..chains import identity_dict
 from ..generators.training import read_meta
 from ..runfolder import Layout, load_weights, save_weights
 from ..utils import digest

@@ -23,7 +23,7 @@ from ..registry import Registry
 
 log = logging.getLogger(__name__)
 
-METRICS: Registry = Registry("metric", section=MetricsConfig)
+METRICS: Registry = Registry("metric", section=MetricsConfig, slot="names")
 
 
 @dataclass

@@ -7,7 +7,7 @@ Columns (samples: the generation's samples' empirical distribution q; truth p):
 - ``outcomes_lost``   outcomes with p_k > 0 that no sample shows.
 - ``tv_truth``        total variation 1/2 sum |q_k - p_k|.
 - ``kl_q_truth``      KL(q || p) in nats (finite: q is 0 wherever it loses an outcome).
-- ``valid_share``     share of samples that are valid outcomes (``data.valid_categories``;
+- ``valid_share``     share of samples that are valid outcomes (``data.categorical.valid``;
                       without it every outcome of positive probability).
 
 With the generator that made the samples (``categorical``, which exposes its fitted

@@ -40,7 +40,8 @@ def evaluate(real: ImageSet, fake: ImageSet, features: str = "inception", k: int
         k: nearest neighbours of precision / recall / density / coverage.
         metrics: which of ``fd``, ``kid``, ``prdc`` to compute.
         kid_subsets, kid_subset_size, chunk_size, distance_dtype, inception_weights, batch_size:
-            as the ``metrics.*`` config keys (``batch_size`` is ``metrics.feature_batch_size``).
+            as the ``metrics.<metric>.*`` config keys (``kid_subsets`` is ``metrics.kid.subsets``, ``batch_size`` is
+            ``metrics.inception.batch_size``).
         device: ``auto``, ``cpu``, ``cuda`` or a torch device.
         cache_dir: folder for cached real features (None: no cache).
         seed: seed of the KID subsets and of the classifier's training.
@@ -64,10 +65,10 @@ def evaluate(real: ImageSet, fake: ImageSet, features: str = "inception", k: int
                          "which needs labels; these real images have none (use features=inception or pixels)")
     _check_same_shape(real, fake)
     raw = defaults() if config is None else _to_raw(config)
-    for key, value in (("names", list(metrics)), ("features", features), ("k", k), ("chunk_size", chunk_size),
-                       ("distance_dtype", distance_dtype), ("kid_subsets", kid_subsets),
-                       ("kid_subset_size", kid_subset_size), ("inception_weights", inception_weights),
-                       ("feature_batch_size", batch_size), ("equal_n", False)):
+    for key, value in (("names", list(metrics)), ("features", features), ("prdc.k", k), ("prdc.chunk_size", chunk_size),
+                       ("prdc.distance_dtype", distance_dtype), ("kid.subsets", kid_subsets),
+                       ("kid.subset_size", kid_subset_size), ("inception.weights", inception_weights),
+                       ("inception.batch_size", batch_size), ("equal_n", False)):
         set_path(raw, f"metrics.{key}", value)
     raw["seed"] = seed
     raw["seeds"] = None

@@ -15,7 +15,7 @@ without replacement and the figures are averaged over ``metrics.draws``
 draws (drawn from the run's metric seed, ``n`` and the set sizes, so resumed
 and repeated runs draw the same subsets).  KID cuts the samples (or the real
 test set) to ``n`` by one such draw and uses subsets of
-``m = min(kid_subset_size, n // 2)`` from it and from the real training set, so
+``m = min(metrics.kid.subset_size, n // 2)`` from it and from the real training set, so
 that both sides vary from subset to subset in every row and ``kid_std`` of a
 generation and of the reference row measure the same spread.  The ``n`` used is the column ``eval_n``
 (``eval_n_<features>``) of every row, the reference row included.
@@ -197,10 +197,10 @@ class FrechetMetric(_FeatureMetric):
 
 @dataclass
 class KIDOptions:
-    """Options of ``kid`` (and of the validation KID of ``train.select_every``; ``metrics.<key>``)."""
+    """Options of ``kid`` (and of the validation KID of ``train.select_every``; ``metrics.kid.<key>``)."""
 
-    kid_subsets: int = opt(100, "KID: number of random subsets averaged", ge=1)
-    kid_subset_size: int = opt(1000, "KID: images per subset (capped at the smaller set size)", ge=2)
+    subsets: int = opt(100, "number of random subsets averaged", ge=1, old="kid_subsets")
+    subset_size: int = opt(1000, "images per subset (capped at the smaller set size)", ge=2, old="kid_subset_size")
 
 
 @METRICS.register("kid", options=KIDOptions)
@@ -217,7 +217,7 @@ class KIDMetric(_FeatureMetric):
         # KID is unbiased at any N; its subsets are its draws.  So that kid_std means the same
         # in every row, the reference included, both sides are resampled alike: the other side
         # (samples, or the real test set) is cut to n by one fixed draw, and each subset takes
-        # m = min(kid_subset_size, n // 2) rows of it and m of the real training set.  (With
+        # m = min(metrics.kid.subset_size, n // 2) rows of it and m of the real training set.  (With
         # the whole test set in every subset the reference's spread came from the real side only.)
         n = self._n(len(fake))
         n_other = len(fake) if n is None else n
@@ -225,8 +225,9 @@ class KIDMetric(_FeatureMetric):
         if len(fake) > n_other:
             rng = np.random.default_rng([self.ctx.seed, n_other, len(self.real), len(fake), 0x41D])
             fake = fake[np.sort(rng.choice(len(fake), n_other, replace=False))]
-        size = max(2, min(self.mcfg.kid_subset_size, min(len(self.real), n_other) // 2))
-        mean, std = kid(self.real, fake, subsets=self.mcfg.kid_subsets, subset_size=size,
+        o: KIDOptions = self.mcfg.group("kid")
+        size = max(2, min(o.subset_size, min(len(self.real), n_other) // 2))
+        mean, std = kid(self.real, fake, subsets=o.subsets, subset_size=size,
                         seed=self.ctx.seed, device=self.ctx.device)
         out = {self.names[0]: mean, self.names[1]: std}
         if n is not None:
@@ -236,7 +237,7 @@ class KIDMetric(_FeatureMetric):
 
 @dataclass
 class PRDCOptions:
-    """Options of ``prdc`` (``metrics.<key>``)."""
+    """Options of ``prdc`` (``metrics.prdc.<key>``)."""
 
     k: int = opt(5, "nearest neighbours k of precision, recall, density and coverage (prdc's nearest_k)", ge=1)
     chunk_size: int = opt(1024, "rows per distance block in precision/recall/density/coverage (memory ~ chunk_size x N floats)", ge=1)
@@ -251,11 +252,12 @@ class PRDCMetric(_FeatureMetric):
 
     def __init__(self, ctx: MetricContext) -> None:
         super().__init__(ctx)
-        self.min_useful = self.mcfg.k + 1
+        self.options: PRDCOptions = self.mcfg.group("prdc")
+        self.min_useful = self.options.k + 1
 
     def _score_pair(self, real: np.ndarray, fake: np.ndarray, real_is_whole: bool) -> dict[str, float]:
-        out = prdc(real, fake, k=self.mcfg.k, chunk_size=self.mcfg.chunk_size,
-                   dtype=self.mcfg.distance_dtype, device=self.ctx.device)
+        o = self.options
+        out = prdc(real, fake, k=o.k, chunk_size=o.chunk_size, dtype=o.distance_dtype, device=self.ctx.device)
         return {metric_name(k, self.extractor.name): v for k, v in out.items()}
 
 
@@ -280,7 +282,8 @@ class ValidationKID:
         if key != self._key:
             self._real, self._key = np.ascontiguousarray(self.extractor(real), dtype=np.float32), key
         feats = np.ascontiguousarray(self.extractor(fake), dtype=np.float32)
-        mean, _ = kid(self._real, feats, subsets=self.mcfg.kid_subsets, subset_size=self.mcfg.kid_subset_size,
+        o: KIDOptions = self.mcfg.group("kid")
+        mean, _ = kid(self._real, feats, subsets=o.subsets, subset_size=o.subset_size,
                       seed=self.ctx.seed, device=self.ctx.device)
         return mean
 

@@ -94,11 +94,11 @@ def kid(real: Union[np.ndarray, torch.Tensor], fake: Union[np.ndarray, torch.Ten
         _warned.add((n_r, n_f, m, subsets))
         if distinct == 1:
             log.warning("kid: subsets of %d from %d real and %d fake samples: 1 distinct subset pair, so all %d "
-                        "subsets are the same and kid_std is NaN; use more samples than kid_subset_size on "
-                        "either side or a smaller metrics.kid_subset_size", m, n_r, n_f, subsets)
+                        "subsets are the same and kid_std is NaN; use more samples than metrics.kid.subset_size on "
+                        "either side or a smaller metrics.kid.subset_size", m, n_r, n_f, subsets)
         else:
             log.warning("kid: subsets of %d from %d real and %d fake samples: only %d distinct subset pairs for "
-                        "%d subsets, so kid_std understates the spread; use a smaller metrics.kid_subset_size",
+                        "%d subsets, so kid_std understates the spread; use a smaller metrics.kid.subset_size",
                         m, n_r, n_f, distinct, subsets)
     dev = torch.device(device) if device is not None else torch.device("cpu")
     r = r.to(device=dev, dtype=torch.float64)

@@ -14,13 +14,13 @@ fixed random subset when there are more, so the reference row -- the real test
 set -- is at equal size):
 
 - ``ppl_judge``    perplexity of the samples under the judge: an interpolated
-                   Kneser-Ney model of order ``metrics.judge_order`` trained once on the
+                   Kneser-Ney model of order ``metrics.text.judge_order`` trained once on the
                    real training text (for an ``ngram`` chain of the same order it is
                    the generation-0 model exactly; for other generators a fixed stand-in
                    for it).
 - ``distinct_1/2/3`` distinct n-grams / all n-grams (n-grams within blocks).
 - ``vocab``        number of distinct tokens;  ``ttr`` = vocab / tokens.
-- ``tail_survival`` share of the real tail (tokens seen 1..``metrics.tail_max_count``
+- ``tail_survival`` share of the real tail (tokens seen 1..``metrics.text.tail_max_count``
                    times in the real training text) that appears in the samples.
 - ``repeat4``      share of blocks in which some 4-gram occurs at least twice.
 - ``unigram_kl``   KL(real training unigram || sample unigram), the sample's
@@ -130,10 +130,10 @@ def perplexity(log_probs: np.ndarray) -> float:
 
 @dataclass
 class TextMetricOptions:
-    """Options of the ``text`` metrics (``metrics.<key>``)."""
+    """Options of the ``text`` metrics (``metrics.text.<key>``)."""
 
-    judge_order: int = opt(3, "text metrics: n of the Kneser-Ney judge trained once on the real training text (ppl_judge)", ge=1, le=8)
-    tail_max_count: int = opt(2, "text metrics: the real tail is the tokens seen at most this often in the real training text (tail_survival)", ge=1)
+    judge_order: int = opt(3, "n of the Kneser-Ney judge trained once on the real training text (ppl_judge)", ge=1, le=8)
+    tail_max_count: int = opt(2, "the real tail is the tokens seen at most this often in the real training text (tail_survival)", ge=1)
 
 
 @METRICS.register("text", options=TextMetricOptions)
@@ -150,7 +150,7 @@ class TextMetrics:
         if not isinstance(real.train, TokenSet):
             raise ValueError(f"metrics.names: text needs a text data source (shakespeare, text, zipf-markov), "
                              f"not {ctx.config.data.name!r}")
-        self.cfg = ctx.config.metrics
+        self.cfg: TextMetricOptions = ctx.config.metrics.group("text")
         self.vocab = real.train.vocab_size
         self.test = real.test
         self.truth = real.truth

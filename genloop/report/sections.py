@@ -177,7 +177,7 @@ def phase_section(store: RunStore, summary: list[dict], formats: tuple[str, ...]
                                         for g, name, left in m["order"])]
                 for m in movers]
         parts.append('<p class="muted">Collapse onset: per setting, the metrics in the order they left the real '
-                     "reference's band (metrics.onset_tolerance): mean onset generation over the seeds that left it "
+                     "reference's band (metrics.onset.tolerance): mean onset generation over the seeds that left it "
                      "(share of seeds that did).</p>" + table_html(["setting", "metrics by onset"], rows))
     return "".join(parts)
 

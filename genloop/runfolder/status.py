@@ -45,7 +45,7 @@ def _planned(store: RunStore, chains: list[dict]) -> dict[str, Optional[int]]:
     if all(v is not None for v in out.values()):
         return out
     try:
-        from ..loading import expand
+        from ..chains import expand
 
         legacy = {c.id: c.config.loop.generations for c in expand(store.read_config())}
     except Exception:  # noqa: BLE001 - an unreadable config: planned counts unknown

@@ -37,7 +37,7 @@ Models (n = size of the real training set, N_s = samples per generation):
                other n0 images; generation g >= 1 trains on k = round(``fresh_fraction``
                n0) reserve images never used before (taken in a fixed random order)
                plus n0 - k of generation g-1's samples.  The reserve holds exactly
-               (generations - 1) k images unless ``loop.fresh_reserve`` fixes its size
+               (generations - 1) k images unless ``loop.schedule.reserve`` fixes its size
                (then images are reused, oldest first, once it is exhausted).
 - ``curate``   like ``replace``, but samples enter the history only if the filter
                (the image oracle of ``genloop.metrics.oracle``, independent of the
@@ -57,18 +57,18 @@ Models (n = size of the real training set, N_s = samples per generation):
                that every candidate is judged by a model that did not see it; its
                measured recall and false-positive rate go into the metrics row.
 - ``verify``   samples enter the history only when a verifier with settable false-accept /
-               false-reject rates (``loop.verify_false_accept`` / ``_reject``) accepts them
+               false-reject rates (``loop.verify.false_accept`` / ``_reject``) accepts them
                against the data's exact truth (``VERIFIERS``) or, for labelled images, the
                image oracle's decision (``genloop.metrics.oracle``); later generations train on the
                accepted samples, mixed with real data by the synthetic-fraction schedule.
 
 Every model that mixes real and synthetic data (mix, fresh, accumulate,
 accumulate_subsample, verify) reads the synthetic-fraction schedule
-(``schedule.py``: ``loop.synthetic_schedule`` and its keys) when one is set.
+(``schedule.py``: ``loop.schedule.kind`` and its keys) when one is set.
 
-- ``ecosystem``  several lineages (``loop.lineages``: generator-config overrides
+- ``ecosystem``  several lineages (``loop.ecosystem.lineages``: generator-config overrides
                each) train on one shared pool; generation g's N_s samples are split
-               into shares ``loop.shares``, lineage l sampling its share; the pool of
+               into shares ``loop.ecosystem.shares``, lineage l sampling its share; the pool of
                g+1 is all of them (so it is ``replace`` on the shared web).
 """
 from __future__ import annotations
@@ -85,4 +85,4 @@ from .curate import CURATE_SCORES, Curate  # noqa: F401
 from .detect import DETECTOR_FEATURES, Detect, detector_features, fit_logistic, learned_detector  # noqa: F401
 from .ecosystem import Ecosystem  # noqa: F401
 from . import schedule  # noqa: F401
-from .verify import VERIFIERS, Verify  # noqa: F401  (synthetic-fraction schedules: loop.synthetic_schedule ...)
+from .verify import VERIFIERS, Verify  # noqa: F401  (synthetic-fraction schedules: loop.schedule.kind ...)

@@ -27,10 +27,11 @@ class Accumulate(Interaction):
 
     def next_pool(self, generation: int, history: History, rng: np.random.Generator) -> Pool:
         if self.supply is not None and self.supply.share(generation) is not None:
-            # the largest set with the scheduled synthetic share (at most loop.train_size)
+            # the largest set with the scheduled synthetic share (at most loop.schedule.train_size)
             synth = self.synthetic(generation, history)
             s = self.supply.share(generation)
-            k, m = schedule.largest_split(s, len(self.real.train), len(synth), self.config.loop.train_size)
+            k, m = schedule.largest_split(s, len(self.real.train), len(synth),
+                                                  schedule.options(self.config.loop).train_size)
             parts = [take(Pool.real(self.real.train), k, rng, like=self.real.train), take(synth, m, rng)]
             out = Pool.concat([p for p in parts if len(p)] or parts[:1])
             out.stats = {"synthetic_target": s}

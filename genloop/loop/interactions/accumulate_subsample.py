@@ -18,7 +18,7 @@ class AccumulateSubsample(Accumulate):
     def next_pool(self, generation: int, history: History, rng: np.random.Generator) -> Pool:
         if self.supply is not None and self.supply.share(generation) is not None:  # a schedule (schedule.py)
             return self.supply.pool(generation, self.synthetic(generation, history), rng)
-        if self.supply is not None:  # loop.train_size without a share: uniform from the accumulated pool
+        if self.supply is not None:  # loop.schedule.train_size without a share: uniform from the accumulated pool
             everything = Pool.concat([Pool.real(self.real.train)] + [history.samples(g) for g in range(generation)])
             return take(everything, self.supply.size, rng)
         return take(super().next_pool(generation, history, rng), len(self.real.train), rng)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -16,7 +16,7 @@ from ...loading import register_validator, to_dict, with_overrides
 from ...data import ImageSet, RealData, concat_sets
 from ...registry import Registry
 
-INTERACTIONS: Registry = Registry("interaction model", section=LoopConfig)
+INTERACTIONS: Registry = Registry("interaction model", section=LoopConfig, slot="interaction")
 
 REAL = -1  # origin code of real images
 
@@ -151,10 +151,10 @@ def take(pool: Pool, n: int, rng: np.random.Generator, like: Optional[ImageSet] 
 
 def lineage_generator(config: Config, overrides: dict, lineage: int) -> GeneratorConfig:
     """The generator config of a lineage: ``config.generator`` with ``overrides`` applied
-    (checked like any config key; errors name ``loop.lineages[i].key``)."""
+    (checked like any config key; errors name ``loop.ecosystem.lineages[i].key``)."""
     if not overrides:
         return config.generator
-    return with_overrides(config.generator, overrides, f"loop.lineages[{lineage}]")
+    return with_overrides(config.generator, overrides, f"loop.ecosystem.lineages[{lineage}]")
 
 
 def lineage_config(config: Config, overrides: dict, lineage: int) -> Config:
@@ -170,11 +170,18 @@ class Interaction:
     generation: ``loop.sample_count`` or the size of the real training set, with
     its class balance; one lineage."""
 
-    uses_lineages = False  # True: reads loop.lineages / loop.shares
+    uses_lineages = False  # True: runs several lineages (its options hold their generator overrides)
 
     def __init__(self, config: Config, real: RealData) -> None:
         self.config = config
         self.real = real
+        self.options = config.loop.options()  # this model's options (loop.<interaction>), None when it has none
+
+    @classmethod
+    def synthetic_default(cls, loop: Any) -> Optional[float]:
+        """The synthetic share of a later training set without a synthetic-fraction schedule
+        (``loop.schedule``), from this model's own options; None: it has no share."""
+        return None
 
     @classmethod
     def generations_matter(cls, config: Config) -> Optional[str]:
@@ -239,13 +246,16 @@ class Interaction:
 
 @register_validator
 def _check_interaction_options(cfg: Config) -> None:
-    """loop.lineages / loop.shares only mean something to an interaction that runs lineages."""
+    """The options of a model with several lineages (``loop.ecosystem.lineages``, ``.shares``) set while
+    another model runs: they would be ignored; one line says so."""
     if cfg.loop.interaction not in INTERACTIONS:
         return  # the runner's name check reports it
-    cls = INTERACTIONS.get(cfg.loop.interaction)
-    if not cls.uses_lineages:
-        for key in ("lineages", "shares"):
-            if getattr(cfg.loop, key) is not None:
-                users = ", ".join(n for n in INTERACTIONS.names() if INTERACTIONS.get(n).uses_lineages)
-                raise ConfigError(f"loop.{key}: only used by interaction models with several lineages ({users}); "
-                                  f"loop.interaction is {cfg.loop.interaction!r}")
+    if INTERACTIONS.get(cfg.loop.interaction).uses_lineages:
+        return
+    users = [n for n in INTERACTIONS.names() if INTERACTIONS.get(n).uses_lineages and INTERACTIONS.options(n)]
+    for name in users:
+        group = cfg.loop.group(name)
+        for f in dataclasses.fields(group):
+            if f.name in ("lineages", "shares") and getattr(group, f.name) is not None:
+                raise ConfigError(f"loop.{name}.{f.name}: only used by interaction models with several lineages "
+                                  f"({', '.join(users)}); loop.interaction is {cfg.loop.interaction!r}")

@@ -26,7 +26,7 @@ def _image_curate_score(config: Config, real: RealData) -> Callable:
     regression on gradient histograms, trained on half of the real test set; not the
     metrics' judge, nor its recipe; max over classes for unlabelled samples of labelled
     data); unlabelled data: the log-density under a Gaussian fitted to the real training
-    set (needs loop.curate_top_fraction)."""
+    set (needs loop.curate.top_fraction)."""
     if real.train.labelled and real.train.images.dtype == np.uint8:
         from ...metrics.oracle import image_oracle
 
@@ -45,10 +45,10 @@ def _image_curate_score(config: Config, real: RealData) -> Callable:
         score.filter = oracle
         score.rates = {f"curate_oracle_{k}": v for k, v in rates.items()}
         return score
-    if config.loop.curate_top_fraction is None:
-        raise ConfigError(f"loop.curate_top_fraction: {config.data.name!r} has no labels, so curate scores samples "
+    if config.loop.group("curate").top_fraction is None:
+        raise ConfigError(f"loop.curate.top_fraction: {config.data.name!r} has no labels, so curate scores samples "
                           "by their log-density under a Gaussian fitted to the real data, which has no natural "
-                          "threshold; set loop.curate_top_fraction (e.g. 0.8)")
+                          "threshold; set loop.curate.top_fraction (e.g. 0.8)")
     x = as_vectors(real.train.images, signed=True)
     mean = x.mean(0)
     cov = np.atleast_2d(np.cov(x, rowvar=False, bias=True)) + 1e-6 * np.eye(x.shape[1])
@@ -63,16 +63,16 @@ def _image_curate_score(config: Config, real: RealData) -> Callable:
 
 def _text_curate_score(config: Config, real: RealData) -> Callable:
     """Text: minus the mean negative log-likelihood per token (so the lowest-perplexity blocks
-    score highest) under a log-bilinear filter model of order loop.curate_order
+    score highest) under a log-bilinear filter model of order loop.curate.order
     (``genloop.models.loglinear``) trained on the real training text: another model family
     than the text metrics' Kneser-Ney judge.  Perplexity has no natural threshold: needs
-    loop.curate_top_fraction."""
-    if config.loop.curate_top_fraction is None:
-        raise ConfigError("loop.curate_top_fraction: curate on text keeps the lowest-perplexity samples under its "
-                          "filter model, which has no natural threshold; set loop.curate_top_fraction (e.g. 0.8)")
+    loop.curate.top_fraction."""
+    if config.loop.group("curate").top_fraction is None:
+        raise ConfigError("loop.curate.top_fraction: curate on text keeps the lowest-perplexity samples under its "
+                          "filter model, which has no natural threshold; set loop.curate.top_fraction (e.g. 0.8)")
     from ...models.loglinear import LogBilinear
 
-    model = LogBilinear(config.loop.curate_order, real.train.vocab_size, seed=FILTER_SEED).fit(real.train.tokens)
+    model = LogBilinear(config.loop.group("curate").order, real.train.vocab_size, seed=FILTER_SEED).fit(real.train.tokens)
     return lambda samples, scorer: model.log_probs(samples.tokens).mean(1)
 
 
@@ -84,18 +84,18 @@ CURATE_SCORES: dict[str, Callable] = {"images": _image_curate_score, "tokens": _
 
 @dataclass
 class CurateOptions:
-    """Options of ``curate`` (``loop.<key>``)."""
+    """Options of ``curate`` (``loop.curate.<key>``)."""
 
-    curate_threshold: float = opt(0.9, "curate: keep a sample when the filter (the image oracle) gives its conditioning label at least this probability", ge=0.0, le=1.0)
-    curate_top_fraction: Optional[float] = opt(None, "curate: keep this fraction of the samples, the most confident ones, instead of a threshold (needed for unlabelled data)", gt=0.0, le=1.0)
-    curate_order: int = opt(2, "curate on text: n of the log-bilinear filter model (trained on the real training text) whose lowest-perplexity samples are kept", ge=1, le=8)
+    threshold: float = opt(0.9, "keep a sample when the filter (the image oracle) gives its conditioning label at least this probability", ge=0.0, le=1.0, old="curate_threshold")
+    top_fraction: Optional[float] = opt(None, "keep this fraction of the samples, the most confident ones, instead of a threshold (needed for unlabelled data)", gt=0.0, le=1.0, old="curate_top_fraction")
+    order: int = opt(2, "on text: n of the log-bilinear filter model (trained on the real training text) whose lowest-perplexity samples are kept", ge=1, le=8, old="curate_order")
 
 
 @INTERACTIONS.register("curate", options=CurateOptions)
 class Curate(Replace):
     """``replace`` with curated samples: only samples the filter (the image oracle, or a
     log-bilinear model for text; never the metrics' judge) assigns to their conditioning
-    label with probability >= curate_threshold (or the top curate_top_fraction by that
+    label with probability >= loop.curate.threshold (or the top loop.curate.top_fraction by that
     probability) enter the history."""
 
     def __init__(self, config: Config, real: RealData) -> None:
@@ -110,12 +110,12 @@ class Curate(Replace):
         if not len(samples):
             return samples, {"curate_kept_fraction": 0.0}
         s = self.scores(samples, scorer)
-        top = self.config.loop.curate_top_fraction
+        top = self.config.loop.group("curate").top_fraction
         if top is not None:
             m = max(1, int(math.ceil(top * len(s))))
             keep = np.sort(np.argsort(-s, kind="stable")[:m])
         else:
-            keep = np.flatnonzero(s >= self.config.loop.curate_threshold)
+            keep = np.flatnonzero(s >= self.config.loop.group("curate").threshold)
             if not len(keep):  # keep the best one so the chain can go on
                 keep = np.array([int(np.argmax(s))])
         stats = {"curate_kept_fraction": len(keep) / len(s), "curate_score_kept": float(np.mean(s[keep])),

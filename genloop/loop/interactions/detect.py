@@ -15,11 +15,11 @@ from .base import INTERACTIONS, History, Interaction, Pool
 
 @dataclass
 class DetectOptions:
-    """Options of ``detect`` (``loop.<key>``)."""
+    """Options of ``detect`` (``loop.detect.<key>``)."""
 
-    detector: str = opt("oracle", "detect: oracle (knows provenance, errs at the rates below) or learned (a real-vs-generated logistic classifier trained each generation)", choices=("oracle", "learned"))
-    detector_recall: float = opt(0.9, "detect (oracle): probability that a generated image is detected and removed", ge=0.0, le=1.0)
-    detector_false_positive_rate: float = opt(0.05, "detect (oracle): probability that a real image is wrongly removed", ge=0.0, le=1.0)
+    detector: str = opt("oracle", "oracle (knows provenance, errs at the rates below) or learned (a real-vs-generated logistic classifier trained each generation)", choices=("oracle", "learned"))
+    recall: float = opt(0.9, "oracle: probability that a generated image is detected and removed", ge=0.0, le=1.0, old="detector_recall")
+    false_positive_rate: float = opt(0.05, "oracle: probability that a real image is wrongly removed", ge=0.0, le=1.0, old="detector_false_positive_rate")
 
 
 @INTERACTIONS.register("detect", options=DetectOptions)
@@ -28,19 +28,18 @@ class Detect(Interaction):
     (oracle with given error rates, or a learned classifier) removes what it flags."""
 
     def next_pool(self, generation: int, history: History, rng: np.random.Generator) -> Pool:
-        loop = self.config.loop
+        o: DetectOptions = self.config.loop.group("detect")
         cand = Pool.concat([Pool.real(self.real.train), history.samples(generation - 1)])
         synth = cand.origin >= 0
-        if loop.detector == "oracle":
+        if o.detector == "oracle":
             u = rng.random(len(cand))
-            flagged = np.where(synth, u < loop.detector_recall, u < loop.detector_false_positive_rate)
+            flagged = np.where(synth, u < o.recall, u < o.false_positive_rate)
         else:
             flagged = learned_detector(cand.data, synth, rng)
         keep = np.flatnonzero(~flagged)
         if not len(keep):
             raise ValueError(f"detect: the detector removed every candidate at generation {generation} "
-                             f"(detector_recall={loop.detector_recall}, "
-                             f"detector_false_positive_rate={loop.detector_false_positive_rate})")
+                             f"(loop.detect.recall={o.recall}, loop.detect.false_positive_rate={o.false_positive_rate})")
         pool = cand.subset(keep)
         pool.stats = {"detect_recall": float(flagged[synth].mean()) if synth.any() else float("nan"),
                       "detect_false_positive_rate": float(flagged[~synth].mean()) if (~synth).any() else float("nan"),

@@ -17,10 +17,9 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class FreshOptions:
-    """Options of ``fresh`` (``loop.<key>``)."""
+    """Options of ``fresh`` (``loop.fresh.<key>``; the size of the reserve is ``loop.schedule.reserve``)."""
 
-    fresh_fraction: float = opt(0.1, "fresh: fraction of each later generation's training set that is new real images never used before (from a reserve held back from generation 0)", gt=0.0, lt=1.0)
-    fresh_reserve: Optional[float] = opt(None, "fresh: fraction of the real training set held back as the reserve of fresh images (None: just enough that no image is ever reused)", gt=0.0, lt=1.0)
+    fraction: float = opt(0.1, "fraction of each later generation's training set that is new real images never used before (from a reserve held back from generation 0)", gt=0.0, lt=1.0, old="fresh_fraction")
 
 
 @INTERACTIONS.register("fresh", options=FreshOptions)
@@ -29,10 +28,14 @@ class Fresh(Interaction):
     n0 - k samples of the previous generation (n0: generation 0's size)."""
 
     @classmethod
+    def synthetic_default(cls, loop) -> float:
+        return 1.0 - loop.group("fresh").fraction
+
+    @classmethod
     def generations_matter(cls, config: Config) -> Optional[str]:
-        if config.loop.fresh_reserve is None:
+        if schedule.options(config.loop).reserve is None:
             return ("loop.interaction=fresh sizes its real-image reserve from loop.generations "
-                    "(set loop.fresh_reserve to make a run that can be extended)")
+                    "(set loop.schedule.reserve to make a run that can be extended)")
         return None
 
     @classmethod
@@ -49,18 +52,19 @@ class Fresh(Interaction):
         loop = config.loop
         train = real.train
         n, later = len(train), loop.generations - 1
-        f = loop.fresh_fraction
-        if loop.fresh_reserve is None:
+        f = loop.group("fresh").fraction
+        reserve = schedule.options(loop).reserve
+        if reserve is None:
             k = int(round(f * n / (1.0 + f * later))) if later else 0
             size = k * later
         else:
-            size = int(round(loop.fresh_reserve * n))
+            size = int(round(reserve * n))
             k = int(round(f * (n - size)))
         if later and k < 1:
-            raise ConfigError(f"loop.fresh_fraction: {f} of {n} real images over {loop.generations} generations "
+            raise ConfigError(f"loop.fresh.fraction: {f} of {n} real images over {loop.generations} generations "
                               "is less than one fresh image per generation (raise it, or use more data)")
         if n - size < 1:
-            raise ConfigError(f"loop.fresh_reserve: holding back {size} of {n} real images leaves none for generation 0")
+            raise ConfigError(f"loop.schedule.reserve: holding back {size} of {n} real images leaves none for generation 0")
         self.per_generation = k
         rng = np.random.default_rng([config.seed, config.data.split_seed, 0xF2E5])
         reserve = take(Pool.real(train), size, rng, like=train).index if size else np.zeros(0, np.int64)

@@ -13,9 +13,9 @@ from .base import INTERACTIONS, History, Interaction, Pool, take
 
 @dataclass
 class MixOptions:
-    """Options of ``mix`` (``loop.<key>``)."""
+    """Options of ``mix`` (``loop.mix.<key>``)."""
 
-    real_fraction: float = opt(0.5, "mix: fraction of each later generation's training set drawn from the real training set (the rest: the previous generation's samples)", ge=0.0, le=1.0)
+    real_fraction: float = opt(0.5, "fraction of each later generation's training set drawn from the real training set (the rest: the previous generation's samples)", ge=0.0, le=1.0)
 
 
 @INTERACTIONS.register("mix", options=MixOptions)
@@ -32,10 +32,15 @@ class Mix(Interaction):
         self.supply = schedule.RealSupply(config, real, self.sample_count()) if schedule.configured(config.loop) else None
 
     @classmethod
+    def synthetic_default(cls, loop) -> float:
+        return 1.0 - loop.group("mix").real_fraction
+
+    @classmethod
     def generations_matter(cls, config: Config):
-        if config.loop.real_draws == "fresh" and config.loop.fresh_reserve is None:
-            return ("loop.real_draws=fresh sizes its real reserve from loop.generations "
-                    "(set loop.fresh_reserve to make a run that can be extended)")
+        s = schedule.options(config.loop)
+        if s.real_draws == "fresh" and s.reserve is None:
+            return ("loop.schedule.real_draws=fresh sizes its real reserve from loop.generations "
+                    "(set loop.schedule.reserve to make a run that can be extended)")
         return None
 
     def real_reserve(self) -> np.ndarray:
@@ -46,7 +51,7 @@ class Mix(Interaction):
             return self.supply.pool(generation, history.samples(generation - 1), rng)
         train = self.real.train
         n = len(train)
-        k = int(round(self.config.loop.real_fraction * n))
+        k = int(round(self.config.loop.group("mix").real_fraction * n))
         real = take(Pool.real(train), k, rng, like=train)
         synth = take(history.samples(generation - 1), n - k, rng, like=train) if n - k else None
         return Pool.concat([real] + ([synth] if synth is not None else []))

@@ -4,27 +4,27 @@ synthetic, read by every interaction model that mixes real and synthetic data (`
 
 The synthetic share s_g of generation g >= 1 (generation 0 trains on real data):
 
-- ``constant``     s_g = ``loop.synthetic_fraction``
-- ``list``         s_g = ``loop.synthetic_fractions[g - 1]`` (one entry per later generation)
-- ``linear``       from ``loop.synthetic_fraction`` at generation 1 to ``loop.synthetic_fraction_end``
-                   at generation 1 + ``loop.synthetic_ramp``, constant after
+- ``constant``     s_g = ``loop.schedule.fraction``
+- ``list``         s_g = ``loop.schedule.fractions[g - 1]`` (one entry per later generation)
+- ``linear``       from ``loop.schedule.fraction`` at generation 1 to ``loop.schedule.fraction_end``
+                   at generation 1 + ``loop.schedule.ramp``, constant after
 - ``exponential``  the real share decays geometrically:
-                   1 - s_g = (1 - ``loop.synthetic_fraction``) ``loop.synthetic_decay``^(g - 1)
+                   1 - s_g = (1 - ``loop.schedule.fraction``) ``loop.schedule.decay``^(g - 1)
 
-then s_g = min(s_g, 1 - ``loop.real_floor``) (a floor on the real share).  Without
-``loop.synthetic_schedule`` each model keeps its own key: ``mix`` s = 1 -
-``loop.real_fraction``, ``fresh`` s = 1 - ``loop.fresh_fraction``, ``accumulate`` and
+then s_g = min(s_g, 1 - ``loop.schedule.real_floor``) (a floor on the real share).  Without
+``loop.schedule.kind`` each model keeps its own key: ``mix`` s = 1 -
+``loop.mix.real_fraction``, ``fresh`` s = 1 - ``loop.fresh.fraction``, ``accumulate`` and
 ``accumulate_subsample`` no share (their old pools), ``verify`` s = 1 (the accepted
 samples only).
 
 A training set of size N has round(s_g N) synthetic items and N - round(s_g N) real ones.
-N is ``loop.train_size`` or: ``mix``, ``accumulate_subsample`` the real training set's size
-n, ``fresh`` (and ``loop.real_draws: fresh``) generation 0's size n0 = n - reserve;
+N is ``loop.schedule.train_size`` or: ``mix``, ``accumulate_subsample`` the real training set's size
+n, ``fresh`` (and ``loop.schedule.real_draws: fresh``) generation 0's size n0 = n - reserve;
 ``accumulate``: the largest set with share s_g that uses each real and synthetic item at
-most once (at most ``loop.train_size``).  The real part is drawn without replacement from
-the real training set (``loop.real_draws: same``, the same real set every generation) or
+most once (at most ``loop.schedule.train_size``).  The real part is drawn without replacement from
+the real training set (``loop.schedule.real_draws: same``, the same real set every generation) or
 is real data never used before, from a reserve held back from generation 0
-(``loop.real_draws: fresh``; ``fresh`` always).  The reserve is ``loop.fresh_reserve`` of
+(``loop.schedule.real_draws: fresh``; ``fresh`` always).  The reserve is ``loop.schedule.reserve`` of
 the real training set, or just enough for every generation of the run.
 
 The target share goes into each generation's row as ``synthetic_target``; ``pool_real``
@@ -38,10 +38,10 @@ from typing import Optional
 
 import numpy as np
 
-from ...config import Config, ConfigError, LoopConfig, add_options, opt
+from ...config import Config, ConfigError, LoopConfig, add_shared_group, opt
 from ...data import RealData
 from ...loading import register_validator
-from .base import Pool, take
+from .base import INTERACTIONS, Pool, take
 
 log = logging.getLogger(__name__)
 
@@ -50,57 +50,60 @@ READERS = ("mix", "fresh", "accumulate", "accumulate_subsample", "verify")
 
 @dataclass
 class ScheduleOptions:
-    """Options of the synthetic-fraction schedules (``loop.<key>``), read by mix, fresh,
-    accumulate and accumulate_subsample."""
+    """The synthetic-fraction schedule (``loop.schedule.<key>``) of mix, fresh, accumulate(_subsample), verify."""
 
-    synthetic_schedule: Optional[str] = opt(None, "share of synthetic data in each later generation's training set: constant, list, linear, exponential (None: each model's own key, e.g. mix's real_fraction); read by mix, fresh, accumulate, accumulate_subsample, verify", choices=("constant", "list", "linear", "exponential"))
-    synthetic_fraction: float = opt(0.5, "schedules: synthetic share of generation 1 (constant: of every later generation)", ge=0.0, le=1.0)
-    synthetic_fraction_end: float = opt(1.0, "linear schedule: synthetic share reached after loop.synthetic_ramp generations", ge=0.0, le=1.0)
-    synthetic_ramp: int = opt(10, "linear schedule: generations from loop.synthetic_fraction to loop.synthetic_fraction_end", ge=1)
-    synthetic_decay: float = opt(0.5, "exponential schedule: the real share is multiplied by this each generation", gt=0.0, le=1.0)
-    synthetic_fractions: Optional[list[float]] = opt(None, "list schedule: synthetic share of generations 1, 2, ... (one entry per later generation)", ge=0.0, le=1.0)
-    real_floor: float = opt(0.0, "schedules: the real share of every later training set is at least this", ge=0.0, le=1.0)
-    train_size: Optional[int] = opt(None, "schedules: items in every later generation's training set (None: the model's own size: n for mix and accumulate_subsample, generation 0's for fresh, all it can use for accumulate)", ge=1)
-    real_draws: str = opt("same", "schedules: the real part of a later training set comes from the same real training set each generation (same), or is real data never used before, from a reserve held back from generation 0 (fresh; the fresh model always)", choices=("same", "fresh"))
+    kind: Optional[str] = opt(None, "share of synthetic data in each later generation's training set: constant, list, linear, exponential (None: each model's own key, e.g. loop.mix.real_fraction); read by mix, fresh, accumulate, accumulate_subsample, verify", choices=("constant", "list", "linear", "exponential"), old="synthetic_schedule")
+    fraction: float = opt(0.5, "synthetic share of generation 1 (constant: of every later generation)", ge=0.0, le=1.0, old="synthetic_fraction")
+    fraction_end: float = opt(1.0, "linear: synthetic share reached after loop.schedule.ramp generations", ge=0.0, le=1.0, old="synthetic_fraction_end")
+    ramp: int = opt(10, "linear: generations from loop.schedule.fraction to loop.schedule.fraction_end", ge=1, old="synthetic_ramp")
+    decay: float = opt(0.5, "exponential: the real share is multiplied by this each generation", gt=0.0, le=1.0, old="synthetic_decay")
+    fractions: Optional[list[float]] = opt(None, "list: synthetic share of generations 1, 2, ... (one entry per later generation)", ge=0.0, le=1.0, old="synthetic_fractions")
+    real_floor: float = opt(0.0, "the real share of every later training set is at least this", ge=0.0, le=1.0)
+    train_size: Optional[int] = opt(None, "items in every later generation's training set (None: the model's own size: n for mix and accumulate_subsample, generation 0's for fresh, all it can use for accumulate)", ge=1)
+    real_draws: str = opt("same", "the real part of a later training set comes from the same real training set each generation (same), or is real data never used before, from a reserve held back from generation 0 (fresh; the fresh model always)", choices=("same", "fresh"))
+    reserve: Optional[float] = opt(None, "fraction of the real training set held back as the reserve of never-used real items (fresh, and loop.schedule.real_draws=fresh; None: just enough that no item is ever reused)", gt=0.0, lt=1.0, old="fresh_reserve")
 
 
-add_options(LoopConfig, ScheduleOptions, "synthetic-fraction schedule (mix, fresh, accumulate, accumulate_subsample, verify)")
+add_shared_group(LoopConfig, "schedule", ScheduleOptions, "synthetic-fraction schedule (mix, fresh, accumulate, accumulate_subsample, verify)")
+
+
+def options(loop: LoopConfig) -> ScheduleOptions:
+    return loop.group("schedule")
 
 
 def configured(loop: LoopConfig) -> bool:
     """True when any schedule key differs from its default (the models' old pools otherwise)."""
-    return (loop.synthetic_schedule is not None or loop.train_size is not None or loop.real_floor > 0
-            or loop.real_draws != "same" or loop.synthetic_fractions is not None)
+    o = options(loop)
+    return (o.kind is not None or o.train_size is not None or o.real_floor > 0
+            or o.real_draws != "same" or o.fractions is not None)
 
 
 def model_default(loop: LoopConfig) -> Optional[float]:
-    """The synthetic share a model uses without a schedule (None: it has none)."""
-    if loop.interaction == "mix":
-        return 1.0 - loop.real_fraction
-    if loop.interaction == "fresh":
-        return 1.0 - loop.fresh_fraction
+    """The synthetic share a model uses without a schedule (None: it has none): the
+    interaction's own (``Interaction.synthetic_default``)."""
     if loop.interaction == "verify":
         return 1.0  # the accepted samples only
-    return None
+    return INTERACTIONS.get(loop.interaction).synthetic_default(loop)
 
 
 def synthetic_share(loop: LoopConfig, g: int, default: Optional[float]) -> Optional[float]:
     """s_g of generation ``g`` >= 1 (module docstring); ``default`` without a schedule (None: no share)."""
-    kind = loop.synthetic_schedule
+    o = options(loop)
+    kind = o.kind
     if kind is None:
         s = default
     elif kind == "constant":
-        s = loop.synthetic_fraction
+        s = o.fraction
     elif kind == "list":
-        s = loop.synthetic_fractions[g - 1]
+        s = o.fractions[g - 1]
     elif kind == "linear":
-        t = min(1.0, (g - 1) / loop.synthetic_ramp)
-        s = loop.synthetic_fraction + (loop.synthetic_fraction_end - loop.synthetic_fraction) * t
+        t = min(1.0, (g - 1) / o.ramp)
+        s = o.fraction + (o.fraction_end - o.fraction) * t
     else:  # exponential
-        s = 1.0 - (1.0 - loop.synthetic_fraction) * loop.synthetic_decay ** (g - 1)
+        s = 1.0 - (1.0 - o.fraction) * o.decay ** (g - 1)
     if s is None:
         return None
-    return float(min(max(s, 0.0), 1.0 - loop.real_floor))
+    return float(min(max(s, 0.0), 1.0 - o.real_floor))
 
 
 def split(s: float, size: int) -> tuple[int, int]:
@@ -125,14 +128,15 @@ def largest_split(s: float, real: int, synth: int, cap: Optional[int] = None) ->
 
 
 def reserve_size(loop: LoopConfig, n: int, default: Optional[float]) -> int:
-    """Real items held back from generation 0 for ``real_draws: fresh``: ``fresh_reserve`` of
+    """Real items held back from generation 0 for ``real_draws: fresh``: ``loop.schedule.reserve`` of
     n, or the real parts of every later generation of the run."""
-    if loop.fresh_reserve is not None:
-        return int(round(loop.fresh_reserve * n))
+    o = options(loop)
+    if o.reserve is not None:
+        return int(round(o.reserve * n))
     later = range(1, loop.generations)
     shares = [1.0 - synthetic_share(loop, g, default) for g in later]
-    if loop.train_size is not None:
-        return int(sum(split(1.0 - r, loop.train_size)[0] for r in shares))
+    if o.train_size is not None:
+        return int(sum(split(1.0 - r, o.train_size)[0] for r in shares))
     n0 = n / (1.0 + sum(shares))  # n0 + sum_g (1 - s_g) n0 = n
     return int(sum(split(1.0 - r, int(round(n0)))[0] for r in shares)) if later else 0
 
@@ -142,31 +146,30 @@ def _check_schedule(cfg: Config) -> None:
     loop = cfg.loop
     if not configured(loop):
         return
+    o = options(loop)
     if loop.interaction not in READERS:
-        key = "synthetic_schedule" if loop.synthetic_schedule is not None else next(
-            k for k in ("train_size", "real_floor", "real_draws", "synthetic_fractions")
-            if getattr(loop, k) not in (None, 0.0, "same"))
-        raise ConfigError(f"loop.{key}: read only by the interaction models that mix real and synthetic data "
+        key = "kind" if o.kind is not None else next(
+            k for k in ("train_size", "real_floor", "real_draws", "fractions") if getattr(o, k) not in (None, 0.0, "same"))
+        raise ConfigError(f"loop.schedule.{key}: read only by the interaction models that mix real and synthetic data "
                           f"({', '.join(READERS)}); loop.interaction is {loop.interaction!r}")
-    if loop.synthetic_fractions is not None and loop.synthetic_schedule != "list":
-        raise ConfigError("loop.synthetic_fractions: a list of shares needs loop.synthetic_schedule=list "
-                          f"(it is {loop.synthetic_schedule})")
-    if loop.synthetic_schedule == "list":
-        have = len(loop.synthetic_fractions or [])
+    if o.fractions is not None and o.kind != "list":
+        raise ConfigError(f"loop.schedule.fractions: a list of shares needs loop.schedule.kind=list (it is {o.kind})")
+    if o.kind == "list":
+        have = len(o.fractions or [])
         if have < loop.generations - 1:
-            raise ConfigError(f"loop.synthetic_fractions: {have} entries for {loop.generations} generations; give one "
+            raise ConfigError(f"loop.schedule.fractions: {have} entries for {loop.generations} generations; give one "
                               f"synthetic share in [0, 1] per later generation ({loop.generations - 1})")
-    if loop.interaction == "accumulate_subsample" and loop.real_draws == "fresh" and loop.synthetic_schedule is None:
-        raise ConfigError("loop.real_draws: fresh real draws in accumulate_subsample need a synthetic share; set "
-                          "loop.synthetic_schedule (e.g. constant with loop.synthetic_fraction)")
-    if loop.interaction == "accumulate" and loop.real_draws == "fresh":
-        raise ConfigError("loop.real_draws: fresh is read by mix, fresh and accumulate_subsample; accumulate keeps "
-                          "the whole real set (use same)")
-    if loop.sample_count is not None and loop.train_size is not None and loop.interaction in ("mix", "fresh"):
+    if loop.interaction == "accumulate_subsample" and o.real_draws == "fresh" and o.kind is None:
+        raise ConfigError("loop.schedule.real_draws: fresh real draws in accumulate_subsample need a synthetic share; "
+                          "set loop.schedule.kind (e.g. constant with loop.schedule.fraction)")
+    if loop.interaction == "accumulate" and o.real_draws == "fresh":
+        raise ConfigError("loop.schedule.real_draws: fresh is read by mix, fresh and accumulate_subsample; accumulate "
+                          "keeps the whole real set (use same)")
+    if loop.sample_count is not None and o.train_size is not None and loop.interaction in ("mix", "fresh"):
         for g in range(1, loop.generations):
-            _, m = split(synthetic_share(loop, g, 0.5), loop.train_size)
+            _, m = split(synthetic_share(loop, g, 0.5), o.train_size)
             if m > loop.sample_count:
-                raise ConfigError(f"loop.train_size: {loop.train_size} items with synthetic share "
+                raise ConfigError(f"loop.schedule.train_size: {o.train_size} items with synthetic share "
                                   f"{synthetic_share(loop, g, 0.5):g} need {m} samples of the previous generation, "
                                   f"more than loop.sample_count = {loop.sample_count} (lower it, or raise "
                                   "loop.sample_count)")
@@ -179,23 +182,24 @@ class RealSupply:
 
     def __init__(self, config: Config, real: RealData, sample_count: int) -> None:
         loop = config.loop
+        o = options(loop)
         self.loop, self.train = loop, real.train
         n = len(real.train)
         self.default = model_default(loop)
-        self.fresh = loop.real_draws == "fresh" or loop.interaction == "fresh"
+        self.fresh = o.real_draws == "fresh" or loop.interaction == "fresh"
         later = range(1, loop.generations)
         if self.fresh:
             size = reserve_size(loop, n, self.default if self.default is not None else 0.0)
             if n - size < 1:
-                raise ConfigError(f"loop.fresh_reserve: holding back {size} of {n} real items leaves none for "
-                                  "generation 0 (lower loop.fresh_reserve or loop.train_size)")
+                raise ConfigError(f"loop.schedule.reserve: holding back {size} of {n} real items leaves none for "
+                                  "generation 0 (lower loop.schedule.reserve or loop.schedule.train_size)")
             rng = np.random.default_rng([config.seed, config.data.split_seed, 0xF2E5])
             reserve = take(Pool.real(real.train), size, rng, like=real.train).index if size else np.zeros(0, np.int64)
             self.reserve = rng.permutation(reserve)  # the order in which reserve items are used
         else:
             self.reserve = np.zeros(0, dtype=np.int64)
         self.n0 = n - len(self.reserve)
-        self.size = loop.train_size or self.n0
+        self.size = o.train_size or self.n0
         shares = {g: synthetic_share(loop, g, self.default) for g in later}
         self.real_counts = {g: split(s, self.size)[0] if s is not None else None for g, s in shares.items()}
         if loop.interaction in ("mix", "fresh", "accumulate_subsample"):
@@ -204,17 +208,18 @@ class RealSupply:
                     continue
                 k, m = split(s, self.size)
                 if not self.fresh and k > n:
-                    raise ConfigError(f"loop.train_size: {self.size} items with synthetic share {s:g} need {k} real "
-                                      f"items, more than the {n} of the real training set (lower loop.train_size)")
+                    raise ConfigError(f"loop.schedule.train_size: {self.size} items with synthetic share {s:g} need {k} "
+                                      f"real items, more than the {n} of the real training set (lower "
+                                      "loop.schedule.train_size)")
                 if loop.interaction != "accumulate_subsample" and m > sample_count:
-                    raise ConfigError(f"loop.train_size: {self.size} items with synthetic share {s:g} need {m} samples "
-                                      f"of the previous generation, which makes only {sample_count} (lower "
-                                      "loop.train_size, or raise loop.sample_count)")
+                    raise ConfigError(f"loop.schedule.train_size: {self.size} items with synthetic share {s:g} need {m} "
+                                      f"samples of the previous generation, which makes only {sample_count} (lower "
+                                      "loop.schedule.train_size, or raise loop.sample_count)")
         if self.fresh:
             need = sum(k for k in self.real_counts.values() if k)
             if need and not len(self.reserve):
-                raise ConfigError("loop.real_draws: fresh real data need a reserve, and the schedule leaves none "
-                                  "(set loop.fresh_reserve)")
+                raise ConfigError("loop.schedule.real_draws: fresh real data need a reserve, and the schedule leaves "
+                                  "none (set loop.schedule.reserve)")
             if need > len(self.reserve):
                 log.warning("fresh real draws: the reserve of %d real items is smaller than the %d the schedule "
                             "uses; items are reused once it is exhausted", len(self.reserve), need)
@@ -242,8 +247,8 @@ class RealSupply:
         if short_ok:
             m = min(m, len(synthetic))
         if m > len(synthetic):
-            raise ConfigError(f"loop.train_size: generation {g} needs {m} synthetic items and only {len(synthetic)} "
-                              "are available (lower loop.train_size or the synthetic share)")
+            raise ConfigError(f"loop.schedule.train_size: generation {g} needs {m} synthetic items and only "
+                              f"{len(synthetic)} are available (lower loop.schedule.train_size or the synthetic share)")
         parts = [self.real_part(g, k, rng), take(synthetic, m, rng, like=self.train) if m else None]
         out = Pool.concat([p for p in parts if p is not None and len(p)] or [parts[0]])
         out.stats = {"synthetic_target": s}

@@ -9,19 +9,19 @@ Each sample is checked against the exact truth of its data kind (``VERIFIERS``):
   ``data.valid_categories``);
 - ``brackets``: the string is in the language (exact membership);
 - ``gaussian``: the sample lies in the region of the true N(mean, std^2 I) that holds
-  ``loop.verify_coverage`` of its probability (squared distance from the true mean, in
+  ``loop.verify.coverage`` of its probability (squared distance from the true mean, in
   true standard deviations, at most the chi-square quantile with D degrees of freedom);
 - labelled images (``digits``, ``mnist``, labelled folders ...): the image oracle
   (``genloop.metrics.oracle``), a logistic regression on gradient-orientation histograms
   trained on half of the real test set, independent of the metrics' judge, accepts the
   sample as showing its conditioning label (its most probable class, with probability at
-  least ``loop.verify_oracle_threshold``).  For images the oracle's decision *is* the
+  least ``loop.verify.oracle_threshold``).  For images the oracle's decision *is* the
   truth the counts below refer to; its own accuracy and error rates on the other half of
   the test set (real images with their labels and with wrong ones) are in every row as
   ``verify_oracle_accuracy``, ``verify_oracle_false_reject``, ``verify_oracle_false_accept``.
 
-A valid sample is rejected with probability ``loop.verify_false_reject``, an invalid one
-accepted with probability ``loop.verify_false_accept`` (independent draws from the
+A valid sample is rejected with probability ``loop.verify.false_reject``, an invalid one
+accepted with probability ``loop.verify.false_accept`` (independent draws from the
 generation's random stream), so the verifier's quality is a setting of the experiment.
 Each generation's row records ``verify_offered``, ``verify_valid`` (valid samples offered),
 ``verify_accepted``, ``verify_wrongly_accepted`` (invalid and accepted),
@@ -56,7 +56,7 @@ def _brackets(config: Config, real: RealData) -> Callable:
 def _image_oracle(config: Config, real: RealData) -> Callable:
     from ...metrics.oracle import image_oracle
 
-    threshold = config.loop.verify_oracle_threshold
+    threshold = config.loop.group("verify").oracle_threshold
     try:
         oracle, rates = image_oracle(real, threshold)
     except ValueError as exc:
@@ -79,11 +79,11 @@ def _gaussian(config: Config, real: RealData) -> Callable:
 
     from ...data.vectors import as_vectors
 
-    d = config.data
-    radius2 = float(chi2.ppf(config.loop.verify_coverage, d.dim))
+    d = config.data.group("gaussian")
+    radius2 = float(chi2.ppf(config.loop.group("verify").coverage, d.dim))
 
     def valid(samples) -> np.ndarray:
-        z = (as_vectors(samples.images) - d.gaussian_mean) / d.gaussian_std
+        z = (as_vectors(samples.images) - d.mean) / d.std
         return (z ** 2).sum(1) <= radius2
 
     return valid
@@ -95,12 +95,12 @@ VERIFIERS: dict[str, Callable] = {"categorical": _categorical, "brackets": _brac
 
 @dataclass
 class VerifyOptions:
-    """Options of ``verify`` (``loop.<key>``)."""
+    """Options of ``verify`` (``loop.verify.<key>``)."""
 
-    verify_false_accept: float = opt(0.0, "verify: probability that the verifier accepts an invalid sample", ge=0.0, le=1.0)
-    verify_false_reject: float = opt(0.0, "verify: probability that the verifier rejects a valid sample", ge=0.0, le=1.0)
-    verify_oracle_threshold: float = opt(0.0, "verify on labelled images: the oracle accepts a sample when its conditioning label is the oracle's most probable class with at least this probability", ge=0.0, le=1.0)
-    verify_coverage: float = opt(0.95, "verify on the gaussian source: a sample is valid when it lies in the region of the true distribution holding this much probability", gt=0.0, lt=1.0)
+    false_accept: float = opt(0.0, "probability that the verifier accepts an invalid sample", ge=0.0, le=1.0, old="verify_false_accept")
+    false_reject: float = opt(0.0, "probability that the verifier rejects a valid sample", ge=0.0, le=1.0, old="verify_false_reject")
+    oracle_threshold: float = opt(0.0, "on labelled images: the oracle accepts a sample when its conditioning label is the oracle's most probable class with at least this probability", ge=0.0, le=1.0, old="verify_oracle_threshold")
+    coverage: float = opt(0.95, "on the gaussian source: a sample is valid when it lies in the region of the true distribution holding this much probability", gt=0.0, lt=1.0, old="verify_coverage")
 
 
 @INTERACTIONS.register("verify", options=VerifyOptions)
@@ -130,11 +130,11 @@ class Verify(Mix):
         return self.supply.pool(generation, history.samples(generation - 1), rng, short_ok=True)
 
     def select(self, generation: int, samples, rng: np.random.Generator, scorer=None):
-        loop = self.config.loop
+        o: VerifyOptions = self.config.loop.group("verify")
         n = len(samples)
         valid = np.asarray(self.valid(samples), dtype=bool) if n else np.zeros(0, bool)
         u = rng.random(n)
-        accept = np.where(valid, u >= loop.verify_false_reject, u < loop.verify_false_accept)
+        accept = np.where(valid, u >= o.false_reject, u < o.false_accept)
         if not accept.any() and n:  # keep one sample so the chain can go on (counted as accepted)
             accept[int(np.argmax(valid))] = True
         kept = samples.subset(np.flatnonzero(accept))

@@ -29,7 +29,7 @@ from ...utils import digest
 
 log = logging.getLogger(__name__)
 
-EXTRACTORS: Registry = Registry("feature extractor", section=MetricsConfig)
+EXTRACTORS: Registry = Registry("feature extractor", section=MetricsConfig, slot="features")
 
 
 class FeatureExtractor:

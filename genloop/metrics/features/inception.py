@@ -13,7 +13,7 @@ Preprocessing as pytorch-fid: uint8 -> [0, 1] -> bilinear resize to 299x299
 three channels.
 
 Weights are never downloaded.  They are looked up, in order, at
-``metrics.inception_weights``, ``$GENLOOP_INCEPTION_WEIGHTS``, then the torch
+``metrics.inception.weights``, ``$GENLOOP_INCEPTION_WEIGHTS``, then the torch
 hub cache (``$TORCH_HOME/hub/checkpoints/``, default
 ``~/.cache/torch/hub/checkpoints/``), as ``.pth`` (loaded with
 ``weights_only=True``) or ``.safetensors``.
@@ -247,7 +247,7 @@ def _missing_message(what: str) -> str:
     return (f"{what}\nThe FID Inception-v3 weights are needed for features=inception and genloop never downloads them. "
             f"Fetch {WEIGHTS_URL} yourself and either place it at {hub_checkpoint_dir() / WEIGHTS_NAME} "
             f"(the torch hub cache, $TORCH_HOME/hub/checkpoints/), or point the config key "
-            f"metrics.inception_weights or the environment variable {ENV_VAR} at it "
+            f"metrics.inception.weights or the environment variable {ENV_VAR} at it "
             f"(a .pth state dict or a .safetensors file). Or use features=pixels / classifier.")
 
 
@@ -258,7 +258,7 @@ def find_weights(path: Optional[Union[str, Path]] = None) -> Path:
     if path:
         p = Path(path).expanduser()
         if not p.is_file():
-            raise InceptionWeightsError(_missing_message(f"metrics.inception_weights: {str(p)!r} does not exist."))
+            raise InceptionWeightsError(_missing_message(f"metrics.inception.weights: {str(p)!r} does not exist."))
         return p
     env = os.environ.get(ENV_VAR)
     if env:
@@ -271,7 +271,7 @@ def find_weights(path: Optional[Union[str, Path]] = None) -> Path:
         if (hub / name).is_file():
             return hub / name
     raise InceptionWeightsError(_missing_message(f"Inception weights not found: no {WEIGHTS_NAME} in {hub}, "
-                                                 f"metrics.inception_weights is not set and {ENV_VAR} is not set."))
+                                                 f"metrics.inception.weights is not set and {ENV_VAR} is not set."))
 
 
 _SHA256: dict = {}
@@ -371,13 +371,13 @@ class InceptionFeatures(FeatureExtractor):
 
 @dataclass
 class InceptionOptions:
-    """Options of the ``inception`` features (``metrics.<key>``)."""
+    """Options of the ``inception`` features (``metrics.inception.<key>``)."""
 
-    inception_weights: Optional[str] = opt(None, "path of pt_inception-2015-12-05-6726825d.pth (or .safetensors); None: $GENLOOP_INCEPTION_WEIGHTS, then the torch hub cache")
-    feature_batch_size: int = opt(50, "images per forward pass of the Inception feature extractor", ge=1)
+    weights: Optional[str] = opt(None, "path of pt_inception-2015-12-05-6726825d.pth (or .safetensors); None: $GENLOOP_INCEPTION_WEIGHTS, then the torch hub cache", old="inception_weights")
+    batch_size: int = opt(50, "images per forward pass of the Inception feature extractor", ge=1, old="feature_batch_size")
 
 
 @EXTRACTORS.register("inception", options=InceptionOptions)
 def inception(ctx) -> InceptionFeatures:
-    mcfg = ctx.config.metrics
-    return InceptionFeatures.from_weights(mcfg.inception_weights, ctx.device, mcfg.feature_batch_size)
+    o: InceptionOptions = ctx.config.metrics.group("inception")
+    return InceptionFeatures.from_weights(o.weights, ctx.device, o.batch_size)
