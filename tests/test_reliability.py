@@ -371,7 +371,7 @@ def test_duplicate_grid_values_and_non_finite_numbers_are_refused(capsys):
     for bad, fragment in (("seeds=[0,0,1]", "seeds: 0 is listed twice"),
                           ("generator.name=[gaussian,gaussian]", "generator.name: 'gaussian' is listed twice"),
                           ("train.lr=.inf", "train.lr: inf is not allowed"),
-                          ("data.gaussian_std=-.inf", "data.gaussian_std: -inf is not allowed"),
+                          ("data.gaussian_std=-.inf", "data.gaussian.std: -inf is not allowed"),
                           ("train.lr=1e400", "train.lr: inf is not allowed")):
         rc, err = _cli(capsys, "config", *GAUSS, bad)
         assert rc == 2 and len(err) == 1 and fragment in err[0], (bad, err)
