@@ -341,3 +341,25 @@ def test_per_chain_panels_colour_by_setting_and_name_each_setting_once():
                                                 "guidance_scale=0.1 (3 seeds)", None, None]
     one_seed = {c: rs for c, rs in by_chain.items() if rs[0]["seed"] == 0}
     assert chain_styles(one_seed, varied) == {"c0": (0, "guidance_scale=1"), "c3": (1, "guidance_scale=0.1")}
+
+
+def test_a_reference_far_off_the_curves_is_named_not_drawn():
+    """A text run's ppl_test reference (the n-gram judge's perplexity, ~1,200) beside a pretrained
+    model's (~100) would squash the curves: it is named in the legend; a near one is drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from genloop.report.plots import reference_line
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1, 2], [77.0, 105.0, 115.0])
+    reference_line(ax, 1246.3)
+    assert [ln.get_label() for ln in ax.lines][1] == "real test set: 1246 (off the axis)"
+    assert ax.get_ylim()[1] < 200
+    ax.cla()
+    ax.plot([0, 1, 2], [0.9, 0.8, 0.7])
+    reference_line(ax, 0.95)
+    assert [ln.get_label() for ln in ax.lines][1] == "real test set" and list(ax.lines[1].get_ydata()) == [0.95, 0.95]
+    plt.close(fig)

@@ -145,7 +145,7 @@ def plot_run(run_dir: Path, formats: tuple[str, ...] = FORMATS, classes: Optiona
         for col in cols[:1]:
             for ref in refs:
                 if isinstance(ref.get(col), (int, float)):
-                    ax.axhline(ref[col], color="grey", lw=0.8, ls="--", label="real test set" if col == cols[0] else None)
+                    reference_line(ax, ref[col])
                     break
         style_axes(ax, title, ylabel)
         fig.tight_layout()
@@ -271,7 +271,7 @@ def plot_bands(run_dir: Path, formats: tuple[str, ...] = FORMATS, classes: Optio
             continue
         for ref in refs:
             if _finite(ref.get(col)):
-                ax.axhline(ref[col], color="grey", lw=0.8, ls="--", label="real test set")
+                reference_line(ax, ref[col])
                 break
         style_axes(ax, title + (f" (mean, 95% CI over {seeds} seeds)" if seeds > 1 else ""), ylabel, title_size=9)
         fig.tight_layout()
@@ -280,6 +280,21 @@ def plot_bands(run_dir: Path, formats: tuple[str, ...] = FORMATS, classes: Optio
         if png:
             out.append(png)
     return out
+
+
+OFF_AXIS = 3.0  # a reference further than this many data ranges from the curves is named, not drawn
+
+
+def reference_line(ax, value: float) -> None:
+    """The real test set's value as a dashed line; when it lies far outside the curves' range
+    (e.g. a text run's ``ppl_test`` reference, the n-gram judge's perplexity, beside a
+    pretrained model's) it is named in the legend instead, so the curves keep the axis."""
+    lo, hi = ax.dataLim.intervaly if ax.has_data() else (value, value)
+    span = max(hi - lo, abs(hi) * 0.05, 1e-12)
+    if lo - OFF_AXIS * span <= value <= hi + OFF_AXIS * span:
+        ax.axhline(value, color="grey", lw=0.8, ls="--", label="real test set")
+    else:
+        ax.plot([], [], color="grey", lw=0.8, ls="--", label=f"real test set: {value:.4g} (off the axis)")
 
 
 def plot_per_class(run_dir: Path, formats: tuple[str, ...] = FORMATS) -> Optional[Path]:
