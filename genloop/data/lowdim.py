@@ -4,10 +4,13 @@
 in ``data.gaussian.dim`` dimensions, float32 (N, D, 1, 1), unlabelled, split into
 train/test by ``data.test_fraction``.  The points are drawn with
 ``data.split_seed`` (like a real dataset they are fixed, independent of the
-run seed), so every chain of a sweep sees the same real data.
+run seed), so every chain of a sweep sees the same real data.  ``RealData.truth`` is the
+distribution itself (``GaussianTruth``), so that a verifier can check samples against it
+without reading the source's options.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -23,6 +26,23 @@ def gaussian_points(count: int, dim: int, mean: float, std: float, seed: int) ->
     rng = np.random.default_rng([seed, 0x6A55])
     x = mean + std * rng.standard_normal((count, dim))
     return x.astype(np.float32).reshape(count, dim, 1, 1)
+
+
+@dataclass(frozen=True)
+class GaussianTruth:
+    """N(mean, std^2 I_dim), the distribution the ``gaussian`` source draws from."""
+
+    dim: int
+    mean: float
+    std: float
+
+    def inside(self, x: np.ndarray, coverage: float) -> np.ndarray:
+        """bool (N,): whether each row of ``x`` float (N, dim) lies in the central region holding
+        ``coverage`` of the probability: sum_d ((x_d - mean) / std)^2 <= chi2_dim quantile(coverage)."""
+        from scipy.stats import chi2
+
+        z = (np.asarray(x) - self.mean) / self.std
+        return (z ** 2).sum(1) <= float(chi2.ppf(coverage, self.dim))
 
 
 @dataclass
@@ -42,4 +62,5 @@ class GaussianOptions:
 def load_gaussian(cfg: DataConfig, cache_dir: Optional[Path] = None) -> RealData:
     o: GaussianOptions = cfg.options()
     full = ImageSet(gaussian_points(cfg.count, o.dim, o.mean, o.std, cfg.split_seed))
-    return split_holdout(full, cfg.test_fraction, cfg.split_seed)
+    real = split_holdout(full, cfg.test_fraction, cfg.split_seed)
+    return dataclasses.replace(real, truth=GaussianTruth(o.dim, o.mean, o.std))

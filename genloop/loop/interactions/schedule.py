@@ -81,8 +81,6 @@ def configured(loop: LoopConfig) -> bool:
 def model_default(loop: LoopConfig) -> Optional[float]:
     """The synthetic share a model uses without a schedule (None: it has none): the
     interaction's own (``Interaction.synthetic_default``)."""
-    if loop.interaction == "verify":
-        return 1.0  # the accepted samples only
     return INTERACTIONS.get(loop.interaction).synthetic_default(loop)
 
 

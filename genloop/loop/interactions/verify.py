@@ -75,18 +75,10 @@ def _image_oracle(config: Config, real: RealData) -> Callable:
 
 
 def _gaussian(config: Config, real: RealData) -> Callable:
-    from scipy.stats import chi2
-
     from ...data.vectors import as_vectors
 
-    d = config.data.group("gaussian")
-    radius2 = float(chi2.ppf(config.loop.group("verify").coverage, d.dim))
-
-    def valid(samples) -> np.ndarray:
-        z = (as_vectors(samples.images) - d.mean) / d.std
-        return (z ** 2).sum(1) <= radius2
-
-    return valid
+    coverage = config.loop.group("verify").coverage
+    return lambda samples: real.truth.inside(as_vectors(samples.images), coverage)
 
 
 # data.name -> factory(config, real) -> valid(samples) -> bool (N,): the exact truth a verifier checks.
@@ -111,6 +103,10 @@ class Verify(Mix):
     @classmethod
     def checks_data(cls, config: Config) -> bool:
         return True  # the data kind must have a verifier
+
+    @classmethod
+    def synthetic_default(cls, loop) -> float:
+        return 1.0  # without a schedule: the accepted samples only
 
     def __init__(self, config: Config, real: RealData) -> None:
         super().__init__(config, real)
