@@ -75,8 +75,8 @@ def main() -> None:
         model.save_pretrained(str(folder))
         fast.save_pretrained(str(folder))
         del model
-        raw = load_raw(None, ["data.name=text", "data.tokenizer=pretrained", f"data.tokenizer_path={folder}",
-                              "data.block_size=64", "generator.name=hf-causal-lm", f"generator.model_path={folder}",
+        raw = load_raw(None, ["data.name=text", "data.tokenizer=pretrained", f"data.pretrained.path={folder}",
+                              "data.block_size=64", "generator.name=hf-causal-lm", f"generator.hf-causal-lm.model_path={folder}",
                               f"train.steps={args.steps}", "train.batch_size=16", "train.lr=2e-5",
                               "train.warmup_steps=0", "train.checkpoint_every=0", "decode.beams=5",
                               "decode.repetition_penalty=3.0", "decode.prompt_tokens=64", "decode.keep_prompt=false",

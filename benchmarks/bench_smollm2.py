@@ -26,23 +26,23 @@ import numpy as np
 import torch
 
 FIGURES = """
-nice -n 10 python benchmarks/bench_smollm2.py --steps 2 --batch 8 --prompts 8 --threads 1
-(the 2-core machine heavily loaded by other jobs the whole time, load average 17.6-19.3; this process got
- a few % of a core, so every rate below is far below an idle machine's; torch 2.13.0+cpu, transformers 5.25.0)
-  data: Shakespeare in SmolLM2's tokens: 18,390 train / 4,593 test blocks of 64 (133.1 s)
-  model: 134.5 M parameters, folder loaded in 77.4 s; 17 ids suppressed in decoding
-  training: 2 steps of 8 x 64 tokens in 320.2 s = 3 tokens/s (load average 18.6)
+python benchmarks/bench_smollm2.py --steps 4 --batch 8 --prompts 8 --threads 2 --epochs 5
+(genloop 0.1.0 at 125f9f2, the idle 2-core machine, nothing else running: load average 0.2 at start;
+ torch 2.13.0+cpu, transformers 5.25.0)
+  data: Shakespeare in SmolLM2's tokens: 18,390 train / 4,593 test blocks of 64 (5.2 s)
+  model: 134.5 M parameters, folder loaded in 4.2 s; 17 ids suppressed in decoding
+  training: 4 steps of 8 x 64 tokens in 15.9 s = 129 tokens/s (load average 0.7)
   decoding: 8 prompts x 64 new tokens, 5 beams, repetition penalty 3.0, special tokens suppressed
-    genloop:                 666.1 s =   0.8 new tokens/s (load average 19.3)
-    transformers.generate:   791.0 s =   0.6 new tokens/s (load average 19.2)
-    genloop / generate speed ratio: 1.19; token for token equal: True
-    a continuation: 'HAMLET:\nNo, no, they do but jest, poison in jest; no offence' -> " at all.\n\nLADY JAMES:\nAye,
-      aye, that's what it is.\n\nMORALIS:\nYou can't make a fool of yourself with words.\n\nJULIA PETREWS:\n..."
-  sizing at these rates: a block costs 1 x 64 / 3 + 64 / 0.8 = 103.28 s, so 5 training blocks fit 600 s per
-    generation (meaningless for sizing: the load made training ~45x slower than the 120-158 tokens/s that
-    transformers alone reaches on the idle machine)
-One run of each decoder, one after the other, under a load that varied: the ratio 1.19 says genloop's
-decoding is not slower than generate's here, not that it is 19 % faster.
+    genloop:                  18.3 s =  27.9 new tokens/s (load average 1.0)
+    transformers.generate:    22.4 s =  22.9 new tokens/s (load average 1.1)
+    genloop / generate speed ratio: 1.22; token for token equal: True
+    a continuation: 'HAMLET:\nNo, no, they do but jest, poison in jest; no offence' -> " at all.\n\nMORALIS:\nThere's a
+      difference between words and actions.\n\nHAMLET:\nIt's not about words, it's about action.\n\nMORALIS:\n..."
+  sizing at these rates: a block costs 5 x 64 / 129 + 64 / 27.9 = 4.77 s, so 125 training blocks fit 600 s per
+    generation (training + decoding only; evaluation and metrics come on top)
+Earlier, with the machine heavily loaded by other jobs (load average 17.6-19.3), the same script with
+--steps 2 --threads 1 gave 3 training tokens/s and a ratio of 1.19: under load the rates mean nothing,
+the ratio still says genloop's decoding is not slower than generate's.
 """
 
 
@@ -74,8 +74,8 @@ def main() -> None:
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, {args.threads} threads; "
           f"at start: {load_avg()}")
     cfg = from_dict(load_raw(None, [
-        "data.name=shakespeare", "data.tokenizer=pretrained", "data.tokenizer_path=smollm2", "data.block_size=64",
-        "generator.name=hf-causal-lm", "generator.model_path=smollm2", f"train.steps={args.steps}",
+        "data.name=shakespeare", "data.tokenizer=pretrained", "data.pretrained.path=smollm2", "data.block_size=64",
+        "generator.name=hf-causal-lm", "generator.hf-causal-lm.model_path=smollm2", f"train.steps={args.steps}",
         f"train.batch_size={args.batch}", "train.lr=2e-5", "train.warmup_steps=0", "train.checkpoint_every=0",
         "decode.beams=5", "decode.repetition_penalty=3.0", "decode.prompt_tokens=64", "decode.keep_prompt=false"]))
     t = time.perf_counter()

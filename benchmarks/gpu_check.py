@@ -617,8 +617,8 @@ def part_hf(rec: Recorder, args: argparse.Namespace) -> None:
     steps, batch, block, prompts = (2, 4, 16, 2) if dry else (30, 16, 64, 32)
     prompt_tokens = 8 if dry else 64
     base = [f"data.root={work / 'corpus.txt'}", "data.name=text", "data.tokenizer=pretrained",
-            f"data.tokenizer_path={folder}", f"data.block_size={block}", "generator.name=hf-causal-lm",
-            f"generator.model_path={folder}", f"train.steps={steps}", f"train.batch_size={batch}", "train.lr=2e-5",
+            f"data.pretrained.path={folder}", f"data.block_size={block}", "generator.name=hf-causal-lm",
+            f"generator.hf-causal-lm.model_path={folder}", f"train.steps={steps}", f"train.batch_size={batch}", "train.lr=2e-5",
             "train.warmup_steps=0", "train.checkpoint_every=0", f"decode.batch_size={prompts}",
             f"decode.prompt_tokens={prompt_tokens}", "decode.keep_prompt=false", f"device={dev.type}"]
     rec.update(model=model_note, device=str(dev), block_size=block, batch_size=batch, steps_timed=steps, prompts=prompts,

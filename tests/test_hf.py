@@ -2,6 +2,7 @@
 ``hf-causal-lm`` generator on a tiny randomly initialised GPT-2 built here (no download):
 round trips, the key/value cache equal to recomputation, fine-tuning and sampling in the
 loop, resume inside a generation, the one-line errors, the paper-shumailov preset."""
+import logging
 import math
 
 import numpy as np
@@ -157,9 +158,10 @@ def test_cached_generation_equals_recomputation_and_log_probs(tiny):
     assert np.allclose(lp[:2], ref.detach().numpy(), atol=1e-5)
 
 
-def test_fine_tunes_and_samples_in_the_loop_the_shumailov_way(tiny):
+def test_fine_tunes_and_samples_in_the_loop_the_shumailov_way(tiny, caplog):
     from genloop.loop import run_in_memory
 
+    caplog.set_level(logging.INFO, logger="genloop.heartbeat")
     rows = run_in_memory(from_dict(load_raw(None, _args(tiny, "decode.beams=2", "decode.repetition_penalty=3.0",
                                                               "decode.prompt_tokens=12", "decode.keep_prompt=false",
                                                               "train.steps=30", "train.lr=3e-3"))))
@@ -168,6 +170,11 @@ def test_fine_tunes_and_samples_in_the_loop_the_shumailov_way(tiny):
     # fine-tuned on the (very repetitive) corpus it falls far below
     assert rows[0]["ppl_test"] < tiny["vocab"] / 5
     assert all(math.isfinite(r["ppl_test"]) and r["distinct_1"] > 0 for r in rows)
+    # the rates are reported: 30 steps x 8 blocks x 12 tokens trained, every block's 12 new tokens decoded
+    rates = [r.getMessage() for r in caplog.records if "tokens/s" in r.getMessage()]
+    assert sum(" train: 2880 tokens in " in m for m in rates) == 2, rates
+    n = rows[0]["pool_size"]
+    assert sum(f" sample: {int(n) * 12} new tokens in " in m for m in rates) == 2, rates
 
 
 def test_resumes_inside_a_generation(tiny, tmp_path, monkeypatch):
@@ -202,6 +209,33 @@ def test_resumes_inside_a_generation(tiny, tmp_path, monkeypatch):
 
     ppl = [r["ppl_test"] for r in read_csv(tmp_path / "full" / "metrics.csv")]
     assert ppl == [r["ppl_test"] for r in read_csv(tmp_path / "cut" / "metrics.csv")]
+
+
+def test_replace_and_mix_share_generation_0_with_identical_numbers(tiny, tmp_path):
+    """Generation 0 of both interactions fine-tunes on the same real blocks: trained once, loaded
+    by the other chain, the same numbers as training it twice (--no-share)."""
+    from genloop import run
+    from genloop.runfolder import read_csv
+
+    raw = load_raw(None, _args(tiny, "loop.interaction=[replace,mix]", "loop.mix.real_fraction=0.5",
+                               "decode.beams=2", "decode.repetition_penalty=3.0"))
+    started = []
+    run(raw, tmp_path / "shared", report=False, on_start=lambda exp, changed: started.append(exp))
+    assert started[0].shared.loaded == 1 and started[0].shared.saved == 1  # generation 0 only
+    run(raw, tmp_path / "apart", report=False, on_start=lambda exp, changed: setattr(exp, "share_models", False))
+
+    from genloop.loop import TIME_COLUMNS
+
+    def numbers(folder):
+        return [{k: "nan" if isinstance(v, float) and math.isnan(v) else v for k, v in r.items() if k not in TIME_COLUMNS}
+                for r in read_csv(folder / "metrics.csv")]
+
+    rows = numbers(tmp_path / "shared")
+    assert rows == numbers(tmp_path / "apart")
+    by = {(r["loop.interaction"], int(r["generation"])): r for r in rows}
+    assert by[("replace", 0)]["ppl_test"] == by[("mix", 0)]["ppl_test"]
+    assert by[("replace", 1)]["ppl_test"] != by[("mix", 1)]["ppl_test"]  # later generations train apart
+    assert not list((tmp_path / "shared" / "cache" / "models").glob("*.safetensors"))
 
 
 def test_one_line_errors(tiny, tmp_path):

@@ -79,6 +79,16 @@ def test_sharing_key_leaves_out_sampling_options_only():
         assert key(trains) != base, trains
     # checkpoint selection samples with the sampler and the guidance while training: nothing is shared then
     assert key("train.select_every=100", "generator.guidance_scale=0.1") != key("train.select_every=100")
+    # the interaction only picks the training data: at generation 0 (real data) it is left out
+    def key0(*over):
+        return config_key(from_dict(load_raw(preset_path("default"), ["generator.guidance_scale=1.0", *over])), 0)
+
+    others = (("loop.interaction=mix",), ("loop.interaction=curate",), ("loop.interaction=mix", "loop.mix.real_fraction=0.25"))
+    for other in others:
+        assert key(*other) != base, other
+        assert key0(*other) == key0(), other
+    assert key("loop.interaction=mix", "loop.mix.real_fraction=0.25") != key("loop.interaction=mix")
+    assert key0("train.steps=10") != key0()
     # generators that cannot load a trained state never share
     assert config_key(from_dict(load_raw(None, ["generator.name=gaussian"]))) is None
 

@@ -276,8 +276,9 @@ def context_length(dec: DecodeConfig, length: int) -> int:
 
 
 def generate_blocks(step: Step, reorder: Callable[[Any, torch.Tensor], Any], n: int, length: int, dec: DecodeConfig,
-                    real_train: Any, seed: int, tokens: Tokens = Tokens()) -> np.ndarray:
-    """``n`` blocks of ``length`` tokens, ``dec.batch_size`` sequences at a time (int32)."""
+                    real_train: Any, seed: int, tokens: Tokens = Tokens(), bar: Any = None) -> np.ndarray:
+    """``n`` blocks of ``length`` tokens, ``dec.batch_size`` sequences at a time (int32);
+    ``bar`` (a progress bar or ``utils.Heartbeat``, optional) is advanced by the blocks done."""
     rng = np.random.default_rng([seed, 0xDEC0])
     gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
     prompts = pick_prompts(real_train, n, dec.prompt_tokens, rng)
@@ -286,4 +287,6 @@ def generate_blocks(step: Step, reorder: Callable[[Any, torch.Tensor], Any], n: 
     for i in range(0, n, dec.batch_size):
         p = torch.from_numpy(prompts[i:i + dec.batch_size])
         out[i:i + len(p)] = generate(step, reorder, p, length + drop, dec, gen, tokens)[:, drop:].numpy()
+        if bar is not None:
+            bar.update(len(p))
     return out

@@ -37,13 +37,17 @@ all the model's rows; the rows beyond the tokenizer (OPT has padding rows) and, 
 chat-template markers) are suppressed as ``generate(suppress_tokens=...)`` does.
 Otherwise the model's eos ends a sample, which is padded with its pad token.
 The weights are loaded and trained in fp32 (an fp16 folder is converted).
-``state_dict`` is the fine-tuned weights (a tied output matrix stored once).
+``state_dict`` is the fine-tuned weights (a tied output matrix stored once); ``prepare``
+loads the pretrained model for some training data and ``load_state_dict`` puts fine-tuned
+weights into it, so chains that differ only in ``decode.*`` or in their interaction model
+(``replace`` and ``mix`` at generation 0) fine-tune once (``genloop.loop.sharing``).
 """
 from __future__ import annotations
 
 import contextlib
 import inspect
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -56,6 +60,7 @@ from ..config import Config, ConfigError, opt
 from ..data import TokenSet
 from ..data.fetch import resolve_model_path
 from ..data.text import BOS, SPECIALS, PretrainedTokenizer
+from ..utils import beat, progress_bar
 from . import GENERATORS, GenContext
 from .decoding import Tokens, context_length, generate_blocks
 from .training import train_loop
@@ -155,6 +160,9 @@ class HFOptions:
 
 @GENERATORS.register(NAME, options=HFOptions)
 class HFCausalLMGenerator:
+    # read only when sampling: chains that differ only in these share trained models (genloop.loop.sharing)
+    sampling_keys = ("decode",)
+
     def __init__(self, ctx: GenContext) -> None:
         self.ctx = ctx
         self.cfg = getattr(ctx, "options", None) or ctx.config.generator.group(NAME)
@@ -271,31 +279,43 @@ class HFCausalLMGenerator:
             out.extend(perm[pos: pos + bs - len(out)].tolist())
         return np.asarray(out, dtype=np.int64)
 
-    def fit(self, train: TokenSet) -> dict:
+    def prepare(self, train: TokenSet) -> None:
+        """The pretrained model and the decoding's token ids for training data ``train`` (what
+        ``fit`` starts from, and what a shared fine-tuned state is loaded into)."""
         if not isinstance(train, TokenSet):
             raise ConfigError(f"generator.name: {NAME} models text; data.name must be a text source (e.g. text)")
-        ctx = self.ctx
         self.train = train
         self._load(train)
         limit = getattr(self.model.config, "max_position_embeddings", None) or getattr(self.model.config, "n_positions", None)
-        need = context_length(ctx.config.decode, ctx.shape[0]) + 1
+        need = context_length(self.ctx.config.decode, self.ctx.shape[0]) + 1
         if limit is not None and need > int(limit):
-            raise ConfigError(f"data.block_size: {ctx.shape[0]} (+ decode.prompt_tokens when decode.keep_prompt=false, "
+            raise ConfigError(f"data.block_size: {self.ctx.shape[0]} (+ decode.prompt_tokens when decode.keep_prompt=false, "
                               f"+ <bos>) needs {need} positions; the model has {limit}")
+
+    def fit(self, train: TokenSet) -> dict:
+        ctx = self.ctx
+        self.prepare(train)
         dev = ctx.device
         x_all = torch.from_numpy(train.tokens.astype(np.int64))
         n = len(x_all)
 
+        seen = [0]  # training tokens read in this run
+
         def loss(step: int, bs: int) -> torch.Tensor:
             y = x_all[torch.from_numpy(self.batch_index(step, n, bs, ctx.seed))]
+            seen[0] += y.numel()
             logits = self.model(input_ids=self.inputs(y).to(dev), use_cache=False).logits
             target = (y - OFFSET).masked_fill(y < OFFSET, -100).to(dev)  # <unk> is not learned
             return F.cross_entropy(logits[..., : self.vocab].reshape(-1, self.vocab).float(), target.reshape(-1),
                                    ignore_index=-100)
 
         # torch's global random state is the training state's rng (the model's dropout draws from it)
-        return train_loop(loss, self.model, ctx, n, lambda: self._fingerprint(train), weights=self._weights,
-                          load_weights=lambda w: self._load_weights({k: v.to(dev) for k, v in w.items()}))
+        fit = train_loop(loss, self.model, ctx, n, lambda: self._fingerprint(train), weights=self._weights,
+                         load_weights=lambda w: self._load_weights({k: v.to(dev) for k, v in w.items()}))
+        secs = fit.get("train_seconds_this_run", 0.0)
+        if seen[0]:
+            beat("%s train: %d tokens in %.1f s = %.0f tokens/s", ctx.desc or NAME, seen[0], secs, seen[0] / max(secs, 1e-9))
+        return fit
 
     # ------------------------------------------------------------------ scoring and sampling
     @torch.no_grad()
@@ -334,9 +354,24 @@ class HFCausalLMGenerator:
     @torch.no_grad()
     def sample(self, labels: Optional[np.ndarray], n: int) -> TokenSet:
         self.model.eval()
+        t0 = time.perf_counter()
+        bar = progress_bar(n, f"{self.ctx.desc} sample", self.ctx.progress, unit="block")
         tokens = generate_blocks(self.step, self.reorder, n, self.ctx.shape[0], self.ctx.config.decode,
-                                 self.ctx.real_train, self.ctx.seed, self.tokens)
+                                 self.ctx.real_train, self.ctx.seed, self.tokens, bar=bar)
+        bar.close()
+        secs = time.perf_counter() - t0
+        dec = self.ctx.config.decode
+        new = n * (self.ctx.shape[0] - (min(dec.prompt_tokens, self.ctx.shape[0]) if dec.keep_prompt else 0))
+        if new:
+            beat("%s sample: %d new tokens in %.1f s = %.1f new tokens/s", self.ctx.desc or NAME, new, secs,
+                 new / max(secs, 1e-9))
         return self.train.like(tokens)
 
     def state_dict(self) -> dict:
         return {k: v for k, v in self._weights().items()} if self.model is not None else {}
+
+    def load_state_dict(self, tensors: dict) -> None:
+        """Fine-tuned weights (``state_dict``) into the model that ``prepare`` loaded."""
+        if self.model is None:
+            raise RuntimeError(f"{NAME}: call prepare(train) before load_state_dict")
+        self._load_weights({k: v.to(self.ctx.device) for k, v in tensors.items()})

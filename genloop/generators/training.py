@@ -122,13 +122,14 @@ def train_loop(loss_fn: Callable[[int, int], torch.Tensor], net: torch.nn.Module
         return step
 
     run = start_training(net, ctx, n, fingerprint, load)
+    shown = max(1, min(50, run.steps // 10))  # the bar's loss: every 50 steps, or 10 times in a short run
     for step in range(run.start, run.steps):
         run.loss = optimizer_step(loss_fn(step, run.batch_size), step, run.steps, run.opt, net, tcfg, ctx.desc)
         if after_update is not None:
             after_update(step)
         run.losses.append(run.loss)
         run.bar.update(1)
-        if step % 50 == 0:
+        if step % shown == 0 or step + 1 == run.steps:
             run.bar.set_postfix(loss=f"{run.loss:.4f}")
         done = step + 1
         if after_step is not None:

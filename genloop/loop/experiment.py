@@ -86,7 +86,7 @@ class Experiment:
         self.keep_tables = keep_tables  # False: run_chain leaves the tables to the caller (the sweep's parent)
         self.share_models = share_models
         self.shared = SharedModels(self.store.cache_dir)
-        self._config_keys: dict[str, Optional[str]] = {}
+        self._config_keys: dict[tuple[str, Optional[int]], Optional[str]] = {}
         self._sample_cache: dict = {}  # (chain, generation) -> kept sample arrays, for every chain (KeptSamples)
         self._row_logs = RowLogs()  # the chains' row logs, flushed together
         self._damage: Optional[DamagedFile] = None  # a damaged chains.json (reported by folder_change)
@@ -313,25 +313,28 @@ class Experiment:
             if rp.exists() and self.store.finished_generations(chain.id) >= cfg.loop.generations:
                 rp.unlink()
 
-    def _config_key(self, chain: Chain) -> Optional[str]:
-        if chain.id not in self._config_keys:
-            self._config_keys[chain.id] = config_key(chain.config)
-        return self._config_keys[chain.id]
+    def _config_key(self, chain: Chain, generation: Optional[int] = None) -> Optional[str]:
+        """``chain``'s sharing key at ``generation`` (0: the one that leaves out ``loop.*``, else any other)."""
+        at = 0 if generation == 0 else None
+        if (chain.id, at) not in self._config_keys:
+            self._config_keys[(chain.id, at)] = config_key(chain.config, at)
+        return self._config_keys[(chain.id, at)]
 
     def _fit_for(self, chain: Chain) -> Optional[Callable[..., dict]]:
         """The fit of ``chain``'s generators when another chain of this run can share its models
         (same config key, ``genloop.loop.sharing``), else None (every model trains)."""
-        if not self.share_models:
+        if not self.share_models or self._config_key(chain) is None:
             return None
-        key = self._config_key(chain)
-        if key is None:
-            return None
-        peers = [c for c in self.chains if c.id != chain.id and self._config_key(c) == key]
-        if not peers:
+        peers = {at: [c for c in self.chains if c.id != chain.id and self._config_key(c, at) == self._config_key(chain, at)]
+                 for at in (0, None)}
+        if not peers[0] and not peers[None]:
             return None
 
         def fit(gen: Any, lcfg: Config, data: Any, g: int, lineage: int, seed: int) -> dict:
-            keep = any(not self.store.is_done(p.id, g) for p in peers)  # a peer has yet to run generation g
+            others = peers[0 if g == 0 else None]
+            if not others:
+                return gen.fit(data)
+            keep = any(not self.store.is_done(p.id, g) for p in others)  # a peer has yet to run generation g
             return self.shared.fit(gen, lcfg, data, g, lineage, seed, resolve_device(lcfg.device), chain.id, keep)
 
         return fit

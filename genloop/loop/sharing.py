@@ -3,7 +3,9 @@
 Chains that differ only in options used at sampling time (e.g. the default job's
 ``generator.guidance_scale``, or ``sampler.*``) train identical models whenever their
 training data are identical -- at least at generation 0, which trains on the real
-data.  The first chain to train such a model keeps it in ``RUN/cache/models/``; every
+data.  So do chains that differ only in their interaction model (``replace`` and
+``mix``): the interaction decides what a generation trains on, never how, and at
+generation 0 they all train on the same real data.  The first chain to train such a model keeps it in ``RUN/cache/models/``; every
 other chain whose generation has the same *training key* loads it instead of training,
 and samples, selects and scores as usual.  The numbers are identical to training the
 model in each chain (the generator's weights are saved bit for bit, with torch's global
@@ -14,7 +16,9 @@ The training key is a hash of
 * the chain's resolved config less what cannot change the fit: the generator's
   sampling-time keys (its class's ``sampling_keys``), the ``metrics`` section, ``name``,
   ``seeds``, ``store``, ``sweep``, ``plugins``, ``loop.generations`` and
-  ``loop.sample_count``.  A generator that validates while it trains (``needs`` asks for
+  ``loop.sample_count``; at generation 0 the whole ``loop`` section (the interaction and
+  its options: whatever they change reaches the fit only through the training data,
+  which are part of the key).  A generator that validates while it trains (``needs`` asks for
   a validation score) samples and scores then, so nothing of those is left out;
 * the generator's seed (``lineage_seed(seed, generation, lineage)``), the lineage, the
   resolved device and the torch thread count;
@@ -72,8 +76,9 @@ def _drop(d: dict, key: str) -> None:
     node.pop(last, None)
 
 
-def training_config(cfg: Config) -> Optional[dict]:
-    """The part of ``cfg`` a generator's fit can depend on (None: this generator does not share)."""
+def training_config(cfg: Config, generation: Optional[int] = None) -> Optional[dict]:
+    """The part of ``cfg`` a generator's fit can depend on at ``generation`` (None: any
+    generation; None returned: this generator does not share)."""
     keys = sampling_keys(cfg)
     if keys is None:
         return None
@@ -82,14 +87,17 @@ def training_config(cfg: Config) -> Optional[dict]:
         dropped = tuple(k for k in NOT_TRAINING if k != "metrics")
     else:
         dropped = NOT_TRAINING + keys
+    if generation == 0:  # the interaction only picks the training data, real at generation 0
+        dropped = dropped + ("loop",)
     for k in dropped:
         _drop(d, k)
     return d
 
 
-def config_key(cfg: Config) -> Optional[str]:
-    """A hash of ``training_config(cfg)``: chains with equal keys can share models."""
-    d = training_config(cfg)
+def config_key(cfg: Config, generation: Optional[int] = None) -> Optional[str]:
+    """A hash of ``training_config(cfg, generation)``: chains with equal keys can share the
+    models of that generation (``generation=0``: chains that differ only in ``loop.*`` too)."""
+    d = training_config(cfg, generation)
     return None if d is None else digest(d)
 
 
@@ -113,7 +121,7 @@ class SharedModels:
             device: torch.device, chain: str, keep: bool) -> dict:
         """``gen.fit(data)``, or the same model loaded when another chain already trained it.
         ``keep``: save the trained model for chains that have yet to run this generation."""
-        base = training_config(lcfg)
+        base = training_config(lcfg, 0 if generation == 0 else None)
         if base is None:
             return gen.fit(data)
         key = digest(base, seed, generation, lineage, str(device), torch.get_num_threads(), data_digest(data))
@@ -122,6 +130,8 @@ class SharedModels:
             try:
                 tensors = load_weights(path)
                 meta = read_meta(path)
+                if callable(getattr(gen, "prepare", None)):  # a model built from its training data first
+                    gen.prepare(data)
                 gen.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
                 torch.set_rng_state(tensors["rng"])
                 fit = json.loads(meta["fit"])
