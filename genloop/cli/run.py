@@ -28,7 +28,8 @@ def add_parsers(sub) -> None:
                         "or sampling)")
     r.add_argument("--no-share", action="store_true",
                    help="train every model in its own chain, also where chains that differ only in sampling "
-                        "options would share a generation's model (the numbers are the same either way)")
+                        "options (or, at generation 0, in the interaction model) would share a generation's model "
+                        "(the numbers are the same either way)")
     r.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads per chain (default: cores // workers; Ray: 1). "
                         "Numbers are identical across --workers and backends at equal --threads")
