@@ -136,6 +136,7 @@ def train_loop(loss_fn: Callable[[int, int], torch.Tensor], net: torch.nn.Module
             after_step(done, run)
         save_checkpoint(ctx.state_path, tcfg, done, run.steps, lambda: state(run, done), fingerprint)
     run.bar.close()
+    net.zero_grad(set_to_none=True)  # the last step's gradients: as large as the weights, never read again
     net.eval()
     return fit_result(run.losses, run.loss, run.steps, run.start, run.t0)
 

@@ -117,6 +117,7 @@ class ChainRunner:
                 self.kept.remember(g, res.kept)
             if not replaying:
                 keep(g, res)
+            res = None  # the generation's models go now, not while the next generation trains
             g += 1
             if not replaying:
                 yield g - 1
