@@ -55,6 +55,7 @@ import torch
 from ..config import Config, ConfigError, DecodeConfig
 from ..data.text import BOS
 from ..loading import register_validator
+from ..utils import progress_bar
 
 Step = Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]]
 NEG = -1.0e9  # transformers' "very large negative value" of beam search
@@ -276,17 +277,19 @@ def context_length(dec: DecodeConfig, length: int) -> int:
 
 
 def generate_blocks(step: Step, reorder: Callable[[Any, torch.Tensor], Any], n: int, length: int, dec: DecodeConfig,
-                    real_train: Any, seed: int, tokens: Tokens = Tokens(), bar: Any = None) -> np.ndarray:
-    """``n`` blocks of ``length`` tokens, ``dec.batch_size`` sequences at a time (int32);
-    ``bar`` (a progress bar or ``utils.Heartbeat``, optional) is advanced by the blocks done."""
+                    real_train: Any, seed: int, tokens: Tokens = Tokens(), desc: str = "",
+                    progress: bool = False) -> np.ndarray:
+    """``n`` blocks of ``length`` tokens, ``dec.batch_size`` sequences at a time (int32); with
+    ``desc``, a progress bar (``progress``) or heartbeat lines ``<desc> sample: done/n block``."""
     rng = np.random.default_rng([seed, 0xDEC0])
     gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
     prompts = pick_prompts(real_train, n, dec.prompt_tokens, rng)
     drop = 0 if dec.keep_prompt else prompts.shape[1]  # context-only prompt: keep the new tokens
     out = np.empty((n, length), dtype=np.int32)
+    bar = progress_bar(n, f"{desc} sample", progress, unit="block", heartbeat=bool(desc))
     for i in range(0, n, dec.batch_size):
         p = torch.from_numpy(prompts[i:i + dec.batch_size])
         out[i:i + len(p)] = generate(step, reorder, p, length + drop, dec, gen, tokens)[:, drop:].numpy()
-        if bar is not None:
-            bar.update(len(p))
+        bar.update(len(p))
+    bar.close()
     return out

@@ -28,7 +28,6 @@ from ..config import ConfigError, opt
 from ..data import TokenSet
 from ..data.text import BOS
 from ..models.gpt import GPT, KVCache
-from ..utils import progress_bar
 from . import GENERATORS, GenContext
 from .decoding import context_length, generate_blocks
 from .training import train_loop
@@ -118,10 +117,9 @@ class GPTGenerator:
     @torch.no_grad()
     def sample(self, labels: Optional[np.ndarray], n: int) -> TokenSet:
         self.net.eval()
-        bar = progress_bar(n, f"{self.ctx.desc} sample", self.ctx.progress, unit="block")
         tokens = generate_blocks(self.step, lambda c, rows: c.select(rows.to(self.ctx.device)), n, self.ctx.shape[0],
-                                 self.ctx.config.decode, self.ctx.real_train, self.ctx.seed, bar=bar)
-        bar.close()
+                                 self.ctx.config.decode, self.ctx.real_train, self.ctx.seed, desc=self.ctx.desc,
+                                 progress=self.ctx.progress)
         return self.train.like(tokens)
 
     def state_dict(self) -> dict:

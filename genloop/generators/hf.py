@@ -60,7 +60,7 @@ from ..config import Config, ConfigError, opt
 from ..data import TokenSet
 from ..data.fetch import resolve_model_path
 from ..data.text import BOS, SPECIALS, PretrainedTokenizer
-from ..utils import beat, progress_bar
+from ..utils import beat
 from . import GENERATORS, GenContext
 from .decoding import Tokens, context_length, generate_blocks
 from .training import train_loop
@@ -355,10 +355,9 @@ class HFCausalLMGenerator:
     def sample(self, labels: Optional[np.ndarray], n: int) -> TokenSet:
         self.model.eval()
         t0 = time.perf_counter()
-        bar = progress_bar(n, f"{self.ctx.desc} sample", self.ctx.progress, unit="block")
         tokens = generate_blocks(self.step, self.reorder, n, self.ctx.shape[0], self.ctx.config.decode,
-                                 self.ctx.real_train, self.ctx.seed, self.tokens, bar=bar)
-        bar.close()
+                                 self.ctx.real_train, self.ctx.seed, self.tokens, desc=self.ctx.desc,
+                                 progress=self.ctx.progress)
         secs = time.perf_counter() - t0
         dec = self.ctx.config.decode
         new = n * (self.ctx.shape[0] - (min(dec.prompt_tokens, self.ctx.shape[0]) if dec.keep_prompt else 0))

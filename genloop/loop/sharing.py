@@ -5,8 +5,9 @@ Chains that differ only in options used at sampling time (e.g. the default job's
 training data are identical -- at least at generation 0, which trains on the real
 data.  So do chains that differ only in their interaction model (``replace`` and
 ``mix``): the interaction decides what a generation trains on, never how, and at
-generation 0 they all train on the same real data.  The first chain to train such a model keeps it in ``RUN/cache/models/``; every
-other chain whose generation has the same *training key* loads it instead of training,
+generation 0 they all train on the same real data.  The first chain to train such a
+model keeps it in ``RUN/cache/models/``; every other chain whose generation has the
+same *training key* loads it instead of training,
 and samples, selects and scores as usual.  The numbers are identical to training the
 model in each chain (the generator's weights are saved bit for bit, with torch's global
 random state after training, and sampling draws from its own seeded stream).
@@ -18,8 +19,8 @@ The training key is a hash of
   ``seeds``, ``store``, ``sweep``, ``plugins``, ``loop.generations`` and
   ``loop.sample_count``; at generation 0 the whole ``loop`` section (the interaction and
   its options: whatever they change reaches the fit only through the training data,
-  which are part of the key).  A generator that validates while it trains (``needs`` asks for
-  a validation score) samples and scores then, so nothing of those is left out;
+  which are part of the key).  A generator that validates while it trains (``needs``
+  asks for a validation score) samples and scores then, so nothing of those is left out;
 * the generator's seed (``lineage_seed(seed, generation, lineage)``), the lineage, the
   resolved device and the torch thread count;
 * the training data themselves (every array of the generation's training pool).
@@ -121,7 +122,7 @@ class SharedModels:
             device: torch.device, chain: str, keep: bool) -> dict:
         """``gen.fit(data)``, or the same model loaded when another chain already trained it.
         ``keep``: save the trained model for chains that have yet to run this generation."""
-        base = training_config(lcfg, 0 if generation == 0 else None)
+        base = training_config(lcfg, generation)
         if base is None:
             return gen.fit(data)
         key = digest(base, seed, generation, lineage, str(device), torch.get_num_threads(), data_digest(data))
